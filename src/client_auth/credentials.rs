@@ -1,0 +1,325 @@
+//! Client credentials as presented in a request ([RFC 6749 §2.3.1]).
+//!
+//! [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+
+use std::fmt;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use http::{header, HeaderMap, HeaderValue};
+
+use crate::form::{form_decode, FormParams};
+
+/// How a client authenticated (the registered names of [RFC 7591 §2]).
+///
+/// [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`: HTTP Basic with the form-urlencoded id and secret.
+    ClientSecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// `none`: a public client, identified by `client_id` alone.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::None => "none",
+        }
+    }
+}
+
+/// The credentials a request presents. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    method: ClientAuthMethod,
+    client_id: String,
+    secret: Option<String>,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("method", &self.method)
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Why the presented credentials are unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// No credentials at all.
+    Missing,
+    /// The `Authorization` header is not valid Basic credentials (bad base64, no colon, bad
+    /// encoding, empty id, another scheme).
+    MalformedBasic,
+    /// `client_secret` without `client_id` in the body.
+    SecretWithoutId,
+    /// Two methods at once: Basic plus `client_secret` in the body, or a body `client_id`
+    /// that differs from the Basic one.
+    MultipleMethods,
+}
+
+impl fmt::Display for CredentialsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialsError::Missing => "client authentication is required",
+            CredentialsError::MalformedBasic => "the Authorization header is not valid Basic credentials",
+            CredentialsError::SecretWithoutId => "`client_secret` was sent without `client_id`",
+            CredentialsError::MultipleMethods => {
+                "the request uses more than one client authentication method"
+            }
+        })
+    }
+}
+
+impl std::error::Error for CredentialsError {}
+
+impl ClientCredentials {
+    /// Credentials for `client_secret_basic`.
+    pub fn basic(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            method: ClientAuthMethod::ClientSecretBasic,
+            client_id: client_id.into(),
+            secret: Some(secret.into()),
+        }
+    }
+
+    /// Credentials for `client_secret_post`.
+    pub fn post(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            method: ClientAuthMethod::ClientSecretPost,
+            client_id: client_id.into(),
+            secret: Some(secret.into()),
+        }
+    }
+
+    /// A public client's `client_id` alone.
+    pub fn public(client_id: impl Into<String>) -> Self {
+        Self {
+            method: ClientAuthMethod::None,
+            client_id: client_id.into(),
+            secret: None,
+        }
+    }
+
+    /// The method used.
+    pub fn method(&self) -> ClientAuthMethod {
+        self.method
+    }
+
+    /// The client id.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The secret, if the method carries one.
+    pub fn secret(&self) -> Option<&str> {
+        self.secret.as_deref()
+    }
+
+    /// Reads the credentials of a request: the `Authorization` header and the parsed form.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use tower_oauth_revoke::client_auth::{ClientAuthMethod, ClientCredentials};
+    /// use tower_oauth_revoke::form::FormParams;
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// // "my client" : "s3cr:t+ &x", each form-urlencoded, then base64.
+    /// headers.insert("authorization", "Basic bXkrY2xpZW50OnMzY3IlM0F0JTJCKyUyNng=".parse().unwrap());
+    /// let creds = ClientCredentials::from_request(&headers, None).unwrap();
+    /// assert_eq!(creds.method(), ClientAuthMethod::ClientSecretBasic);
+    /// assert_eq!(creds.client_id(), "my client");
+    /// assert_eq!(creds.secret(), Some("s3cr:t+ &x"));
+    ///
+    /// let form = FormParams::parse(b"client_id=spa&token=x").unwrap();
+    /// let creds = ClientCredentials::from_request(&HeaderMap::new(), Some(&form)).unwrap();
+    /// assert_eq!(creds.method(), ClientAuthMethod::None);
+    /// ```
+    pub fn from_request(
+        headers: &HeaderMap,
+        params: Option<&FormParams>,
+    ) -> Result<Self, CredentialsError> {
+        let body_id = params.and_then(|p| p.get("client_id"));
+        let body_secret = params.and_then(|p| p.get("client_secret"));
+        if let Some(value) = headers.get(header::AUTHORIZATION) {
+            let (id, secret) = decode_basic(value).ok_or(CredentialsError::MalformedBasic)?;
+            if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
+                return Err(CredentialsError::MultipleMethods);
+            }
+            return Ok(Self::basic(id, secret));
+        }
+        match (body_id, body_secret) {
+            (Some(id), Some(secret)) if !id.is_empty() => Ok(Self::post(id, secret)),
+            (Some(id), None) if !id.is_empty() => Ok(Self::public(id)),
+            (_, Some(_)) => Err(CredentialsError::SecretWithoutId),
+            _ => Err(CredentialsError::Missing),
+        }
+    }
+}
+
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` strictly.
+///
+/// The scheme name is case-insensitive; the base64 must be canonical with padding; the
+/// decoded bytes are split at the first `:`, then each half is form-decoded and must be
+/// UTF-8; the id must not be empty.
+pub fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
+    let value = value.as_bytes();
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let encoded = rest.trim_ascii();
+    if encoded.is_empty() || encoded.len() > 4096 {
+        return None;
+    }
+    let decoded = STANDARD.decode(encoded).ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let id = form_decode(&decoded[..colon])?;
+    let secret = form_decode(&decoded[colon + 1..])?;
+    if id.is_empty() {
+        return None;
+    }
+    Some((id.into_owned(), secret.into_owned()))
+}
+
+/// Encodes Basic credentials as [RFC 6749 §2.3.1] asks: each of id and secret
+/// form-urlencoded, joined by `:`, then base64.
+///
+/// ```
+/// use tower_oauth_revoke::client_auth::{decode_basic, encode_basic};
+///
+/// let value = encode_basic("my client", "s3cr:t+ &x");
+/// assert_eq!(
+///     decode_basic(&value).unwrap(),
+///     ("my client".to_owned(), "s3cr:t+ &x".to_owned())
+/// );
+/// ```
+///
+/// [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+pub fn encode_basic(client_id: &str, secret: &str) -> HeaderValue {
+    let joined = format!(
+        "{}:{}",
+        form_urlencoded::byte_serialize(client_id.as_bytes()).collect::<String>(),
+        form_urlencoded::byte_serialize(secret.as_bytes()).collect::<String>()
+    );
+    let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(joined)))
+        .expect("base64 is a valid header value");
+    value.set_sensitive(true);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    fn b64(s: &str) -> String {
+        STANDARD.encode(s)
+    }
+
+    #[test]
+    fn basic_is_decoded_strictly() {
+        let ok = |s: &str| decode_basic(&hv(s));
+        assert_eq!(
+            ok(&format!("Basic {}", b64("a:b"))),
+            Some(("a".into(), "b".into()))
+        );
+        assert_eq!(
+            ok(&format!("bAsIc {}", b64("a:b"))),
+            Some(("a".into(), "b".into()))
+        );
+        assert_eq!(
+            ok(&format!("Basic {}", b64("a:b:c"))),
+            Some(("a".into(), "b:c".into())),
+            "split at the first colon"
+        );
+        assert_eq!(
+            ok(&format!("Basic {}", b64("a%3Ab:c+d"))),
+            Some(("a:b".into(), "c d".into())),
+            "each half is form-decoded"
+        );
+        assert_eq!(ok(&format!("Basic {}", b64("a:"))), Some(("a".into(), "".into())));
+        assert_eq!(ok(&format!("Basic {}", b64("ab"))), None, "no colon");
+        assert_eq!(ok(&format!("Basic {}", b64(":b"))), None, "empty id");
+        assert_eq!(ok(&format!("Bearer {}", b64("a:b"))), None, "other scheme");
+        assert_eq!(ok("Basic YTpiYw"), None, "base64 without padding");
+        assert_eq!(ok("Basic !!!!"), None, "not base64");
+        assert_eq!(ok("Basic"), None, "no credentials");
+        assert_eq!(ok(&format!("Basic {}", b64("a%zz:b"))), None, "bad escape");
+        assert_eq!(
+            decode_basic(&HeaderValue::from_bytes(b"Basic \xff").unwrap()),
+            None
+        );
+        assert_eq!(
+            decode_basic(&hv(&format!("Basic {}", STANDARD.encode(b"\xff:b")))),
+            None,
+            "invalid UTF-8"
+        );
+    }
+
+    #[test]
+    fn one_method_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, encode_basic("a", "b"));
+        let form = FormParams::parse(b"client_secret=b").unwrap();
+        assert_eq!(
+            ClientCredentials::from_request(&headers, Some(&form)),
+            Err(CredentialsError::MultipleMethods)
+        );
+        let form = FormParams::parse(b"client_id=other").unwrap();
+        assert_eq!(
+            ClientCredentials::from_request(&headers, Some(&form)),
+            Err(CredentialsError::MultipleMethods)
+        );
+        let form = FormParams::parse(b"client_id=a").unwrap();
+        assert_eq!(
+            ClientCredentials::from_request(&headers, Some(&form)).unwrap(),
+            ClientCredentials::basic("a", "b"),
+            "the same client_id in the body is allowed"
+        );
+    }
+
+    #[test]
+    fn body_methods() {
+        let h = HeaderMap::new();
+        let f = |s: &str| FormParams::parse(s.as_bytes()).unwrap();
+        assert_eq!(
+            ClientCredentials::from_request(&h, Some(&f("client_id=a&client_secret=b"))),
+            Ok(ClientCredentials::post("a", "b"))
+        );
+        assert_eq!(
+            ClientCredentials::from_request(&h, Some(&f("client_id=a"))),
+            Ok(ClientCredentials::public("a"))
+        );
+        assert_eq!(
+            ClientCredentials::from_request(&h, Some(&f("client_secret=b"))),
+            Err(CredentialsError::SecretWithoutId)
+        );
+        assert_eq!(
+            ClientCredentials::from_request(&h, Some(&f("client_id="))),
+            Err(CredentialsError::Missing)
+        );
+        assert_eq!(
+            ClientCredentials::from_request(&h, None),
+            Err(CredentialsError::Missing)
+        );
+    }
+
+    #[test]
+    fn debug_hides_secret() {
+        let c = ClientCredentials::basic("a", "very-secret");
+        assert!(!format!("{c:?}").contains("very-secret"));
+    }
+}

@@ -1,0 +1,346 @@
+//! Client authentication ([RFC 6749 §2.3]) as a layer.
+//!
+//! [`ClientAuthLayer`] reads the client's credentials from the `Authorization: Basic` header
+//! (id and secret each form-urlencoded before base64, [RFC 6749 §2.3.1]), from
+//! `client_id` + `client_secret` in the form body, or, for a public client, from `client_id`
+//! alone. It asks the [`ClientRegistry`], verifies the secret in constant time, and passes
+//! the [`AuthenticatedClient`] on in the request's extensions. The form parameters come from
+//! [`FormLayer`](crate::form::FormLayer) placed before it; without it only Basic works.
+//!
+//! | request | answer |
+//! |---|---|
+//! | no credentials, unknown client, wrong secret, method not allowed for the client | 401 `invalid_client` |
+//! | the same, with an `Authorization` header | 401 `invalid_client` + `WWW-Authenticate: Basic realm="..."` |
+//! | Basic plus body credentials, or a body `client_id` other than the Basic one | 400 `invalid_request` |
+//! | too many failures from this client id and address ([`AuthFailureLimiter`]) | 429 + `Retry-After` |
+//! | the registry fails | 503 `temporarily_unavailable` + `Retry-After` |
+//!
+//! An unknown client costs the same work as a wrong secret.
+//!
+//! ```
+//! use tower_oauth_revoke::client_auth::{AuthenticatedClient, Client, ClientAuthLayer, MemoryClientRegistry};
+//! use tower_oauth_revoke::form::FormLayer;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use std::convert::Infallible;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let registry = MemoryClientRegistry::new([Client::confidential("app", "secret")]);
+//! let svc = ServiceBuilder::new()
+//!     .layer(FormLayer::new())
+//!     .layer(ClientAuthLayer::new(registry).realm("example"))
+//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!         let client = req.extensions().get::<AuthenticatedClient>().unwrap();
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(client.id().to_owned()))))
+//!     }));
+//!
+//! let request = Request::post("/token")
+//!     .header("authorization", "Basic YXBwOnNlY3JldA==") // app:secret
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(Full::new(Bytes::from("grant_type=client_credentials")))
+//!     .unwrap();
+//! assert_eq!(svc.oneshot(request).await.unwrap().status(), 200);
+//! # }
+//! ```
+//!
+//! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
+//! [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+
+mod credentials;
+mod limiter;
+mod registry;
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use self::{
+    credentials::{decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError},
+    limiter::{AuthFailureLimiter, RemoteAddr},
+    registry::{Client, ClientKind, ClientRegistry, MemoryClientRegistry, SecretDigest},
+};
+pub use crate::future::ResponseFuture;
+use crate::{body::ResponseBody, error::OAuthError, form::FormParams};
+
+/// The client that authenticated this request, in the request's extensions.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    client: Client,
+    method: ClientAuthMethod,
+}
+
+impl AuthenticatedClient {
+    /// A client that authenticated with `method` (for tests and custom layers).
+    pub fn new(client: Client, method: ClientAuthMethod) -> Self {
+        Self { client, method }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> &str {
+        self.client.id()
+    }
+
+    /// The registered client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Public or confidential.
+    pub fn kind(&self) -> ClientKind {
+        self.client.kind()
+    }
+
+    /// How it authenticated.
+    pub fn method(&self) -> ClientAuthMethod {
+        self.method
+    }
+}
+
+/// Why a client failed to authenticate; what [`authenticate`] returns.
+#[derive(Debug)]
+pub enum AuthError {
+    /// The credentials are missing, malformed or conflicting.
+    Credentials(CredentialsError),
+    /// The client is unknown, the secret wrong, or the method not allowed for the client.
+    Rejected,
+    /// The registry could not be asked.
+    Unavailable(crate::store::StoreError),
+}
+
+/// Authenticates presented credentials against a registry: the pure step of the layer.
+///
+/// The secret check is constant-time, and an unknown client is checked against a decoy
+/// digest so that it costs the same as a wrong secret.
+pub async fn authenticate<R: ClientRegistry>(
+    registry: &R,
+    credentials: &ClientCredentials,
+) -> Result<AuthenticatedClient, AuthError> {
+    let found = registry
+        .find_client(credentials.client_id())
+        .await
+        .map_err(AuthError::Unavailable)?;
+    let presented = credentials.secret().unwrap_or("");
+    let Some(client) = found else {
+        let _ = registry::DECOY.verify(presented);
+        return Err(AuthError::Rejected);
+    };
+    let method = credentials.method();
+    let ok = match client.kind() {
+        ClientKind::Public => {
+            // A public client has no secret: it may only name itself, by `client_id` or by
+            // Basic with an empty secret.
+            let _ = registry::DECOY.verify(presented);
+            presented.is_empty() && client.auth_methods().contains(&ClientAuthMethod::None)
+        }
+        ClientKind::Confidential => {
+            let verified = client.verify_secret(presented);
+            verified && method != ClientAuthMethod::None && client.auth_methods().contains(&method)
+        }
+    };
+    if !ok {
+        return Err(AuthError::Rejected);
+    }
+    let method = match client.kind() {
+        ClientKind::Public => ClientAuthMethod::None,
+        ClientKind::Confidential => method,
+    };
+    Ok(AuthenticatedClient { client, method })
+}
+
+/// A [`Layer`] that authenticates the OAuth client; see the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientAuthLayer<R> {
+    registry: R,
+    config: Arc<Config>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    www_authenticate: HeaderValue,
+    limiter: Option<AuthFailureLimiter>,
+}
+
+impl<R> ClientAuthLayer<R> {
+    /// Authenticates against `registry`, realm `oauth`, no failure limit.
+    pub fn new(registry: R) -> Self {
+        Self {
+            registry,
+            config: Arc::new(Config {
+                www_authenticate: HeaderValue::from_static("Basic realm=\"oauth\""),
+                limiter: None,
+            }),
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Sets the realm of `WWW-Authenticate: Basic realm="..."`. Quotes, backslashes and
+    /// control characters are dropped from it.
+    pub fn realm(mut self, realm: &str) -> Self {
+        let clean: String = realm
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        let value = HeaderValue::from_str(&format!("Basic realm=\"{clean}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"oauth\""));
+        self.config_mut().www_authenticate = value;
+        self
+    }
+
+    /// Limits failed authentications per client id and remote address.
+    pub fn limit_failures(mut self, limiter: AuthFailureLimiter) -> Self {
+        self.config_mut().limiter = Some(limiter);
+        self
+    }
+}
+
+impl<S, R: Clone> Layer<S> for ClientAuthLayer<R> {
+    type Service = ClientAuth<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClientAuth {
+            inner,
+            registry: self.registry.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service of [`ClientAuthLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientAuth<S, R> {
+    inner: S,
+    registry: R,
+    config: Arc<Config>,
+}
+
+impl<S, R> ClientAuth<S, R> {
+    /// Wraps `inner`, authenticating against `registry`.
+    pub fn new(inner: S, registry: R) -> Self
+    where
+        R: Clone,
+    {
+        ClientAuthLayer::new(registry).layer(inner)
+    }
+
+    /// The layer for `registry`.
+    pub fn layer(registry: R) -> ClientAuthLayer<R> {
+        ClientAuthLayer::new(registry)
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for ClientAuth<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: ClientRegistry,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let tried_header = req.headers().contains_key(header::AUTHORIZATION);
+        let config = self.config.clone();
+        let reject = move |err: OAuthError| -> Response<ResponseBody<ResBody>> {
+            let err = if tried_header && err.status() == StatusCode::UNAUTHORIZED {
+                err.with_www_authenticate(config.www_authenticate.clone())
+            } else {
+                err
+            };
+            err.to_response()
+        };
+        let addr = req.extensions().get::<RemoteAddr>().copied();
+        let credentials = match ClientCredentials::from_request(
+            req.headers(),
+            req.extensions().get::<FormParams>(),
+        ) {
+            Ok(c) => c,
+            Err(err) => {
+                if let Some(limiter) = &self.config.limiter {
+                    limiter.record_failure("", addr);
+                }
+                let oauth = match err {
+                    CredentialsError::MultipleMethods => OAuthError::invalid_request(err.to_string()),
+                    _ => OAuthError::invalid_client(err.to_string()),
+                };
+                tracing::debug!(outcome = "invalid_client", reason = %err, "client authentication failed");
+                return ResponseFuture::ready(reject(oauth));
+            }
+        };
+        let limiter = self.config.limiter.clone();
+        if let Some(limiter) = &limiter {
+            if let Some(retry) = limiter.check(credentials.client_id(), addr) {
+                tracing::warn!(client_id = %credentials.client_id(), outcome = "rate_limited", "too many failed client authentications");
+                let err = OAuthError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    crate::error::ErrorCode::TemporarilyUnavailable,
+                    "too many failed client authentications; try again later",
+                )
+                .with_retry_after(retry);
+                return ResponseFuture::ready(err.to_response());
+            }
+        }
+        let registry = self.registry.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::steps(async move {
+            match authenticate(&registry, &credentials).await {
+                Ok(client) => {
+                    if let Some(limiter) = &limiter {
+                        limiter.record_success(credentials.client_id(), addr);
+                    }
+                    req.extensions_mut().insert(client);
+                    let response = inner.call(req).await?;
+                    Ok(response.map(ResponseBody::new))
+                }
+                Err(AuthError::Unavailable(err)) => {
+                    tracing::error!(error = %err, "client registry unavailable");
+                    Ok(OAuthError::temporarily_unavailable(
+                        "the client registry is unavailable; try again later",
+                        1,
+                    )
+                    .to_response())
+                }
+                Err(_) => {
+                    if let Some(limiter) = &limiter {
+                        limiter.record_failure(credentials.client_id(), addr);
+                    }
+                    tracing::debug!(client_id = %credentials.client_id(), outcome = "invalid_client", "client authentication failed");
+                    Ok(reject(OAuthError::invalid_client("client authentication failed")))
+                }
+            }
+        })
+    }
+}

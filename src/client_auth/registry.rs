@@ -1,0 +1,388 @@
+//! The [`ClientRegistry`] seam and the in-memory registry.
+
+use std::{collections::HashMap, fmt, future::Future, sync::Arc};
+
+use http::HeaderValue;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::ClientAuthMethod;
+use crate::{
+    origin::{InvalidOrigin, Origin},
+    store::StoreError,
+};
+
+/// Whether a client can keep a secret ([RFC 6749 §2.1]).
+///
+/// [RFC 6749 §2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.1
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientKind {
+    /// A confidential client: authenticates with its secret.
+    Confidential,
+    /// A public client (a browser or native app): identified by `client_id` alone.
+    Public,
+}
+
+/// The SHA-256 digest of a client secret, compared in constant time.
+///
+/// Registries keep digests, never secrets. SHA-256 suits the high-entropy, generated
+/// secrets OAuth servers issue; it is not meant for human-chosen passwords.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// The digest of a secret.
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// A digest from its 32 bytes (e.g. read from a database).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest's bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Whether `secret` hashes to this digest. The work and the comparison do not depend on
+    /// where the two differ.
+    pub fn verify(&self, secret: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        presented.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretDigest(..)")
+    }
+}
+
+/// A registered client: its id, kind, allowed authentication methods, allowed CORS
+/// origins, and secret digest. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<ClientInner>,
+}
+
+struct ClientInner {
+    id: Arc<str>,
+    kind: ClientKind,
+    methods: Vec<ClientAuthMethod>,
+    origins: Vec<Origin>,
+    secret: Option<SecretDigest>,
+    name: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.inner.id)
+            .field("kind", &self.inner.kind)
+            .field("methods", &self.inner.methods)
+            .field("origins", &self.inner.origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A confidential client with its secret (only its digest is kept). It may use
+    /// `client_secret_basic` and `client_secret_post`.
+    pub fn confidential(id: impl Into<Arc<str>>, secret: &str) -> Self {
+        Self::confidential_with_digest(id, SecretDigest::of(secret))
+    }
+
+    /// A confidential client with a stored secret digest.
+    pub fn confidential_with_digest(id: impl Into<Arc<str>>, digest: SecretDigest) -> Self {
+        Self::build(
+            id.into(),
+            ClientKind::Confidential,
+            vec![
+                ClientAuthMethod::ClientSecretBasic,
+                ClientAuthMethod::ClientSecretPost,
+            ],
+            Some(digest),
+        )
+    }
+
+    /// A public client: authenticates by `client_id` alone (method `none`).
+    pub fn public(id: impl Into<Arc<str>>) -> Self {
+        Self::build(id.into(), ClientKind::Public, vec![ClientAuthMethod::None], None)
+    }
+
+    fn build(
+        id: Arc<str>,
+        kind: ClientKind,
+        methods: Vec<ClientAuthMethod>,
+        secret: Option<SecretDigest>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(ClientInner {
+                id,
+                kind,
+                methods,
+                origins: Vec::new(),
+                secret,
+                name: None,
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut ClientInner)) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => f(inner),
+            None => {
+                let old = &self.inner;
+                let mut copy = ClientInner {
+                    id: old.id.clone(),
+                    kind: old.kind,
+                    methods: old.methods.clone(),
+                    origins: old.origins.clone(),
+                    secret: old.secret,
+                    name: old.name.clone(),
+                };
+                f(&mut copy);
+                self.inner = Arc::new(copy);
+            }
+        }
+        self
+    }
+
+    /// Restricts the authentication methods a confidential client may use.
+    #[must_use]
+    pub fn with_auth_methods(self, methods: impl IntoIterator<Item = ClientAuthMethod>) -> Self {
+        let methods: Vec<_> = methods.into_iter().collect();
+        self.edit(|c| c.methods = methods)
+    }
+
+    /// Sets the browser origins this client may call from (CORS).
+    ///
+    /// Fails on an origin that is not a valid origin (see [`Origin::parse`]).
+    pub fn with_origins<I, T>(self, origins: I) -> Result<Self, InvalidOrigin>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let origins = origins
+            .into_iter()
+            .map(|o| Origin::parse(o.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.edit(|c| c.origins = origins))
+    }
+
+    /// Sets a display name, shown to resource owners.
+    #[must_use]
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.edit(|c| c.name = Some(name))
+    }
+
+    /// The client id.
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The client id, shared.
+    pub fn id_arc(&self) -> &Arc<str> {
+        &self.inner.id
+    }
+
+    /// Public or confidential.
+    pub fn kind(&self) -> ClientKind {
+        self.inner.kind
+    }
+
+    /// The authentication methods the client may use.
+    pub fn auth_methods(&self) -> &[ClientAuthMethod] {
+        &self.inner.methods
+    }
+
+    /// The client's allowed CORS origins.
+    pub fn origins(&self) -> &[Origin] {
+        &self.inner.origins
+    }
+
+    /// Whether a request's `Origin` is one of this client's.
+    pub fn allows_origin(&self, origin: &HeaderValue) -> bool {
+        self.inner.origins.iter().any(|o| o.matches(origin))
+    }
+
+    /// The display name, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// Verifies a presented secret in constant time; a client without a secret verifies
+    /// nothing, at the same cost.
+    pub fn verify_secret(&self, secret: &str) -> bool {
+        match &self.inner.secret {
+            Some(digest) => digest.verify(secret),
+            None => {
+                let _ = DECOY.verify(secret);
+                false
+            }
+        }
+    }
+}
+
+/// Compared against when the client is unknown, so that an unknown client costs the same
+/// work as a wrong secret.
+pub(crate) const DECOY: SecretDigest = SecretDigest([0x5a; 32]);
+
+/// Where clients are registered: the seam between client authentication and the host's
+/// client database.
+///
+/// ```
+/// use std::future::Future;
+/// use tower_oauth_revoke::client_auth::{Client, ClientRegistry};
+/// use tower_oauth_revoke::store::StoreError;
+///
+/// /// A registry that knows one public client.
+/// #[derive(Clone)]
+/// struct OneClient;
+///
+/// impl ClientRegistry for OneClient {
+///     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+///         Ok((client_id == "spa").then(|| Client::public("spa")))
+///     }
+/// }
+/// ```
+pub trait ClientRegistry: Clone + Send + Sync + 'static {
+    /// The client with this id, if registered. An error means the registry could not be
+    /// asked (the endpoint answers 503), not that the client is unknown.
+    fn find_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+
+    /// Whether any registered client allows this browser origin; CORS preflights, which
+    /// carry no credentials, ask this. The default allows none.
+    fn origin_registered(
+        &self,
+        origin: &HeaderValue,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = origin;
+        async { Ok(false) }
+    }
+}
+
+impl<T: ClientRegistry> ClientRegistry for Arc<T> {
+    fn find_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send {
+        (**self).find_client(client_id)
+    }
+
+    fn origin_registered(
+        &self,
+        origin: &HeaderValue,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).origin_registered(origin)
+    }
+}
+
+/// An in-memory [`ClientRegistry`], fixed at construction. Keeps secret digests only.
+///
+/// ```
+/// use tower_oauth_revoke::client_auth::{Client, MemoryClientRegistry};
+///
+/// let registry = MemoryClientRegistry::new([
+///     Client::confidential("server-app", "a-long-random-secret"),
+///     Client::public("spa").with_origins(["https://app.example.com"]).unwrap(),
+/// ]);
+/// assert!(registry.get("spa").is_some());
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryClientRegistry {
+    inner: Arc<RegistryInner>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    clients: HashMap<Arc<str>, Client>,
+    origins: Vec<Origin>,
+}
+
+impl fmt::Debug for MemoryClientRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryClientRegistry")
+            .field("clients", &self.inner.clients.len())
+            .finish()
+    }
+}
+
+impl MemoryClientRegistry {
+    /// A registry of these clients; a later client with the same id replaces an earlier one.
+    pub fn new(clients: impl IntoIterator<Item = Client>) -> Self {
+        let clients: HashMap<Arc<str>, Client> = clients
+            .into_iter()
+            .map(|c| (c.id_arc().clone(), c))
+            .collect();
+        let mut origins: Vec<Origin> = Vec::new();
+        for client in clients.values() {
+            for origin in client.origins() {
+                if !origins.contains(origin) {
+                    origins.push(origin.clone());
+                }
+            }
+        }
+        Self {
+            inner: Arc::new(RegistryInner { clients, origins }),
+        }
+    }
+
+    /// The client with this id.
+    pub fn get(&self, client_id: &str) -> Option<&Client> {
+        self.inner.clients.get(client_id)
+    }
+
+    /// Every registered client.
+    pub fn clients(&self) -> impl Iterator<Item = &Client> {
+        self.inner.clients.values()
+    }
+}
+
+impl ClientRegistry for MemoryClientRegistry {
+    async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        Ok(self.inner.clients.get(client_id).cloned())
+    }
+
+    async fn origin_registered(&self, origin: &HeaderValue) -> Result<bool, StoreError> {
+        Ok(self.inner.origins.iter().any(|o| o.matches(origin)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_verify() {
+        let c = Client::confidential("a", "s3cr:t+ &x");
+        assert!(c.verify_secret("s3cr:t+ &x"));
+        assert!(!c.verify_secret("s3cr:t+ &y"));
+        assert!(!c.verify_secret(""));
+        assert!(!Client::public("p").verify_secret(""));
+        assert!(!format!("{c:?}").contains("s3cr"));
+    }
+
+    #[tokio::test]
+    async fn memory_registry() {
+        let r = MemoryClientRegistry::new([Client::public("spa")
+            .with_origins(["http://127.0.0.1:8765"])
+            .unwrap()]);
+        assert!(r.find_client("spa").await.unwrap().is_some());
+        assert!(r.find_client("nope").await.unwrap().is_none());
+        assert!(r
+            .origin_registered(&HeaderValue::from_static("http://127.0.0.1:8765"))
+            .await
+            .unwrap());
+        assert!(!r
+            .origin_registered(&HeaderValue::from_static("http://evil.example"))
+            .await
+            .unwrap());
+    }
+}

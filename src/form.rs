@@ -1,0 +1,678 @@
+//! The bounded `application/x-www-form-urlencoded` form layer.
+//!
+//! OAuth endpoints take their parameters as a urlencoded body ([RFC 6749 Appendix B]).
+//! [`FormLayer`] reads that body once, bounded, parses it strictly and hands the
+//! [`FormParams`] on in the request's extensions, so that every layer behind it (JSONP,
+//! client authentication, the revoke service) reads the parameters without parsing again.
+//!
+//! | request | answer |
+//! |---|---|
+//! | not `POST` (and not a JSONP `GET`) | 405 with `Allow: POST` |
+//! | content type other than `application/x-www-form-urlencoded` | 400 `invalid_request` |
+//! | body over the limit (default 8 KiB) | 413 `invalid_request`, the rest unread |
+//! | parameter given twice, bad percent-encoding, invalid UTF-8 | 400 `invalid_request` naming it |
+//! | body not complete before the host's body timeout | 408 `invalid_request` |
+//!
+//! Credentials and tokens are never read from the query string of a `POST`. With
+//! [`FormLayer::allow_get_with_callback`], a `GET` whose query string carries `callback`
+//! (a JSONP request, [RFC 7009 §2.3]) takes its parameters from the query string instead,
+//! except `client_secret`, which is always refused there: secrets never travel in URLs.
+//!
+//! ```
+//! use tower_oauth_revoke::form::{FormLayer, FormParams};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use std::convert::Infallible;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let svc = ServiceBuilder::new()
+//!     .layer(FormLayer::new().limit(4096))
+//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!         let params = req.extensions().get::<FormParams>().unwrap();
+//!         let token = params.get("token").unwrap_or_default().to_owned();
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(token))))
+//!     }));
+//!
+//! let request = Request::post("/oauth2/revoke")
+//!     .header("content-type", "application/x-www-form-urlencoded")
+//!     .body(Full::new(Bytes::from("token=abc%2B1")))
+//!     .unwrap();
+//! let response = svc.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 200);
+//! # }
+//! ```
+//!
+//! [RFC 6749 Appendix B]: https://www.rfc-editor.org/rfc/rfc6749#appendix-B
+//! [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
+
+use std::{
+    borrow::Cow,
+    fmt,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{
+    body::{BoxError, ResponseBody},
+    error::OAuthError,
+};
+
+pub use crate::future::ResponseFuture;
+
+/// The default body limit: 8 KiB.
+pub const DEFAULT_LIMIT: usize = 8 * 1024;
+
+/// The most parameters a form may carry; OAuth requests carry fewer than ten.
+pub const MAX_PARAMS: usize = 64;
+
+/// Where the parameters of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamSource {
+    /// The urlencoded body of a `POST`.
+    Body,
+    /// The query string of a JSONP `GET`.
+    Query,
+}
+
+/// The parsed parameters of a request, in the request's extensions.
+///
+/// Names are unique (a repeated parameter is refused) and values are decoded UTF-8.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FormParams {
+    decoded: String,
+    // (name start, name end, value end) into `decoded`; the value starts at name end.
+    spans: Vec<(u32, u32, u32)>,
+    source: ParamSource,
+}
+
+impl fmt::Debug for FormParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be tokens or secrets: show the names only.
+        f.debug_struct("FormParams")
+            .field("names", &self.names().collect::<Vec<_>>())
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Why a form was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormError {
+    /// A parameter was given more than once.
+    Repeated(String),
+    /// A parameter's name or value has bad percent-encoding or is not UTF-8.
+    Malformed(String),
+    /// The form has more than [`MAX_PARAMS`] parameters.
+    TooMany,
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormError::Repeated(name) => write!(f, "the parameter `{name}` is repeated"),
+            FormError::Malformed(name) => write!(
+                f,
+                "the parameter `{name}` is not valid urlencoded UTF-8"
+            ),
+            FormError::TooMany => write!(f, "the request has too many parameters"),
+        }
+    }
+}
+
+impl std::error::Error for FormError {}
+
+impl FormError {
+    fn into_oauth(self) -> OAuthError {
+        OAuthError::invalid_request(self.to_string())
+    }
+}
+
+impl FormParams {
+    /// Parses `application/x-www-form-urlencoded` bytes strictly: `+` is a space, every `%`
+    /// must start a valid escape, names and values must be UTF-8, and no name may repeat.
+    ///
+    /// ```
+    /// use tower_oauth_revoke::form::{FormError, FormParams};
+    ///
+    /// let params = FormParams::parse(b"token=a%2Bb&token_type_hint=access_token").unwrap();
+    /// assert_eq!(params.get("token"), Some("a+b"));
+    /// assert_eq!(
+    ///     FormParams::parse(b"token=a&token=b").unwrap_err(),
+    ///     FormError::Repeated("token".into())
+    /// );
+    /// ```
+    pub fn parse(input: &[u8]) -> Result<Self, FormError> {
+        Self::parse_from(input, ParamSource::Body)
+    }
+
+    /// Parses a query string with the same rules as [`parse`](Self::parse).
+    pub fn parse_query(query: &str) -> Result<Self, FormError> {
+        Self::parse_from(query.as_bytes(), ParamSource::Query)
+    }
+
+    fn parse_from(input: &[u8], source: ParamSource) -> Result<Self, FormError> {
+        let mut decoded = String::with_capacity(input.len());
+        let mut spans: Vec<(u32, u32, u32)> = Vec::new();
+        for pair in input.split(|&b| b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            if spans.len() == MAX_PARAMS {
+                return Err(FormError::TooMany);
+            }
+            let (raw_name, raw_value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let start = decoded.len();
+            if decode_into(raw_name, &mut decoded).is_err() {
+                return Err(FormError::Malformed(lossy_name(raw_name)));
+            }
+            let name_end = decoded.len();
+            let name = &decoded[start..name_end];
+            if spans
+                .iter()
+                .any(|&(s, e, _)| &decoded[s as usize..e as usize] == name)
+            {
+                return Err(FormError::Repeated(name.to_owned()));
+            }
+            if decode_into(raw_value, &mut decoded).is_err() {
+                return Err(FormError::Malformed(decoded[start..name_end].to_owned()));
+            }
+            spans.push((start as u32, name_end as u32, decoded.len() as u32));
+        }
+        Ok(Self {
+            decoded,
+            spans,
+            source,
+        })
+    }
+
+    /// The value of a parameter, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Whether a parameter is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// All parameters in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(move |&(s, n, e)| {
+            (
+                &self.decoded[s as usize..n as usize],
+                &self.decoded[n as usize..e as usize],
+            )
+        })
+    }
+
+    /// All parameter names in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.iter().map(|(n, _)| n)
+    }
+
+    /// The number of parameters.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Where the parameters came from.
+    pub fn source(&self) -> ParamSource {
+        self.source
+    }
+}
+
+/// A name for error messages: printable ASCII only, bounded, never the raw bytes.
+fn lossy_name(raw: &[u8]) -> String {
+    raw.iter()
+        .take(40)
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                b as char
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+struct Malformed;
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Strict urlencoded decoding, appended to `out`.
+fn decode_into(raw: &[u8], out: &mut String) -> Result<(), Malformed> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        let s = std::str::from_utf8(raw).map_err(|_| Malformed)?;
+        out.push_str(s);
+        return Ok(());
+    }
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => bytes.push(b' '),
+            b'%' => {
+                let hi = raw.get(i + 1).copied().and_then(hex).ok_or(Malformed)?;
+                let lo = raw.get(i + 2).copied().and_then(hex).ok_or(Malformed)?;
+                bytes.push(hi << 4 | lo);
+                i += 2;
+            }
+            b => bytes.push(b),
+        }
+        i += 1;
+    }
+    let s = std::str::from_utf8(&bytes).map_err(|_| Malformed)?;
+    out.push_str(s);
+    Ok(())
+}
+
+/// Strict `application/x-www-form-urlencoded` decoding of one component (`+` is a space).
+///
+/// Returns `None` on bad percent-encoding or invalid UTF-8.
+pub fn form_decode(raw: &[u8]) -> Option<Cow<'_, str>> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
+    }
+    let mut out = String::new();
+    decode_into(raw, &mut out).ok()?;
+    Some(Cow::Owned(out))
+}
+
+/// Whether a content type is `application/x-www-form-urlencoded`, parameters allowed.
+fn is_form_content_type(value: &http::HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+/// Whether a query string has a `callback` parameter.
+pub(crate) fn query_has(query: &str, name: &str) -> bool {
+    query.split('&').any(|pair| {
+        let key = pair.split('=').next().unwrap_or("");
+        key == name
+    })
+}
+
+/// A [`Layer`] that reads and parses the urlencoded body; see the [module docs](self).
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub struct FormLayer {
+    limit: usize,
+    allow_get_with_callback: bool,
+}
+
+impl Default for FormLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FormLayer {
+    /// A form layer with the default 8 KiB limit, `POST` only.
+    pub fn new() -> Self {
+        Self {
+            limit: DEFAULT_LIMIT,
+            allow_get_with_callback: false,
+        }
+    }
+
+    /// Sets the body limit in bytes.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Accepts `GET` when the query string has a `callback` parameter (JSONP), taking the
+    /// parameters from the query string. Off by default.
+    pub fn allow_get_with_callback(mut self, allow: bool) -> Self {
+        self.allow_get_with_callback = allow;
+        self
+    }
+}
+
+impl<S> Layer<S> for FormLayer {
+    type Service = Form<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Form {
+            inner,
+            config: *self,
+        }
+    }
+}
+
+/// The service of [`FormLayer`].
+#[derive(Debug, Clone)]
+pub struct Form<S> {
+    inner: S,
+    config: FormLayer,
+}
+
+impl<S> Form<S> {
+    /// Wraps `inner` with the default configuration.
+    pub fn new(inner: S) -> Self {
+        FormLayer::new().layer(inner)
+    }
+
+    /// The layer with the default configuration.
+    pub fn layer() -> FormLayer {
+        FormLayer::new()
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn reject<B>(err: OAuthError) -> Response<ResponseBody<B>> {
+    err.to_response()
+}
+
+fn body_error(err: BoxError) -> OAuthError {
+    if err.downcast_ref::<LengthLimitError>().is_some() {
+        return OAuthError::invalid_request("the request body is too large")
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return OAuthError::invalid_request("the request body did not arrive in time")
+                .with_status(StatusCode::REQUEST_TIMEOUT);
+        }
+        source = e.source();
+    }
+    OAuthError::invalid_request("the request body could not be read")
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Form<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+
+        if parts.method == Method::GET && self.config.allow_get_with_callback {
+            let query = parts.uri.query().unwrap_or("");
+            if !query_has(query, "callback") {
+                return ResponseFuture::ready(reject(OAuthError::method_not_allowed()));
+            }
+            let params = match FormParams::parse_query(query) {
+                Ok(params) => params,
+                Err(err) => return ResponseFuture::ready(reject(err.into_oauth())),
+            };
+            if params.contains("client_secret") {
+                return ResponseFuture::ready(reject(OAuthError::invalid_request(
+                    "`client_secret` must not be sent in the URL",
+                )));
+            }
+            parts.extensions.insert(params);
+            let req = Request::from_parts(parts, Full::default());
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+
+        if parts.method != Method::POST {
+            return ResponseFuture::ready(reject(OAuthError::method_not_allowed()));
+        }
+        match parts.headers.get(header::CONTENT_TYPE) {
+            Some(ct) if is_form_content_type(ct) => {}
+            _ => {
+                return ResponseFuture::ready(reject(OAuthError::invalid_request(
+                    "the content type must be application/x-www-form-urlencoded",
+                )))
+            }
+        }
+        let limit = self.config.limit;
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return ResponseFuture::ready(reject(
+                OAuthError::invalid_request("the request body is too large")
+                    .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+            ));
+        }
+
+        // The future owns a service that is ready: take it, leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::steps(async move {
+            let bytes = match Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(err) => return Ok(reject(body_error(err))),
+            };
+            let params = match FormParams::parse(&bytes) {
+                Ok(params) => params,
+                Err(err) => return Ok(reject(err.into_oauth())),
+            };
+            parts.extensions.insert(params);
+            let response = inner
+                .call(Request::from_parts(parts, Full::new(bytes)))
+                .await?;
+            Ok(response.map(ResponseBody::new))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{convert::Infallible, future::Future};
+    use tower::{service_fn, ServiceExt};
+
+    fn echo() -> Form<
+        impl Service<
+                Request<Full<Bytes>>,
+                Response = Response<Full<Bytes>>,
+                Error = Infallible,
+                Future = impl Future + Send,
+            > + Clone,
+    > {
+        Form::new(service_fn(|req: Request<Full<Bytes>>| async move {
+            let params = req.extensions().get::<FormParams>().unwrap();
+            let out: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(out.join(";")))))
+        }))
+    }
+
+    async fn send(
+        svc: impl Service<
+            Request<Full<Bytes>>,
+            Response = Response<ResponseBody<Full<Bytes>>>,
+            Error = Infallible,
+        >,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, http::HeaderMap, String) {
+        let resp = svc.oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    fn post(ct: &str, body: &'static str) -> Request<Full<Bytes>> {
+        Request::post("/x")
+            .header("content-type", ct)
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    }
+
+    #[test]
+    fn parse_rules() {
+        let p = FormParams::parse(b"a=1&b=x+y&c=%E2%82%AC&&d").unwrap();
+        assert_eq!(p.get("a"), Some("1"));
+        assert_eq!(p.get("b"), Some("x y"));
+        assert_eq!(p.get("c"), Some("€"));
+        assert_eq!(p.get("d"), Some(""));
+        assert_eq!(p.len(), 4);
+        assert_eq!(
+            FormParams::parse(b"a=1&a=2"),
+            Err(FormError::Repeated("a".into()))
+        );
+        assert_eq!(
+            FormParams::parse(b"a%41=1&aA=2"),
+            Err(FormError::Repeated("aA".into()))
+        );
+        assert_eq!(
+            FormParams::parse(b"token=%zz"),
+            Err(FormError::Malformed("token".into()))
+        );
+        assert_eq!(
+            FormParams::parse(b"token=%4"),
+            Err(FormError::Malformed("token".into()))
+        );
+        assert_eq!(
+            FormParams::parse(b"token=%FF"),
+            Err(FormError::Malformed("token".into()))
+        );
+        assert_eq!(
+            FormParams::parse(b"token=\xff"),
+            Err(FormError::Malformed("token".into()))
+        );
+        let many = (0..65).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        assert_eq!(FormParams::parse(many.as_bytes()), Err(FormError::TooMany));
+    }
+
+    #[test]
+    fn debug_hides_values() {
+        let p = FormParams::parse(b"token=secret-value").unwrap();
+        assert!(!format!("{p:?}").contains("secret-value"));
+    }
+
+    #[tokio::test]
+    async fn post_form_is_parsed() {
+        let (status, _, body) = send(
+            echo(),
+            post(
+                "application/x-www-form-urlencoded;charset=UTF-8",
+                "token=a%2Bb",
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "token=a+b");
+    }
+
+    #[tokio::test]
+    async fn wrong_method_is_405_with_allow() {
+        let req = Request::get("/x?token=a").body(Full::default()).unwrap();
+        let (status, headers, body) = send(echo(), req).await;
+        assert_eq!(status, 405);
+        assert_eq!(headers["allow"], "POST");
+        assert!(body.contains("invalid_request"));
+    }
+
+    #[tokio::test]
+    async fn wrong_content_type_is_400() {
+        let (status, _, body) = send(echo(), post("application/json", "{}")).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("invalid_request"));
+        let req = Request::post("/x").body(Full::from("token=a")).unwrap();
+        assert_eq!(send(echo(), req).await.0, 400);
+    }
+
+    #[tokio::test]
+    async fn duplicate_is_400_naming_it() {
+        let (status, headers, body) = send(
+            echo(),
+            post("application/x-www-form-urlencoded", "token=a&token=b"),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(headers["cache-control"], "no-store");
+        assert!(body.contains("`token`"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn too_large_is_413() {
+        let big: &'static str = Box::leak("a".repeat(DEFAULT_LIMIT + 1).into_boxed_str());
+        let (status, _, _) = send(echo(), post("application/x-www-form-urlencoded", big)).await;
+        assert_eq!(status, 413);
+        let svc = FormLayer::new().limit(4).layer(echo().into_inner());
+        let (status, _, _) = send(svc, post("application/x-www-form-urlencoded", "a=123")).await;
+        assert_eq!(status, 413);
+    }
+
+    #[tokio::test]
+    async fn post_never_reads_query() {
+        let req = Request::post("/x?token=q")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::from("a=1"))
+            .unwrap();
+        assert_eq!(send(echo(), req).await.2, "a=1");
+    }
+
+    #[tokio::test]
+    async fn get_with_callback_reads_query() {
+        let svc = FormLayer::new()
+            .allow_get_with_callback(true)
+            .layer(echo().into_inner());
+        let req = Request::get("/x?token=a&callback=cb")
+            .body(Full::default())
+            .unwrap();
+        let (status, _, body) = send(svc.clone(), req).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "token=a;callback=cb");
+        let req = Request::get("/x?token=a").body(Full::default()).unwrap();
+        assert_eq!(send(svc.clone(), req).await.0, 405);
+        let req = Request::get("/x?callback=cb&client_id=a&client_secret=b")
+            .body(Full::default())
+            .unwrap();
+        let (status, _, body) = send(svc, req).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("client_secret"));
+    }
+}

@@ -1,0 +1,46 @@
+//! OAuth 2.0 token revocation ([RFC 7009]) as composable [tower] layers.
+//!
+//! Mount a correct, safe revocation endpoint in any hyper-based stack (axum, plain hyper
+//! 1.x) in one line:
+//!
+//! ```
+//! use tower_oauth_revoke::{RevocationEndpoint, client_auth::{Client, MemoryClientRegistry}, store::MemoryStore};
+//!
+//! let registry = MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]);
+//! let store = MemoryStore::new();
+//! let revoke = RevocationEndpoint::builder()
+//!     .clients(registry)
+//!     .store(store.clone())
+//!     .build()
+//!     .expect("valid configuration");
+//! let app: axum::Router = axum::Router::new().route_service("/oauth2/revoke", revoke);
+//! # let _ = app;
+//! ```
+//!
+//! A request flows once, outside in, and nothing is parsed twice:
+//!
+//! ```text
+//! request
+//!   -> form            reads the bounded urlencoded body once         (form)
+//!   -> client auth     Basic, body credentials, or a public client_id (client_auth)
+//!   -> revoke          token + token_type_hint, atomically in the store (revoke, store)
+//! ```
+//!
+//! Each piece is a tower [`Layer`](tower_layer::Layer) or service useful on its own.
+//!
+//! [RFC 7009]: https://www.rfc-editor.org/rfc/rfc7009
+//! [tower]: https://docs.rs/tower
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod body;
+pub mod client_auth;
+mod endpoint;
+pub mod error;
+pub mod form;
+mod future;
+pub mod origin;
+pub mod revoke;
+pub mod store;
+
+pub use endpoint::{BuildError, EndpointBody, EndpointFuture, RevocationEndpoint, RevocationEndpointBuilder};

@@ -1,0 +1,309 @@
+//! The RFC 7009 revocation service.
+//!
+//! [`RevokeService`] answers `POST /oauth2/revoke` ([RFC 7009 §2.1]) behind
+//! [`FormLayer`](crate::form::FormLayer) and
+//! [`ClientAuthLayer`](crate::client_auth::ClientAuthLayer): it takes `token` and
+//! `token_type_hint` from the [`FormParams`], the [`AuthenticatedClient`] from the
+//! extensions, and asks the [`TokenStore`] to revoke, atomically.
+//!
+//! | case | answer |
+//! |---|---|
+//! | token revoked (or unknown, expired, already revoked: [RFC 7009 §2.2]) | 200, empty body |
+//! | `token` missing or empty | 400 `invalid_request` |
+//! | token of another client, asked by a public client | 200, nothing revoked |
+//! | token of another client, asked by a confidential client | 400 `invalid_grant`, nothing revoked |
+//! | the store fails | 503 `temporarily_unavailable` + `Retry-After` |
+//!
+//! A refresh token revokes its whole grant; an access token revokes itself alone unless
+//! [`RevocationPolicy::access_token_scope`] says the grant. `token_type_hint`
+//! (`access_token`, `refresh_token` or their `urn:ietf:params:oauth:token-type:` forms)
+//! orders the look-up only; an unknown hint is ignored. Every answer carries
+//! `Cache-Control: no-store` and `Pragma: no-cache`.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tower_oauth_revoke::client_auth::{AuthenticatedClient, Client, ClientAuthMethod};
+//! use tower_oauth_revoke::revoke::{revoke, RevocationPolicy};
+//! use tower_oauth_revoke::store::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let expires = SystemTime::now() + Duration::from_secs(60);
+//! store.issue(TokenHash::of("t"), TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires)).await.unwrap();
+//! let client = AuthenticatedClient::new(Client::confidential("app", "s"), ClientAuthMethod::ClientSecretBasic);
+//!
+//! let outcome = revoke(&store, &client, "t", None, &RevocationPolicy::default()).await.unwrap();
+//! assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
+//! # }
+//! ```
+//!
+//! [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+//! [RFC 7009 §2.2]: https://www.rfc-editor.org/rfc/rfc7009#section-2.2
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::{
+    client_auth::{AuthenticatedClient, ClientKind},
+    error::{set_no_store, OAuthError},
+    form::FormParams,
+    store::{RevocationOutcome, RevocationRequest, RevocationScope, StoreError, TokenHash, TokenKind, TokenStore},
+};
+
+/// Reads a `token_type_hint` ([RFC 7009 §2.1], [RFC 8693 §3]); `None` for an unknown hint,
+/// which is then ignored.
+///
+/// ```
+/// use tower_oauth_revoke::revoke::parse_token_type_hint;
+/// use tower_oauth_revoke::store::TokenKind;
+///
+/// assert_eq!(parse_token_type_hint("refresh_token"), Some(TokenKind::RefreshToken));
+/// assert_eq!(
+///     parse_token_type_hint("urn:ietf:params:oauth:token-type:access_token"),
+///     Some(TokenKind::AccessToken)
+/// );
+/// assert_eq!(parse_token_type_hint("id_token"), None);
+/// ```
+///
+/// [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+/// [RFC 8693 §3]: https://www.rfc-editor.org/rfc/rfc8693#section-3
+pub fn parse_token_type_hint(hint: &str) -> Option<TokenKind> {
+    let hint = hint
+        .strip_prefix("urn:ietf:params:oauth:token-type:")
+        .unwrap_or(hint);
+    match hint {
+        "access_token" => Some(TokenKind::AccessToken),
+        "refresh_token" => Some(TokenKind::RefreshToken),
+        _ => None,
+    }
+}
+
+/// What to answer when a client presents a token issued to another client. In every case
+/// nothing is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForeignTokenResponse {
+    /// A public client gets 200 (it learns nothing), a confidential one 400 `invalid_grant`.
+    #[default]
+    ByClientKind,
+    /// Always 200, as for an unknown token.
+    Success,
+    /// Always 400 `invalid_grant`.
+    InvalidGrant,
+}
+
+/// The host's revocation policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct RevocationPolicy {
+    /// What revoking an access token revokes (default: the token alone).
+    pub access_token_scope: RevocationScope,
+    /// What to answer for another client's token.
+    pub foreign_token: ForeignTokenResponse,
+}
+
+impl RevocationPolicy {
+    /// Sets what revoking an access token revokes.
+    pub fn access_token_scope(mut self, scope: RevocationScope) -> Self {
+        self.access_token_scope = scope;
+        self
+    }
+
+    /// Sets the answer for another client's token.
+    pub fn foreign_token(mut self, response: ForeignTokenResponse) -> Self {
+        self.foreign_token = response;
+        self
+    }
+}
+
+/// The protocol step of revocation, without HTTP: revoke `token` on behalf of `client`.
+pub async fn revoke<S: TokenStore>(
+    store: &S,
+    client: &AuthenticatedClient,
+    token: &str,
+    hint: Option<TokenKind>,
+    policy: &RevocationPolicy,
+) -> Result<RevocationOutcome, StoreError> {
+    let hash = TokenHash::of(token);
+    let request = RevocationRequest {
+        client_id: client.id(),
+        hint,
+        access_token_scope: policy.access_token_scope,
+    };
+    store.revoke(&hash, request).await
+}
+
+/// Maps an outcome to the answer of [RFC 7009 §2.2]: `Ok(())` is 200.
+///
+/// [RFC 7009 §2.2]: https://www.rfc-editor.org/rfc/rfc7009#section-2.2
+pub fn answer(
+    outcome: RevocationOutcome,
+    client: &AuthenticatedClient,
+    policy: &RevocationPolicy,
+) -> Result<(), OAuthError> {
+    match outcome {
+        RevocationOutcome::Revoked { .. } | RevocationOutcome::NotActive => Ok(()),
+        RevocationOutcome::IssuedToAnotherClient => {
+            let reject = match policy.foreign_token {
+                ForeignTokenResponse::ByClientKind => client.kind() == ClientKind::Confidential,
+                ForeignTokenResponse::Success => false,
+                ForeignTokenResponse::InvalidGrant => true,
+            };
+            if reject {
+                Err(OAuthError::invalid_grant(
+                    "the token was not issued to this client",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The RFC 7009 revocation service; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct RevokeService<S> {
+    store: S,
+    policy: RevocationPolicy,
+}
+
+impl<S> RevokeService<S> {
+    /// Revokes in `store` with the default policy.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            policy: RevocationPolicy::default(),
+        }
+    }
+
+    /// Sets the policy.
+    #[must_use]
+    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+/// The empty 200 of a successful revocation, with `no-store` headers.
+pub(crate) fn success() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::default());
+    set_no_store(response.headers_mut());
+    response
+}
+
+impl<S, B> Service<Request<B>> for RevokeService<S>
+where
+    S: TokenStore,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (Some(params), Some(client)) = (
+            req.extensions().get::<FormParams>(),
+            req.extensions().get::<AuthenticatedClient>(),
+        ) else {
+            tracing::error!("RevokeService needs FormLayer and ClientAuthLayer in front of it");
+            return ResponseFuture::ready(
+                OAuthError::server_error("the revocation endpoint is misconfigured").to_response(),
+            );
+        };
+        let token = match params.get("token") {
+            Some(t) if !t.is_empty() => t.to_owned(),
+            _ => {
+                tracing::info!(client_id = client.id(), outcome = "invalid_request", "revocation without token");
+                return ResponseFuture::ready(
+                    OAuthError::invalid_request("the `token` parameter is required").to_response(),
+                );
+            }
+        };
+        let hint = params.get("token_type_hint").and_then(parse_token_type_hint);
+        let client = client.clone();
+        let store = self.store.clone();
+        let policy = self.policy;
+        ResponseFuture {
+            inner: Kind::Pending(Box::pin(async move {
+                let response = match revoke(&store, &client, &token, hint, &policy).await {
+                    Ok(outcome) => {
+                        let outcome_name = match outcome {
+                            RevocationOutcome::Revoked { scope: RevocationScope::Grant, .. } => "revoked_grant",
+                            RevocationOutcome::Revoked { .. } => "revoked",
+                            RevocationOutcome::NotActive => "not_active",
+                            RevocationOutcome::IssuedToAnotherClient => "foreign_token",
+                        };
+                        tracing::info!(client_id = client.id(), outcome = outcome_name, "token revocation");
+                        match answer(outcome, &client, &policy) {
+                            Ok(()) => success(),
+                            Err(err) => err.to_response(),
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(client_id = client.id(), error = %err, "token store unavailable");
+                        OAuthError::temporarily_unavailable(
+                            "the token store is unavailable; try again later",
+                            1,
+                        )
+                        .to_response()
+                    }
+                };
+                Ok(response)
+            })),
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+/// The response future of [`RevokeService`].
+pub struct ResponseFuture {
+    inner: Kind,
+}
+
+enum Kind {
+    Ready(Option<Response<Full<Bytes>>>),
+    Pending(BoxFuture),
+}
+
+impl ResponseFuture {
+    fn ready(response: Response<Full<Bytes>>) -> Self {
+        Self {
+            inner: Kind::Ready(Some(response)),
+        }
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Full<Bytes>>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            Kind::Ready(response) => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            Kind::Pending(future) => future.as_mut().poll(cx),
+        }
+    }
+}

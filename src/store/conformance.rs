@@ -1,0 +1,414 @@
+//! The conformance suite every [`TokenStore`] must pass.
+//!
+//! Call [`run`] from a test with a function that makes a store; the suite panics with a
+//! message naming the rule that failed. Every name it uses (tokens, clients, owners) is
+//! prefixed with a fresh random value, so that it may run against a shared server.
+//!
+//! ```
+//! use tower_oauth_revoke::store::{conformance, MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! conformance::run(MemoryStore::new).await;
+//! # }
+//! ```
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use super::{
+    GrantId, IssueError, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
+    TokenKind, TokenRecord, TokenStore,
+};
+
+struct Names(u64);
+
+impl Names {
+    fn new() -> Self {
+        Self(rand::random())
+    }
+    fn token(&self, name: &str) -> TokenHash {
+        TokenHash::of(&format!("{:x}-{name}", self.0))
+    }
+    fn id(&self, name: &str) -> Arc<str> {
+        format!("{:x}-{name}", self.0).into()
+    }
+}
+
+fn later() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+async fn issue<S: TokenStore>(
+    store: &S,
+    token: TokenHash,
+    kind: TokenKind,
+    client: &Arc<str>,
+    grant: GrantId,
+    owner: Option<&Arc<str>>,
+) {
+    let mut record = TokenRecord::new(kind, client.clone(), grant, later());
+    record.owner = owner.cloned();
+    store
+        .issue(token, record)
+        .await
+        .expect("issuing a token into a live grant must succeed");
+}
+
+async fn active<S: TokenStore>(store: &S, token: &TokenHash) -> bool {
+    store
+        .inspect(token)
+        .await
+        .expect("inspect must succeed")
+        .is_some()
+}
+
+/// Runs every check of the suite; `make` is called once per check for a fresh store.
+pub async fn run<S, F>(make: F)
+where
+    S: TokenStore,
+    F: Fn() -> S,
+{
+    issued_tokens_are_active(make()).await;
+    unknown_and_expired_tokens_are_not_active(make()).await;
+    access_token_revokes_alone(make()).await;
+    refresh_token_revokes_its_grant(make()).await;
+    access_token_scope_grant_revokes_grant(make()).await;
+    another_clients_token_is_never_revoked(make()).await;
+    hint_never_limits_the_search(make()).await;
+    revoked_grant_refuses_new_tokens(make()).await;
+    owner_revocation_is_exactly_scoped(make()).await;
+    revocation_races_registration(make()).await;
+}
+
+async fn issued_tokens_are_active<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, owner, grant) = (n.id("client"), n.id("owner"), GrantId::random());
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        Some(&owner),
+    )
+    .await;
+    let record = store
+        .inspect(&n.token("a"))
+        .await
+        .unwrap()
+        .expect("an issued token is active");
+    assert_eq!(record.kind, TokenKind::AccessToken, "inspect keeps the kind");
+    assert_eq!(record.client_id, client, "inspect keeps the client");
+    assert_eq!(record.grant, grant, "inspect keeps the grant");
+    assert_eq!(record.owner.as_ref(), Some(&owner), "inspect keeps the owner");
+    let drift = record
+        .expires_at
+        .duration_since(later() - Duration::from_secs(5))
+        .expect("inspect keeps the expiry");
+    assert!(
+        drift < Duration::from_secs(10),
+        "inspect keeps the expiry to the second"
+    );
+}
+
+async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    assert!(!active(&store, &n.token("unknown")).await, "unknown: inactive");
+    assert_eq!(
+        store
+            .revoke(&n.token("unknown"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking an unknown token does nothing"
+    );
+    store
+        .issue(
+            n.token("old"),
+            TokenRecord::new(
+                TokenKind::AccessToken,
+                client.clone(),
+                GrantId::random(),
+                SystemTime::now() - Duration::from_secs(2),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(!active(&store, &n.token("old")).await, "expired: inactive");
+    assert_eq!(
+        store
+            .revoke(&n.token("old"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking an expired token does nothing"
+    );
+}
+
+async fn access_token_revokes_alone<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    issue(&store, n.token("a1"), TokenKind::AccessToken, &client, grant, None).await;
+    issue(&store, n.token("a2"), TokenKind::AccessToken, &client, grant, None).await;
+    let outcome = store
+        .revoke(&n.token("a1"), RevocationRequest::new(&client))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::AccessToken,
+            scope: RevocationScope::Token
+        },
+        "an access token is revoked alone by default"
+    );
+    assert!(!active(&store, &n.token("a1")).await, "revoked: inactive");
+    assert!(active(&store, &n.token("a2")).await, "sibling stays active");
+    assert!(active(&store, &n.token("r")).await, "refresh stays active");
+    assert_eq!(
+        store
+            .revoke(&n.token("a1"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking twice does nothing the second time"
+    );
+}
+
+async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    let (grant, other) = (GrantId::random(), GrantId::random());
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    for i in 0..5 {
+        let t = n.token(&format!("a{i}"));
+        issue(&store, t, TokenKind::AccessToken, &client, grant, None).await;
+    }
+    issue(&store, n.token("other"), TokenKind::AccessToken, &client, other, None).await;
+    let outcome = store
+        .revoke(&n.token("r"), RevocationRequest::new(&client))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::RefreshToken,
+            scope: RevocationScope::Grant
+        },
+        "a refresh token revokes its grant"
+    );
+    assert!(!active(&store, &n.token("r")).await, "refresh: inactive");
+    for i in 0..5 {
+        assert!(
+            !active(&store, &n.token(&format!("a{i}"))).await,
+            "every access token of the grant dies with it"
+        );
+    }
+    assert!(
+        active(&store, &n.token("other")).await,
+        "another grant is untouched"
+    );
+}
+
+async fn access_token_scope_grant_revokes_grant<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    issue(&store, n.token("a"), TokenKind::AccessToken, &client, grant, None).await;
+    let mut request = RevocationRequest::new(&client);
+    request.access_token_scope = RevocationScope::Grant;
+    let outcome = store.revoke(&n.token("a"), request).await.unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::AccessToken,
+            scope: RevocationScope::Grant
+        }
+    );
+    assert!(
+        !active(&store, &n.token("r")).await,
+        "with scope Grant, an access token takes its refresh token along"
+    );
+}
+
+async fn another_clients_token_is_never_revoked<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (owner_client, other_client) = (n.id("owner-client"), n.id("other-client"));
+    let grant = GrantId::random();
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &owner_client, grant, None).await;
+    issue(&store, n.token("a"), TokenKind::AccessToken, &owner_client, grant, None).await;
+    for token in ["r", "a"] {
+        assert_eq!(
+            store
+                .revoke(&n.token(token), RevocationRequest::new(&other_client))
+                .await
+                .unwrap(),
+            RevocationOutcome::IssuedToAnotherClient,
+            "another client's token is reported, not revoked"
+        );
+        assert!(
+            active(&store, &n.token(token)).await,
+            "another client's token stays active"
+        );
+    }
+}
+
+async fn hint_never_limits_the_search<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    let mut request = RevocationRequest::new(&client);
+    request.hint = Some(TokenKind::AccessToken);
+    assert!(
+        matches!(
+            store.revoke(&n.token("r"), request).await.unwrap(),
+            RevocationOutcome::Revoked {
+                kind: TokenKind::RefreshToken,
+                ..
+            }
+        ),
+        "a wrong hint still finds the token"
+    );
+}
+
+async fn revoked_grant_refuses_new_tokens<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    store.revoke_grant(grant).await.unwrap();
+    assert!(!active(&store, &n.token("r")).await, "revoke_grant revokes");
+    let result = store
+        .issue(
+            n.token("late"),
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later()),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(IssueError::GrantRevoked)),
+        "a revoked grant takes no new token"
+    );
+    assert!(!active(&store, &n.token("late")).await);
+
+    let never_seen = GrantId::random();
+    store.revoke_grant(never_seen).await.unwrap();
+    let result = store
+        .issue(
+            n.token("later"),
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), never_seen, later()),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(IssueError::GrantRevoked)),
+        "a grant revoked before its first token takes no token"
+    );
+}
+
+async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (alice, bob) = (n.id("alice"), n.id("bob"));
+    let (app, other_app) = (n.id("app"), n.id("other-app"));
+    let grants: Vec<(String, Arc<str>, Arc<str>, GrantId)> = vec![
+        ("alice-app-1".into(), alice.clone(), app.clone(), GrantId::random()),
+        ("alice-app-2".into(), alice.clone(), app.clone(), GrantId::random()),
+        ("alice-other".into(), alice.clone(), other_app.clone(), GrantId::random()),
+        ("bob-app".into(), bob.clone(), app.clone(), GrantId::random()),
+    ];
+    for (name, owner, client, grant) in &grants {
+        issue(
+            &store,
+            n.token(&format!("{name}-r")),
+            TokenKind::RefreshToken,
+            client,
+            *grant,
+            Some(owner),
+        )
+        .await;
+        issue(
+            &store,
+            n.token(&format!("{name}-a")),
+            TokenKind::AccessToken,
+            client,
+            *grant,
+            Some(owner),
+        )
+        .await;
+    }
+    let listed = store.clients_of_owner(&alice).await.unwrap();
+    let listed: Vec<(&str, usize)> = listed
+        .iter()
+        .map(|g| (&*g.client_id, g.grants))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(&*app, 2), (&*other_app, 1)],
+        "clients_of_owner lists each client once, sorted, with its grant count"
+    );
+
+    let revoked = store.revoke_client_for_owner(&alice, &app).await.unwrap();
+    assert_eq!(revoked, 2, "both of alice's grants to app are revoked");
+    for suffix in ["r", "a"] {
+        assert!(!active(&store, &n.token(&format!("alice-app-1-{suffix}"))).await);
+        assert!(!active(&store, &n.token(&format!("alice-app-2-{suffix}"))).await);
+        assert!(
+            active(&store, &n.token(&format!("alice-other-{suffix}"))).await,
+            "the same owner's other clients are untouched"
+        );
+        assert!(
+            active(&store, &n.token(&format!("bob-app-{suffix}"))).await,
+            "the same client's other owners are untouched"
+        );
+    }
+    let listed = store.clients_of_owner(&alice).await.unwrap();
+    assert_eq!(listed.len(), 1, "a client without grants is not listed");
+    assert_eq!(
+        store.revoke_client_for_owner(&alice, &app).await.unwrap(),
+        0,
+        "revoking again is a no-op"
+    );
+    assert_eq!(
+        store
+            .revoke_client_for_owner(&n.id("nobody"), &app)
+            .await
+            .unwrap(),
+        0,
+        "an unknown owner holds nothing"
+    );
+    assert!(store.clients_of_owner(&n.id("nobody")).await.unwrap().is_empty());
+}
+
+async fn revocation_races_registration<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    for i in 0..50 {
+        let grant = GrantId::random();
+        issue(
+            &store,
+            n.token(&format!("r{i}")),
+            TokenKind::RefreshToken,
+            &client,
+            grant,
+            None,
+        )
+        .await;
+        let late = n.token(&format!("a{i}"));
+        let issuing = store.issue(
+            late,
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later()),
+        );
+        let revoking = store.revoke_grant(grant);
+        let (issued, revoked) = futures_util::future::join(issuing, revoking).await;
+        revoked.unwrap();
+        match issued {
+            Ok(()) | Err(IssueError::GrantRevoked) => {}
+            Err(e) => panic!("issue failed: {e}"),
+        }
+        assert!(
+            !active(&store, &late).await,
+            "no live token may remain in a revoked grant"
+        );
+    }
+}

@@ -1,0 +1,519 @@
+//! The in-memory token store.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::{
+        atomic::{AtomicU32, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, RwLock,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use super::{
+    GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest, RevocationScope,
+    StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
+};
+
+const SHARDS: usize = 64;
+const NO_OWNER: u32 = u32::MAX;
+
+/// The embedded, in-memory [`TokenStore`]: the default for a single node.
+///
+/// - Keyed by [`TokenHash`]; O(1) look-up, revocation and grant cascade (a revoked grant is
+///   one flag that every token of it consults, so cascading costs the same for 1 token or
+///   10,000).
+/// - Sharded in 64 parts, each behind its own short-held mutex; no lock is ever held across
+///   an `.await` (every operation completes synchronously).
+/// - Expired entries are purged incrementally, one shard at a time (at most one shard a
+///   second, triggered by [`issue`](TokenStore::issue)), so no sweep ever pauses the whole
+///   store; [`purge_expired`](Self::purge_expired) sweeps everything on demand.
+/// - About 150 bytes of heap per token at one million tokens (measured by
+///   `cargo bench --bench memory`).
+///
+/// Expiry times are kept with one-second precision, up to the year 2106. Client ids and
+/// owner names are interned and kept for the life of the store.
+///
+/// ```
+/// use tower_oauth_revoke::store::MemoryStore;
+///
+/// let store = MemoryStore::new();
+/// let shared = store.clone(); // clones share the same state
+/// # let _ = shared;
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("tokens", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    shards: Box<[Mutex<Shard>]>,
+    owners: Mutex<HashMap<u32, Vec<GrantId>>>,
+    names: RwLock<Interner>,
+    next_purge: AtomicU32,
+    purge_cursor: AtomicUsize,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            owners: Mutex::default(),
+            names: RwLock::default(),
+            next_purge: AtomicU32::new(0),
+            purge_cursor: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shard {
+    tokens: HashMap<TokenHash, TokenEntry, BuildHasherDefault<MixHasher>>,
+    grants: HashMap<GrantId, GrantEntry, BuildHasherDefault<MixHasher>>,
+}
+
+#[derive(Clone, Copy)]
+struct TokenEntry {
+    grant: GrantId,
+    expires_at: u32,
+    kind: TokenKind,
+}
+
+#[derive(Clone, Copy)]
+struct GrantEntry {
+    client: u32,
+    owner: u32,
+    expires_at: u32,
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+/// A cheap hasher for keys that are already uniform (digests) or random ids.
+#[derive(Default)]
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave an entry half-written (every write is a
+    // single insert or flag), so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_secs() -> u32 {
+    to_secs(SystemTime::now())
+}
+
+fn to_secs(t: SystemTime) -> u32 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    secs.min(u32::MAX as u64) as u32
+}
+
+fn from_secs(secs: u32) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs as u64)
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of token entries held (including expired ones not yet purged and tokens
+    /// of revoked grants).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| lock(s).tokens.len()).sum()
+    }
+
+    /// Whether the store holds no token entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes every expired token and grant, one shard at a time.
+    pub fn purge_expired(&self) {
+        let now = now_secs();
+        for i in 0..SHARDS {
+            self.purge_shard(i, now);
+        }
+    }
+
+    fn purge_shard(&self, index: usize, now: u32) {
+        let mut orphaned = Vec::new();
+        {
+            let mut shard = lock(&self.inner.shards[index]);
+            shard.tokens.retain(|_, t| t.expires_at > now);
+            shard.grants.retain(|id, g| {
+                let keep = g.expires_at > now;
+                if !keep && g.owner != NO_OWNER {
+                    orphaned.push((g.owner, *id));
+                }
+                keep
+            });
+            // Give memory back once most of a shard has expired.
+            let Shard { tokens, grants } = &mut *shard;
+            if tokens.capacity() > 64 && tokens.len() < tokens.capacity() / 4 {
+                tokens.shrink_to_fit();
+            }
+            if grants.capacity() > 64 && grants.len() < grants.capacity() / 4 {
+                grants.shrink_to_fit();
+            }
+        }
+        if !orphaned.is_empty() {
+            let mut owners = lock(&self.inner.owners);
+            for (owner, id) in orphaned {
+                if let Some(list) = owners.get_mut(&owner) {
+                    list.retain(|g| *g != id);
+                    if list.is_empty() {
+                        owners.remove(&owner);
+                    }
+                }
+            }
+        }
+    }
+
+    fn maybe_purge(&self, now: u32) {
+        let next = self.inner.next_purge.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .inner
+                .next_purge
+                .compare_exchange(next, now + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let index = self.inner.purge_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            self.purge_shard(index, now);
+        }
+    }
+
+    fn intern(&self, name: &Arc<str>) -> u32 {
+        if let Some(&id) = self
+            .inner
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .get(name)
+        {
+            return id;
+        }
+        let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = names.ids.get(name) {
+            return id;
+        }
+        let id = names.names.len() as u32;
+        names.names.push(name.clone());
+        names.ids.insert(name.clone(), id);
+        id
+    }
+
+    fn lookup_name(&self, name: &str) -> Option<u32> {
+        self.inner
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .ids
+            .get(name)
+            .copied()
+    }
+
+    fn name(&self, id: u32) -> Arc<str> {
+        self.inner.names.read().unwrap_or_else(|e| e.into_inner()).names[id as usize].clone()
+    }
+
+    fn grant_shard(&self, grant: GrantId) -> MutexGuard<'_, Shard> {
+        lock(&self.inner.shards[grant.shard(SHARDS)])
+    }
+
+    fn token_shard(&self, token: &TokenHash) -> MutexGuard<'_, Shard> {
+        lock(&self.inner.shards[token.shard(SHARDS)])
+    }
+
+    /// The token's entry and its grant's, if the token is active.
+    fn active(&self, token: &TokenHash, now: u32) -> Option<(TokenEntry, GrantEntry)> {
+        let entry = *self.token_shard(token).tokens.get(token)?;
+        if entry.expires_at <= now {
+            return None;
+        }
+        let grant = *self.grant_shard(entry.grant).grants.get(&entry.grant)?;
+        if grant.revoked {
+            return None;
+        }
+        Some((entry, grant))
+    }
+
+    fn issue_sync(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
+        let now = now_secs();
+        self.maybe_purge(now);
+        let expires_at = to_secs(record.expires_at);
+        let client = self.intern(&record.client_id);
+        let owner = record.owner.as_ref().map_or(NO_OWNER, |o| self.intern(o));
+        let entry = TokenEntry {
+            grant: record.grant,
+            expires_at,
+            kind: record.kind,
+        };
+        // Lock order everywhere: owners, then a grant's shard, then a token's shard.
+        let owners = (owner != NO_OWNER).then(|| lock(&self.inner.owners));
+        let grant_index = record.grant.shard(SHARDS);
+        let token_index = token.shard(SHARDS);
+        let mut grant_shard = lock(&self.inner.shards[grant_index]);
+        let new_grant = match grant_shard.grants.get_mut(&record.grant) {
+            Some(g) if g.revoked => return Err(IssueError::GrantRevoked),
+            Some(g) if g.expires_at <= now => {
+                // A stale entry not yet purged: the grant starts anew.
+                *g = GrantEntry {
+                    client,
+                    owner,
+                    expires_at,
+                    revoked: false,
+                };
+                false
+            }
+            Some(g) => {
+                g.expires_at = g.expires_at.max(expires_at);
+                false
+            }
+            None => {
+                grant_shard.grants.insert(
+                    record.grant,
+                    GrantEntry {
+                        client,
+                        owner,
+                        expires_at,
+                        revoked: false,
+                    },
+                );
+                true
+            }
+        };
+        if token_index == grant_index {
+            grant_shard.tokens.insert(token, entry);
+        } else {
+            lock(&self.inner.shards[token_index])
+                .tokens
+                .insert(token, entry);
+        }
+        drop(grant_shard);
+        if let (true, Some(mut owners)) = (new_grant, owners) {
+            let list = owners.entry(owner).or_default();
+            if !list.contains(&record.grant) {
+                list.push(record.grant);
+            }
+        }
+        Ok(())
+    }
+
+    fn inspect_sync(&self, token: &TokenHash) -> Option<TokenRecord> {
+        let (entry, grant) = self.active(token, now_secs())?;
+        Some(TokenRecord {
+            kind: entry.kind,
+            client_id: self.name(grant.client),
+            grant: entry.grant,
+            owner: (grant.owner != NO_OWNER).then(|| self.name(grant.owner)),
+            expires_at: from_secs(entry.expires_at),
+        })
+    }
+
+    fn revoke_sync(&self, token: &TokenHash, request: RevocationRequest<'_>) -> RevocationOutcome {
+        let now = now_secs();
+        let Some((entry, grant)) = self.active(token, now) else {
+            return RevocationOutcome::NotActive;
+        };
+        if self.lookup_name(request.client_id) != Some(grant.client) {
+            return RevocationOutcome::IssuedToAnotherClient;
+        }
+        let scope = match entry.kind {
+            TokenKind::RefreshToken => RevocationScope::Grant,
+            TokenKind::AccessToken => request.access_token_scope,
+        };
+        match scope {
+            RevocationScope::Grant => {
+                let mut shard = self.grant_shard(entry.grant);
+                match shard.grants.get_mut(&entry.grant) {
+                    Some(g) if !g.revoked => g.revoked = true,
+                    _ => return RevocationOutcome::NotActive,
+                }
+            }
+            RevocationScope::Token => {
+                if self.token_shard(token).tokens.remove(token).is_none() {
+                    return RevocationOutcome::NotActive;
+                }
+            }
+        }
+        RevocationOutcome::Revoked {
+            kind: entry.kind,
+            scope,
+        }
+    }
+
+    fn revoke_grant_sync(&self, grant: GrantId) {
+        // A grant never seen is recorded as revoked too, so that a token registered into it
+        // later is refused; it is purged an hour from now.
+        let mut shard = self.grant_shard(grant);
+        shard
+            .grants
+            .entry(grant)
+            .or_insert(GrantEntry {
+                client: NO_OWNER,
+                owner: NO_OWNER,
+                expires_at: now_secs().saturating_add(3600),
+                revoked: true,
+            })
+            .revoked = true;
+    }
+
+    fn revoke_client_for_owner_sync(&self, owner: &str, client_id: &str) -> usize {
+        let (Some(owner), Some(client)) = (self.lookup_name(owner), self.lookup_name(client_id))
+        else {
+            return 0;
+        };
+        let now = now_secs();
+        // Holding the owners lock keeps new grants of this owner out until all are revoked.
+        let owners = lock(&self.inner.owners);
+        let Some(list) = owners.get(&owner) else {
+            return 0;
+        };
+        let mut revoked = 0;
+        for &id in list {
+            let mut shard = self.grant_shard(id);
+            if let Some(g) = shard.grants.get_mut(&id) {
+                if g.client == client && !g.revoked {
+                    g.revoked = true;
+                    if g.expires_at > now {
+                        revoked += 1;
+                    }
+                }
+            }
+        }
+        revoked
+    }
+
+    fn clients_of_owner_sync(&self, owner: &str) -> Vec<OwnerGrants> {
+        let Some(owner) = self.lookup_name(owner) else {
+            return Vec::new();
+        };
+        let now = now_secs();
+        let grants: Vec<GrantId> = match lock(&self.inner.owners).get(&owner) {
+            Some(list) => list.clone(),
+            None => return Vec::new(),
+        };
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for id in grants {
+            if let Some(g) = self.grant_shard(id).grants.get(&id) {
+                if !g.revoked && g.expires_at > now {
+                    *counts.entry(g.client).or_default() += 1;
+                }
+            }
+        }
+        let mut out: Vec<OwnerGrants> = counts
+            .into_iter()
+            .map(|(client, grants)| OwnerGrants {
+                client_id: self.name(client),
+                grants,
+            })
+            .collect();
+        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        out
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
+        self.issue_sync(token, record)
+    }
+
+    async fn inspect(&self, token: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.inspect_sync(token))
+    }
+
+    async fn revoke(
+        &self,
+        token: &TokenHash,
+        request: RevocationRequest<'_>,
+    ) -> Result<RevocationOutcome, StoreError> {
+        Ok(self.revoke_sync(token, request))
+    }
+
+    async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
+        self.revoke_grant_sync(grant);
+        Ok(())
+    }
+
+    async fn revoke_client_for_owner(
+        &self,
+        owner: &str,
+        client_id: &str,
+    ) -> Result<usize, StoreError> {
+        Ok(self.revoke_client_for_owner_sync(owner, client_id))
+    }
+
+    async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
+        Ok(self.clients_of_owner_sync(owner))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        crate::store::conformance::run(MemoryStore::new).await;
+    }
+
+    #[tokio::test]
+    async fn purge_frees_expired_entries() {
+        let store = MemoryStore::new();
+        let past = SystemTime::now() - Duration::from_secs(5);
+        for i in 0..1000 {
+            store
+                .issue(
+                    TokenHash::of(&format!("t{i}")),
+                    TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), past),
+                )
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.len(), 1000);
+        store.purge_expired();
+        assert_eq!(store.len(), 0);
+        assert!(lock(&store.inner.owners).is_empty());
+    }
+
+    #[test]
+    fn entries_are_small() {
+        assert!(std::mem::size_of::<TokenEntry>() <= 16);
+        assert!(std::mem::size_of::<GrantEntry>() <= 16);
+    }
+}

@@ -1,0 +1,434 @@
+//! What was issued, and what was revoked: the [`TokenStore`] trait and its stores.
+//!
+//! A store keeps, for each issued token, its kind, client, grant, resource owner and expiry,
+//! keyed by the SHA-256 [`TokenHash`] of the token: a store never sees a token in clear, so
+//! a leaked store leaks no usable token.
+//!
+//! - [`MemoryStore`]: the embedded default, for one node.
+//! - `RedisStore` (feature `redis`): shared revocation state for many nodes.
+//!
+//! Every store must pass the [`conformance`] suite.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tower_oauth_revoke::store::{
+//!     GrantId, MemoryStore, RevocationOutcome, RevocationRequest, TokenHash, TokenKind,
+//!     TokenRecord, TokenStore,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let grant = GrantId::random();
+//! let expires_at = SystemTime::now() + Duration::from_secs(3600);
+//! store
+//!     .issue(
+//!         TokenHash::of("refresh-1"),
+//!         TokenRecord::new(TokenKind::RefreshToken, "app", grant, expires_at).with_owner("alice"),
+//!     )
+//!     .await
+//!     .unwrap();
+//! store
+//!     .issue(
+//!         TokenHash::of("access-1"),
+//!         TokenRecord::new(TokenKind::AccessToken, "app", grant, expires_at).with_owner("alice"),
+//!     )
+//!     .await
+//!     .unwrap();
+//!
+//! // Revoking the refresh token revokes its whole grant.
+//! let outcome = store
+//!     .revoke(&TokenHash::of("refresh-1"), RevocationRequest::new("app"))
+//!     .await
+//!     .unwrap();
+//! assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
+//! assert!(store.inspect(&TokenHash::of("access-1")).await.unwrap().is_none());
+//! # }
+//! ```
+
+use std::{
+    fmt,
+    future::Future,
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::SystemTime,
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::body::BoxError;
+
+pub mod conformance;
+mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+mod redis;
+
+pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisStore;
+
+/// The SHA-256 digest of a token: how stores key tokens, never by the token itself.
+///
+/// Its `Debug` shows only a short prefix.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    /// Hashes a token.
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// A hash from its 32 bytes (e.g. read back from a store).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 bytes of the digest.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex_string(&self.0)
+    }
+
+    /// A value in `0..n` taken from the digest, for sharding.
+    pub(crate) fn shard(&self, n: usize) -> usize {
+        self.0[31] as usize % n
+    }
+}
+
+impl Hash for TokenHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a uniform digest: eight of its bytes are a fine hash.
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", hex_string(&self.0[..4]))
+    }
+}
+
+pub(crate) fn hex_string(bytes: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The kind of a token ([RFC 7009 §2.1] `token_type_hint` values).
+///
+/// [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// An access token.
+    AccessToken,
+    /// A refresh token.
+    RefreshToken,
+}
+
+impl TokenKind {
+    /// `access_token` or `refresh_token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::AccessToken => "access_token",
+            TokenKind::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// The other kind.
+    pub fn other(self) -> Self {
+        match self {
+            TokenKind::AccessToken => TokenKind::RefreshToken,
+            TokenKind::RefreshToken => TokenKind::AccessToken,
+        }
+    }
+}
+
+/// The identifier of a grant: one authorization of one client, by one resource owner (or by
+/// the client itself), and every access and refresh token issued under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrantId(u64);
+
+impl GrantId {
+    /// A fresh random grant id.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+
+    /// A grant id from its number.
+    pub fn from_u64(id: u64) -> Self {
+        Self(id)
+    }
+
+    /// The grant id's number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn shard(self, n: usize) -> usize {
+        (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % n
+    }
+}
+
+impl Hash for GrantId {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+impl fmt::Display for GrantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// What a store knows of an issued token. It never holds the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Access or refresh token.
+    pub kind: TokenKind,
+    /// The client the token was issued to.
+    pub client_id: Arc<str>,
+    /// The grant the token belongs to.
+    pub grant: GrantId,
+    /// The resource owner who granted it, if any (none for `client_credentials`).
+    pub owner: Option<Arc<str>>,
+    /// When the token stops being valid.
+    pub expires_at: SystemTime,
+}
+
+impl TokenRecord {
+    /// A record without a resource owner.
+    pub fn new(
+        kind: TokenKind,
+        client_id: impl Into<Arc<str>>,
+        grant: GrantId,
+        expires_at: SystemTime,
+    ) -> Self {
+        Self {
+            kind,
+            client_id: client_id.into(),
+            grant,
+            owner: None,
+            expires_at,
+        }
+    }
+
+    /// Sets the resource owner.
+    #[must_use]
+    pub fn with_owner(mut self, owner: impl Into<Arc<str>>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+}
+
+/// How much revoking an access token revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RevocationScope {
+    /// The token alone (the default for access tokens).
+    #[default]
+    Token,
+    /// The token's whole grant: every access and refresh token of it.
+    Grant,
+}
+
+/// A client's request to revoke one token.
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationRequest<'a> {
+    /// The authenticated client asking; a token of another client is never revoked.
+    pub client_id: &'a str,
+    /// The `token_type_hint`: the kind to look up first. Stores that index both kinds
+    /// together may ignore it; the search always covers both kinds.
+    pub hint: Option<TokenKind>,
+    /// What revoking an access token revokes. A refresh token always revokes its grant.
+    pub access_token_scope: RevocationScope,
+}
+
+impl<'a> RevocationRequest<'a> {
+    /// A request by `client_id`, no hint, access tokens revoked alone.
+    pub fn new(client_id: &'a str) -> Self {
+        Self {
+            client_id,
+            hint: None,
+            access_token_scope: RevocationScope::Token,
+        }
+    }
+}
+
+/// What a revocation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationOutcome {
+    /// The token was active and is now revoked.
+    Revoked {
+        /// The kind of the revoked token.
+        kind: TokenKind,
+        /// Whether the token alone or its whole grant was revoked.
+        scope: RevocationScope,
+    },
+    /// The token is unknown, expired or already revoked: nothing to do.
+    NotActive,
+    /// The token was issued to another client: nothing was changed.
+    IssuedToAnotherClient,
+}
+
+/// The store could not be reached or failed; nothing may be assumed about the operation.
+#[derive(Debug)]
+pub struct StoreError {
+    source: BoxError,
+}
+
+impl StoreError {
+    /// Wraps the store's own error.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "token store unavailable: {}", self.source)
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// Why a token could not be registered.
+#[derive(Debug)]
+pub enum IssueError {
+    /// The grant was revoked: no new token may join it.
+    GrantRevoked,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl fmt::Display for IssueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IssueError::GrantRevoked => f.write_str("the grant is revoked"),
+            IssueError::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for IssueError {}
+
+impl From<StoreError> for IssueError {
+    fn from(e: StoreError) -> Self {
+        IssueError::Store(e)
+    }
+}
+
+/// A client that holds active grants from a resource owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerGrants {
+    /// The client.
+    pub client_id: Arc<str>,
+    /// How many active grants it holds from the owner.
+    pub grants: usize,
+}
+
+/// The revocation state of issued tokens.
+///
+/// Implementations are cheap to clone (share their state) and every operation that changes
+/// several records does so atomically: no reader ever sees half a cascade, and a token
+/// registered into a grant while that grant is revoked is either refused or revoked with it.
+pub trait TokenStore: Clone + Send + Sync + 'static {
+    /// Registers a newly issued token. Fails with [`IssueError::GrantRevoked`] when the
+    /// token's grant was revoked.
+    fn issue(
+        &self,
+        token: TokenHash,
+        record: TokenRecord,
+    ) -> impl Future<Output = Result<(), IssueError>> + Send;
+
+    /// The record of an active token: known, not revoked, its grant not revoked, not expired.
+    fn inspect(
+        &self,
+        token: &TokenHash,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// Revokes a token on behalf of a client, atomically: checks that the token is active
+    /// and belongs to the client, then revokes it (a refresh token: its whole grant).
+    fn revoke(
+        &self,
+        token: &TokenHash,
+        request: RevocationRequest<'_>,
+    ) -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send;
+
+    /// Revokes a whole grant: every token of it, and every token later registered into it.
+    fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes every grant `client_id` holds from `owner`; returns how many were active.
+    fn revoke_client_for_owner(
+        &self,
+        owner: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The clients that hold active grants from `owner`, sorted by client id.
+    fn clients_of_owner(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
+}
+
+impl<T: TokenStore> TokenStore for Arc<T> {
+    fn issue(
+        &self,
+        token: TokenHash,
+        record: TokenRecord,
+    ) -> impl Future<Output = Result<(), IssueError>> + Send {
+        (**self).issue(token, record)
+    }
+
+    fn inspect(
+        &self,
+        token: &TokenHash,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
+        (**self).inspect(token)
+    }
+
+    fn revoke(
+        &self,
+        token: &TokenHash,
+        request: RevocationRequest<'_>,
+    ) -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send {
+        (**self).revoke(token, request)
+    }
+
+    fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_grant(grant)
+    }
+
+    fn revoke_client_for_owner(
+        &self,
+        owner: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).revoke_client_for_owner(owner, client_id)
+    }
+
+    fn clients_of_owner(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send {
+        (**self).clients_of_owner(owner)
+    }
+}
