@@ -62,6 +62,10 @@ pub enum ErrorCode {
     InvalidToken,
     /// `server_error`: a fault of the server, never of the client.
     ServerError,
+    /// `access_denied`: the resource owner is not authenticated or refused ([RFC 6749 §4.1.2.1]).
+    ///
+    /// [RFC 6749 §4.1.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
+    AccessDenied,
 }
 
 impl ErrorCode {
@@ -77,6 +81,7 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::AccessDenied => "access_denied",
         }
     }
 }

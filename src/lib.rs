@@ -39,7 +39,9 @@ mod endpoint;
 pub mod error;
 pub mod form;
 mod future;
+pub mod guard;
 pub mod origin;
+pub mod owner;
 pub mod revoke;
 pub mod store;
 

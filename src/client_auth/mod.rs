@@ -69,7 +69,8 @@ pub use self::{
 pub use crate::future::ResponseFuture;
 use crate::{body::ResponseBody, error::OAuthError, form::FormParams};
 
-/// The client that authenticated this request, in the request's extensions.
+/// The client that authenticated this request, in the request's extensions (and, for
+/// request logs, in the response's).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     client: Client,
@@ -321,8 +322,10 @@ where
                     if let Some(limiter) = &limiter {
                         limiter.record_success(credentials.client_id(), addr);
                     }
-                    req.extensions_mut().insert(client);
-                    let response = inner.call(req).await?;
+                    req.extensions_mut().insert(client.clone());
+                    let mut response = inner.call(req).await?;
+                    // For the host's request log: who was served, never how.
+                    response.extensions_mut().insert(client);
                     Ok(response.map(ResponseBody::new))
                 }
                 Err(AuthError::Unavailable(err)) => {

@@ -17,7 +17,8 @@
 //! A refresh token revokes its whole grant; an access token revokes itself alone unless
 //! [`RevocationPolicy::access_token_scope`] says the grant. `token_type_hint`
 //! (`access_token`, `refresh_token` or their `urn:ietf:params:oauth:token-type:` forms)
-//! orders the look-up only; an unknown hint is ignored. Every answer carries
+//! orders the look-up only; an unknown hint is ignored. The [`RevocationOutcome`] goes in
+//! the response's extensions, for request logs. Every answer carries
 //! `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
 //! ```
@@ -251,10 +252,12 @@ where
                             RevocationOutcome::IssuedToAnotherClient => "foreign_token",
                         };
                         tracing::info!(client_id = client.id(), outcome = outcome_name, "token revocation");
-                        match answer(outcome, &client, &policy) {
+                        let mut response = match answer(outcome, &client, &policy) {
                             Ok(()) => success(),
                             Err(err) => err.to_response(),
-                        }
+                        };
+                        response.extensions_mut().insert(outcome);
+                        response
                     }
                     Err(err) => {
                         tracing::error!(client_id = client.id(), error = %err, "token store unavailable");

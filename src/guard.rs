@@ -1,0 +1,358 @@
+//! The bearer guard: resource servers refuse revoked tokens ([RFC 6750]).
+//!
+//! [`BearerGuardLayer`] reads `Authorization: Bearer TOKEN` ([RFC 6750 §2.1]), asks the
+//! [`TokenStore`] whether the token is an active access token, and passes the token's
+//! [`TokenRecord`] (client, resource owner, grant, expiry; never the token) on in the
+//! request's extensions. Revocation at the endpoint thus takes effect at once wherever the
+//! guard shares the store.
+//!
+//! | request | answer |
+//! |---|---|
+//! | no `Authorization: Bearer` | 401 + `WWW-Authenticate: Bearer realm="..."` |
+//! | revoked, expired, unknown, or a refresh token | 401 + `WWW-Authenticate: Bearer realm="...", error="invalid_token"` |
+//! | malformed header (`Bearer` with no or an ill-formed token) | 400 `invalid_request` |
+//! | the store fails | 503 `temporarily_unavailable` + `Retry-After`, never a pass |
+//!
+//! A check costs one SHA-256 of the token (on the stack) and one store look-up; the only
+//! allocation is the boxed store future. With the [`MemoryStore`](crate::store::MemoryStore)
+//! that is two short mutex sections.
+//!
+//! ```
+//! use tower_oauth_revoke::guard::BearerGuardLayer;
+//! use tower_oauth_revoke::store::{MemoryStore, TokenRecord};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use http::{Request, Response};
+//! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use std::convert::Infallible;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let api = ServiceBuilder::new()
+//!     .layer(BearerGuardLayer::new(store).realm("api"))
+//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!         let token = req.extensions().get::<TokenRecord>().unwrap();
+//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(token.client_id.to_string()))))
+//!     }));
+//!
+//! let request = Request::get("/api").body(Full::default()).unwrap();
+//! let response = api.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"api\"");
+//! # }
+//! ```
+//!
+//! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 6750 §2.1]: https://www.rfc-editor.org/rfc/rfc6750#section-2.1
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use crate::future::ResponseFuture;
+use crate::{
+    body::ResponseBody,
+    error::{set_no_store, ErrorCode, OAuthError},
+    store::{TokenHash, TokenKind, TokenStore},
+};
+
+/// A [`Layer`] that admits only active access tokens; see the [module docs](self).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BearerGuardLayer<S> {
+    store: S,
+    challenges: Arc<Challenges>,
+}
+
+#[derive(Debug)]
+struct Challenges {
+    missing: HeaderValue,
+    invalid_token: HeaderValue,
+    invalid_request: HeaderValue,
+}
+
+impl Challenges {
+    fn new(realm: &str) -> Self {
+        let clean: String = realm
+            .chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .collect();
+        let value = |extra: &str| {
+            HeaderValue::from_str(&format!("Bearer realm=\"{clean}\"{extra}"))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+        };
+        Self {
+            missing: value(""),
+            invalid_token: value(", error=\"invalid_token\""),
+            invalid_request: value(", error=\"invalid_request\""),
+        }
+    }
+}
+
+impl<S> BearerGuardLayer<S> {
+    /// Checks tokens against `store`, realm `api`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            challenges: Arc::new(Challenges::new("api")),
+        }
+    }
+
+    /// Sets the realm of the `WWW-Authenticate` challenges.
+    pub fn realm(mut self, realm: &str) -> Self {
+        self.challenges = Arc::new(Challenges::new(realm));
+        self
+    }
+}
+
+impl<S: Clone, I> Layer<I> for BearerGuardLayer<S> {
+    type Service = BearerGuard<I, S>;
+
+    fn layer(&self, inner: I) -> Self::Service {
+        BearerGuard {
+            inner,
+            store: self.store.clone(),
+            challenges: self.challenges.clone(),
+        }
+    }
+}
+
+/// The service of [`BearerGuardLayer`].
+#[derive(Debug, Clone)]
+pub struct BearerGuard<I, S> {
+    inner: I,
+    store: S,
+    challenges: Arc<Challenges>,
+}
+
+impl<I, S> BearerGuard<I, S> {
+    /// Wraps `inner`, checking tokens against `store`.
+    pub fn new(inner: I, store: S) -> Self
+    where
+        S: Clone,
+    {
+        BearerGuardLayer::new(store).layer(inner)
+    }
+
+    /// The layer for `store`.
+    pub fn layer(store: S) -> BearerGuardLayer<S> {
+        BearerGuardLayer::new(store)
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &I {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut I {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> I {
+        self.inner
+    }
+}
+
+/// What the `Authorization` header holds, for a resource server.
+#[derive(Debug, PartialEq, Eq)]
+enum Bearer<'a> {
+    Missing,
+    Malformed,
+    Token(&'a str),
+}
+
+/// Reads `Authorization: Bearer b64token` ([RFC 6750 §2.1]); the scheme is
+/// case-insensitive. Another scheme counts as no bearer token.
+fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
+    let Some(value) = value else {
+        return Bearer::Missing;
+    };
+    let Ok(value) = value.to_str() else {
+        return Bearer::Malformed;
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Bearer::Missing;
+    }
+    let token = rest.trim_matches(' ');
+    let b64token = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+    };
+    let body = token.trim_end_matches('=');
+    if body.is_empty() || !body.bytes().all(b64token) {
+        return Bearer::Malformed;
+    }
+    Bearer::Token(token)
+}
+
+fn unauthorized<B>(challenge: &HeaderValue) -> Response<ResponseBody<B>> {
+    let mut response = Response::new(ResponseBody::empty());
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, challenge.clone());
+    set_no_store(response.headers_mut());
+    response
+}
+
+impl<I, S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerGuard<I, S>
+where
+    I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    I::Future: Send + 'static,
+    S: TokenStore,
+    ReqBody: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = I::Error;
+    type Future = ResponseFuture<ResBody, I::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let hash = match bearer(req.headers().get(header::AUTHORIZATION)) {
+            Bearer::Missing => {
+                return ResponseFuture::ready(unauthorized(&self.challenges.missing));
+            }
+            Bearer::Malformed => {
+                return ResponseFuture::ready(
+                    OAuthError::invalid_request("the Authorization header is not a valid bearer token")
+                        .with_www_authenticate(self.challenges.invalid_request.clone())
+                        .to_response(),
+                );
+            }
+            Bearer::Token(token) => TokenHash::of(token),
+        };
+        let store = self.store.clone();
+        let challenges = self.challenges.clone();
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::steps(async move {
+            match store.inspect(&hash).await {
+                Ok(Some(record)) if record.kind == TokenKind::AccessToken => {
+                    req.extensions_mut().insert(record);
+                    let response = inner.call(req).await?;
+                    Ok(response.map(ResponseBody::new))
+                }
+                Ok(_) => {
+                    let mut response = OAuthError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::InvalidToken,
+                        "the access token is revoked, expired or unknown",
+                    )
+                    .to_response();
+                    response
+                        .headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, challenges.invalid_token.clone());
+                    Ok(response)
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
+                    Ok(OAuthError::temporarily_unavailable(
+                        "the token store is unavailable; try again later",
+                        1,
+                    )
+                    .to_response())
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{GrantId, MemoryStore, RevocationRequest, TokenRecord};
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use std::{
+        convert::Infallible,
+        time::{Duration, SystemTime},
+    };
+    use tower::{service_fn, ServiceExt};
+
+    fn hv(s: &str) -> HeaderValue {
+        HeaderValue::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn parses_bearer() {
+        assert_eq!(bearer(None), Bearer::Missing);
+        assert_eq!(bearer(Some(&hv("Basic abc"))), Bearer::Missing);
+        assert_eq!(bearer(Some(&hv("Bearer abc-1.2_3~4+5/6=="))), Bearer::Token("abc-1.2_3~4+5/6=="));
+        assert_eq!(bearer(Some(&hv("bearer abc"))), Bearer::Token("abc"));
+        assert_eq!(bearer(Some(&hv("Bearer"))), Bearer::Malformed);
+        assert_eq!(bearer(Some(&hv("Bearer "))), Bearer::Malformed);
+        assert_eq!(bearer(Some(&hv("Bearer a b"))), Bearer::Malformed);
+        assert_eq!(bearer(Some(&hv("Bearer a\"b"))), Bearer::Malformed);
+    }
+
+    async fn call(store: &MemoryStore, auth: Option<&str>) -> (StatusCode, http::HeaderMap, String) {
+        let svc = BearerGuardLayer::new(store.clone()).realm("test").layer(service_fn(
+            |req: Request<Full<Bytes>>| async move {
+                let r = req.extensions().get::<TokenRecord>().unwrap();
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(r.client_id.to_string()))))
+            },
+        ));
+        let mut req = Request::get("/");
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        let resp = svc.oneshot(req.body(Full::default()).unwrap()).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn guard_rules() {
+        let store = MemoryStore::new();
+        let grant = GrantId::random();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        store
+            .issue(TokenHash::of("acc"), TokenRecord::new(TokenKind::AccessToken, "app", grant, later))
+            .await
+            .unwrap();
+        store
+            .issue(TokenHash::of("ref"), TokenRecord::new(TokenKind::RefreshToken, "app", grant, later))
+            .await
+            .unwrap();
+
+        let (status, _, body) = call(&store, Some("Bearer acc")).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "app"));
+
+        let (status, headers, _) = call(&store, None).await;
+        assert_eq!(status, 401);
+        assert_eq!(headers["www-authenticate"], "Bearer realm=\"test\"");
+
+        for token in ["Bearer ref", "Bearer unknown"] {
+            let (status, headers, body) = call(&store, Some(token)).await;
+            assert_eq!(status, 401, "{token}");
+            assert_eq!(
+                headers["www-authenticate"],
+                "Bearer realm=\"test\", error=\"invalid_token\""
+            );
+            assert!(body.contains("invalid_token"));
+        }
+
+        let (status, _, body) = call(&store, Some("Bearer a b")).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("invalid_request"));
+
+        store
+            .revoke(&TokenHash::of("acc"), RevocationRequest::new("app"))
+            .await
+            .unwrap();
+        let (status, _, _) = call(&store, Some("Bearer acc")).await;
+        assert_eq!(status, 401, "a revoked token is refused at once");
+    }
+}

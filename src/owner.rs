@@ -1,0 +1,306 @@
+//! Revocation by the resource owner: the REST form of WSO2's
+//! `revokeAuthzForAppsByResourceOwner`.
+//!
+//! [`OwnerAuthorizations`] lets a resource owner see which clients hold grants from them,
+//! and take one client's access away at once:
+//!
+//! | request (relative to where it is mounted) | answer |
+//! |---|---|
+//! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` |
+//! | `DELETE /{client_id}` | 204: every grant and token that client holds from this owner is revoked, atomically; idempotent |
+//! | no [`ResourceOwner`] in the extensions | 401 `access_denied` |
+//! | another method | 405 + `Allow` |
+//! | the store fails | 503 + `Retry-After` |
+//!
+//! The host authenticates its users its own way (a session cookie, a login form, HTTP
+//! Basic...) and hands the owner's id in a [`ResourceOwner`] request extension. Other
+//! clients' grants of the same owner, and the same client's grants of other owners, are
+//! untouched.
+//!
+//! # Mounting
+//!
+//! The service reads the path after the prefix it is mounted at, set with
+//! [`OwnerAuthorizations::mount_path`]; a path that does not start with it is read whole
+//! (so axum's `nest_service`, which strips the prefix, works too):
+//!
+//! ```
+//! use tower_oauth_revoke::owner::{OwnerAuthorizations, ResourceOwner};
+//! use tower_oauth_revoke::client_auth::MemoryClientRegistry;
+//! use tower_oauth_revoke::store::MemoryStore;
+//! use tower::ServiceBuilder;
+//! use tower_http::add_extension::AddExtensionLayer;
+//!
+//! let owner_api = OwnerAuthorizations::new(MemoryStore::new(), MemoryClientRegistry::default())
+//!     .mount_path("/users/me/authorizations");
+//! // In axum: the host's own login layer puts the ResourceOwner in (here a fixed one).
+//! let app: axum::Router = axum::Router::new().nest_service(
+//!     "/users/me/authorizations",
+//!     ServiceBuilder::new()
+//!         .layer(AddExtensionLayer::new(ResourceOwner::new("alice")))
+//!         .service(owner_api),
+//! );
+//! # let _ = app;
+//! ```
+//!
+//! # CSRF
+//!
+//! When the host authenticates owners with cookies, a `DELETE` can be forged by another
+//! site only if the browser sends the cookie cross-site and the request passes CORS. Use
+//! `SameSite=Lax` or `Strict` session cookies, do not allow other origins on this path with
+//! CORS, and, for defence in depth, require an anti-CSRF header or token the host checks
+//! before this service. Hosts that authenticate with an `Authorization` header are not
+//! exposed.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::{
+    client_auth::ClientRegistry,
+    error::{set_no_store, ErrorCode, OAuthError, APPLICATION_JSON},
+    form::form_decode,
+    store::TokenStore,
+};
+
+/// The authenticated resource owner, put in the request's extensions by the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceOwner(Arc<str>);
+
+impl ResourceOwner {
+    /// The owner with this id (the `owner` of [`TokenRecord`](crate::store::TokenRecord)s).
+    pub fn new(id: impl Into<Arc<str>>) -> Self {
+        Self(id.into())
+    }
+
+    /// The owner's id.
+    pub fn id(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The resource-owner service; see the [module docs](self).
+#[derive(Clone)]
+pub struct OwnerAuthorizations<S, R> {
+    store: S,
+    registry: R,
+    mount_path: Arc<str>,
+}
+
+impl<S, R> fmt::Debug for OwnerAuthorizations<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnerAuthorizations")
+            .field("mount_path", &self.mount_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R> OwnerAuthorizations<S, R> {
+    /// Revokes in `store`; names clients from `registry`.
+    pub fn new(store: S, registry: R) -> Self {
+        Self {
+            store,
+            registry,
+            mount_path: Arc::from(""),
+        }
+    }
+
+    /// The path prefix the service is mounted at (e.g. `/users/me/authorizations`).
+    #[must_use]
+    pub fn mount_path(mut self, prefix: &str) -> Self {
+        self.mount_path = Arc::from(prefix.trim_end_matches('/'));
+        self
+    }
+}
+
+enum Route {
+    Collection,
+    Client(String),
+    NotFound,
+}
+
+fn route(path: &str, prefix: &str) -> Route {
+    let rest = if prefix.is_empty() {
+        path
+    } else {
+        match path.strip_prefix(prefix) {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+            Some(_) => return Route::NotFound,
+            None => path,
+        }
+    };
+    let rest = rest.strip_prefix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Route::Collection;
+    }
+    let segment = rest.strip_suffix('/').unwrap_or(rest);
+    if segment.contains('/') {
+        return Route::NotFound;
+    }
+    // Path segments are percent-encoded; `+` is a literal plus in a path.
+    let escaped = segment.replace('+', "%2B");
+    match form_decode(escaped.as_bytes()) {
+        Some(id) if !id.is_empty() => Route::Client(id.into_owned()),
+        _ => Route::NotFound,
+    }
+}
+
+fn json_string(buf: &mut BytesMut, s: &str) {
+    buf.put_u8(b'"');
+    for c in s.chars() {
+        match c {
+            '"' => buf.put_slice(b"\\\""),
+            '\\' => buf.put_slice(b"\\\\"),
+            '<' => buf.put_slice(b"\\u003c"),
+            '>' => buf.put_slice(b"\\u003e"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                buf.put_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => buf.put_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    buf.put_u8(b'"');
+}
+
+fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    if json {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    }
+    set_no_store(response.headers_mut());
+    response
+}
+
+fn unavailable() -> Response<Full<Bytes>> {
+    OAuthError::temporarily_unavailable("the token store is unavailable; try again later", 1)
+        .to_response()
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+impl<S, R, B> Service<Request<B>> for OwnerAuthorizations<S, R>
+where
+    S: TokenStore,
+    R: ClientRegistry,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(owner) = req.extensions().get::<ResourceOwner>().cloned() else {
+            let response = OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::AccessDenied,
+                "the resource owner is not authenticated",
+            )
+            .to_response();
+            return Box::pin(async move { Ok(response) });
+        };
+        let store = self.store.clone();
+        let registry = self.registry.clone();
+        let method = req.method().clone();
+        let route = route(req.uri().path(), &self.mount_path);
+        Box::pin(async move {
+            let response = match (route, method) {
+                (Route::Collection, Method::GET) => match store.clients_of_owner(owner.id()).await {
+                    Ok(clients) => {
+                        let mut buf = BytesMut::with_capacity(64 + clients.len() * 64);
+                        buf.put_slice(b"{\"authorizations\":[");
+                        for (i, held) in clients.iter().enumerate() {
+                            if i > 0 {
+                                buf.put_u8(b',');
+                            }
+                            buf.put_slice(b"{\"client_id\":");
+                            json_string(&mut buf, &held.client_id);
+                            let name = registry
+                                .find_client(&held.client_id)
+                                .await
+                                .ok()
+                                .flatten()
+                                .and_then(|c| c.name().map(str::to_owned));
+                            if let Some(name) = name {
+                                buf.put_slice(b",\"client_name\":");
+                                json_string(&mut buf, &name);
+                            }
+                            buf.put_slice(format!(",\"grants\":{}}}", held.grants).as_bytes());
+                        }
+                        buf.put_slice(b"]}");
+                        respond(StatusCode::OK, buf.freeze(), true)
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "token store unavailable");
+                        unavailable()
+                    }
+                },
+                (Route::Client(client_id), Method::DELETE) => {
+                    match store.revoke_client_for_owner(owner.id(), &client_id).await {
+                        Ok(grants) => {
+                            tracing::info!(
+                                client_id = %client_id,
+                                grants,
+                                outcome = "owner_revoked",
+                                "resource owner revoked a client's access"
+                            );
+                            respond(StatusCode::NO_CONTENT, Bytes::new(), false)
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "token store unavailable");
+                            unavailable()
+                        }
+                    }
+                }
+                (Route::Collection, _) => method_not_allowed("GET"),
+                (Route::Client(_), _) => method_not_allowed("DELETE"),
+                (Route::NotFound, _) => OAuthError::invalid_request("no such resource")
+                    .with_status(StatusCode::NOT_FOUND)
+                    .to_response(),
+            };
+            Ok(response)
+        })
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut response: Response<Full<Bytes>> = OAuthError::invalid_request("method not allowed")
+        .with_status(StatusCode::METHOD_NOT_ALLOWED)
+        .to_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let p = "/users/me/authorizations";
+        assert!(matches!(route(p, p), Route::Collection));
+        assert!(matches!(route("/users/me/authorizations/", p), Route::Collection));
+        assert!(matches!(route("/", p), Route::Collection));
+        assert!(matches!(route("/users/me/authorizations/my%20client", p), Route::Client(id) if id == "my client"));
+        assert!(matches!(route("/a+b", p), Route::Client(id) if id == "a+b"));
+        assert!(matches!(route("/users/me/authorizationsX", p), Route::NotFound));
+        assert!(matches!(route("/a/b", p), Route::NotFound));
+        assert!(matches!(route("/%zz", p), Route::NotFound));
+    }
+}
