@@ -1,0 +1,743 @@
+//! The demo authorization server: a small, complete OAuth 2.0 server built from the
+//! crate's layers.
+//!
+//! ```text
+//! cargo run --release --example server                # https://127.0.0.1:9443
+//! cargo run --release --example server -- --plain    # plain HTTP
+//! cargo run --release --example server -- --help
+//! ```
+//!
+//! Endpoints: `POST /oauth2/revoke` (RFC 7009, CORS, JSONP), `POST /oauth2/token`
+//! (client_credentials, password, refresh_token), `GET /userinfo` (bearer guard),
+//! `GET /users/me/authorizations` and `DELETE /users/me/authorizations/{client_id}`
+//! (the resource owner, by HTTP Basic).
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use axum::{
+    body::Body,
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use base64::Engine as _;
+use bytes::Bytes;
+use clap::Parser;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::Full;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_http::timeout::RequestBodyDeadlineLayer;
+use tower_oauth_revoke::{
+    client_auth::{
+        decode_basic, AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, ClientKind,
+        MemoryClientRegistry, RemoteAddr, SecretDigest,
+    },
+    error::{set_no_store, ErrorCode, OAuthError},
+    form::{FormLayer, FormParams},
+    guard::BearerGuardLayer,
+    owner::{OwnerAuthorizations, ResourceOwner},
+    store::{
+        GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
+        StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
+    },
+    RevocationEndpoint,
+};
+
+const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// A small, complete OAuth 2.0 authorization server built from tower-oauth-revoke.
+#[derive(Debug, Parser)]
+#[command(name = "server", version)]
+struct Args {
+    /// Socket address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain: bool,
+    /// An allowed CORS origin (e.g. http://127.0.0.1:8765); may be repeated.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// A TOML file of clients, users and tokens that replaces the built-in demo data.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers
+    /// share one revocation state.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Demo data
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DemoConfig {
+    #[serde(default)]
+    clients: Vec<ClientConfig>,
+    #[serde(default)]
+    users: Vec<UserConfig>,
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientConfig {
+    id: String,
+    secret: Option<String>,
+    #[serde(default)]
+    origins: Vec<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserConfig {
+    name: String,
+    password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenConfig {
+    value: String,
+    client: String,
+    user: Option<String>,
+    /// Seconds until the token expires (default one day).
+    expires_in: Option<u64>,
+}
+
+const BUILT_IN: &str = r#"
+[[clients]]
+id = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a"
+secret = "FJdj7G956wqKw3d4X0BWONMIu00a"
+name = "WSO2 guide sample app"
+
+[[clients]]
+id = "other-client"
+secret = "other-secret"
+name = "Another app"
+
+[[clients]]
+id = "spa-client"
+name = "Browser app"
+
+[[users]]
+name = "alice"
+password = "alice-password"
+
+[[tokens]]
+value = "f4839307-c5a3-3d09-8452-af56b0d70491"
+client = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a"
+"#;
+
+fn load_config(args: &Args) -> Result<DemoConfig, String> {
+    let (text, source) = match &args.config {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (BUILT_IN.to_owned(), "built-in demo data".to_owned()),
+    };
+    let config: DemoConfig = toml::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
+    let mut seen = std::collections::HashSet::new();
+    for client in &config.clients {
+        if client.id.is_empty() {
+            return Err(format!("{source}: a client has an empty id"));
+        }
+        if !seen.insert(client.id.clone()) {
+            return Err(format!(
+                "{source}: the client id {:?} is repeated",
+                client.id
+            ));
+        }
+    }
+    for token in &config.tokens {
+        if !seen.contains(&token.client) {
+            return Err(format!(
+                "{source}: a token names the unknown client {:?}",
+                token.client
+            ));
+        }
+    }
+    Ok(config)
+}
+
+fn registry(
+    config: &DemoConfig,
+    global_origins: &[String],
+) -> Result<MemoryClientRegistry, String> {
+    let mut clients = Vec::new();
+    for c in &config.clients {
+        let mut client = match &c.secret {
+            Some(secret) => Client::confidential(c.id.as_str(), secret),
+            None => Client::public(c.id.as_str()),
+        };
+        // A public browser app with no origins of its own may call from the global ones.
+        let origins: &[String] = if c.origins.is_empty() && c.secret.is_none() {
+            global_origins
+        } else {
+            &c.origins
+        };
+        client = client
+            .with_origins(origins)
+            .map_err(|e| format!("client {:?}: {e}", c.id))?;
+        if let Some(name) = &c.name {
+            client = client.with_name(name.as_str());
+        }
+        clients.push(client);
+    }
+    Ok(MemoryClientRegistry::new(clients))
+}
+
+// ---------------------------------------------------------------------------------------
+// The token store: memory by default, Redis with --redis.
+
+#[derive(Clone)]
+enum DemoStore {
+    Memory(MemoryStore),
+    #[cfg(feature = "redis")]
+    Redis(tower_oauth_revoke::store::RedisStore),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            DemoStore::Memory($s) => $e.await,
+            #[cfg(feature = "redis")]
+            DemoStore::Redis($s) => $e.await,
+        }
+    };
+}
+
+impl TokenStore for DemoStore {
+    async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
+        delegate!(self, s => s.issue(token, record))
+    }
+    async fn inspect(&self, token: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        delegate!(self, s => s.inspect(token))
+    }
+    async fn revoke(
+        &self,
+        token: &TokenHash,
+        request: RevocationRequest<'_>,
+    ) -> Result<RevocationOutcome, StoreError> {
+        delegate!(self, s => s.revoke(token, request))
+    }
+    async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
+        delegate!(self, s => s.revoke_grant(grant))
+    }
+    async fn revoke_client_for_owner(
+        &self,
+        owner: &str,
+        client_id: &str,
+    ) -> Result<usize, StoreError> {
+        delegate!(self, s => s.revoke_client_for_owner(owner, client_id))
+    }
+    async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
+        delegate!(self, s => s.clients_of_owner(owner))
+    }
+}
+
+async fn open_store(redis: Option<&str>) -> Result<DemoStore, String> {
+    match redis {
+        None => Ok(DemoStore::Memory(MemoryStore::new())),
+        #[cfg(feature = "redis")]
+        Some(url) => tower_oauth_revoke::store::RedisStore::connect(url)
+            .await
+            .map(DemoStore::Redis)
+            .map_err(|e| format!("cannot use Redis at {url}: {e}")),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err("this build has no Redis support: run with --features redis".into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The token endpoint (demo issuance; it exists to exercise revocation end to end).
+
+#[derive(Clone)]
+struct Issuer {
+    store: DemoStore,
+    users: Arc<HashMap<String, SecretDigest>>,
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Full<Bytes>> {
+    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    set_no_store(response.headers_mut());
+    response
+}
+
+fn verify_user(users: &HashMap<String, SecretDigest>, name: &str, password: &str) -> bool {
+    match users.get(name) {
+        Some(digest) => digest.verify(password),
+        None => {
+            let _ = SecretDigest::from_bytes([0x5a; 32]).verify(password);
+            false
+        }
+    }
+}
+
+impl Issuer {
+    async fn issue_pair(
+        &self,
+        client: &AuthenticatedClient,
+        owner: Option<&str>,
+    ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
+        let grant = GrantId::random();
+        let (access, refresh) = (new_token(), new_token());
+        let now = SystemTime::now();
+        let mut refresh_record = TokenRecord::new(
+            TokenKind::RefreshToken,
+            client.id(),
+            grant,
+            now + REFRESH_TOKEN_TTL,
+        );
+        refresh_record.owner = owner.map(Into::into);
+        let mut access_record = TokenRecord::new(
+            TokenKind::AccessToken,
+            client.id(),
+            grant,
+            now + ACCESS_TOKEN_TTL,
+        );
+        access_record.owner = owner.map(Into::into);
+        self.register(TokenHash::of(&refresh), refresh_record)
+            .await?;
+        self.register(TokenHash::of(&access), access_record).await?;
+        Ok(json_response(
+            StatusCode::OK,
+            serde_json::json!({
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+                "refresh_token": refresh,
+            }),
+        ))
+    }
+
+    async fn register(&self, hash: TokenHash, record: TokenRecord) -> Result<(), OAuthError> {
+        self.store.issue(hash, record).await.map_err(|e| match e {
+            IssueError::GrantRevoked => OAuthError::invalid_grant("the grant has been revoked"),
+            IssueError::Store(_) => {
+                OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+            }
+        })
+    }
+
+    async fn token(
+        &self,
+        params: &FormParams,
+        client: &AuthenticatedClient,
+    ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
+        match params.get("grant_type") {
+            Some("client_credentials") => {
+                if client.kind() == ClientKind::Public {
+                    return Err(OAuthError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::UnauthorizedClient,
+                        "a public client cannot use client_credentials",
+                    ));
+                }
+                self.issue_pair(client, None).await
+            }
+            Some("password") => {
+                let (Some(user), Some(password)) = (params.get("username"), params.get("password"))
+                else {
+                    return Err(OAuthError::invalid_request(
+                        "`username` and `password` are required",
+                    ));
+                };
+                if !verify_user(&self.users, user, password) {
+                    return Err(OAuthError::invalid_grant(
+                        "the resource owner credentials are invalid",
+                    ));
+                }
+                self.issue_pair(client, Some(user)).await
+            }
+            Some("refresh_token") => {
+                let Some(refresh) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
+                    return Err(OAuthError::invalid_request("`refresh_token` is required"));
+                };
+                let record = self
+                    .store
+                    .inspect(&TokenHash::of(refresh))
+                    .await
+                    .map_err(|_| {
+                        OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+                    })?;
+                let record = match record {
+                    Some(r)
+                        if r.kind == TokenKind::RefreshToken && &*r.client_id == client.id() =>
+                    {
+                        r
+                    }
+                    _ => {
+                        return Err(OAuthError::invalid_grant(
+                            "the refresh token is invalid, expired or revoked",
+                        ))
+                    }
+                };
+                let access = new_token();
+                let mut access_record = TokenRecord::new(
+                    TokenKind::AccessToken,
+                    client.id(),
+                    record.grant,
+                    SystemTime::now() + ACCESS_TOKEN_TTL,
+                );
+                access_record.owner = record.owner.clone();
+                self.register(TokenHash::of(&access), access_record).await?;
+                Ok(json_response(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "access_token": access,
+                        "token_type": "Bearer",
+                        "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+                        "refresh_token": refresh,
+                    }),
+                ))
+            }
+            Some(other) if !other.is_empty() => Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedGrantType,
+                "the grant type is not supported",
+            )),
+            _ => Err(OAuthError::invalid_request("`grant_type` is required")),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Request log: one event per request, never a token, a secret or a query string.
+
+#[derive(Clone)]
+struct LoggedClient(Arc<str>);
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let client_id = response
+        .extensions()
+        .get::<AuthenticatedClient>()
+        .map(|c| c.id().to_owned())
+        .or_else(|| {
+            response
+                .extensions()
+                .get::<LoggedClient>()
+                .map(|c| c.0.to_string())
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    let outcome = match response.extensions().get::<RevocationOutcome>() {
+        Some(RevocationOutcome::Revoked { .. }) => "revoked",
+        Some(RevocationOutcome::NotActive) => "not_active",
+        Some(RevocationOutcome::IssuedToAnotherClient) => "foreign_token",
+        None if response.status().is_success() => "ok",
+        None => "error",
+    };
+    tracing::info!(
+        %method,
+        path = %path,
+        client_id = %client_id,
+        status = response.status().as_u16(),
+        outcome,
+        latency_us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// The application.
+
+fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
+    let registry = registry(config, &args.cors_origins)?;
+    let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
+    let users: Arc<HashMap<String, SecretDigest>> = Arc::new(
+        config
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), SecretDigest::of(&u.password)))
+            .collect(),
+    );
+
+    let revoke = RevocationEndpoint::builder()
+        .clients(registry.clone())
+        .store(store.clone())
+        .realm("demo")
+        .limit_failures(limiter.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    let issuer = Issuer {
+        store: store.clone(),
+        users: users.clone(),
+    };
+    let token = ServiceBuilder::new()
+        .layer(FormLayer::new())
+        .layer(
+            ClientAuthLayer::new(registry.clone())
+                .realm("demo")
+                .limit_failures(limiter),
+        )
+        .service(service_fn(move |req: http::Request<Full<Bytes>>| {
+            let issuer = issuer.clone();
+            async move {
+                let params = req.extensions().get::<FormParams>().expect("form layer");
+                let client = req
+                    .extensions()
+                    .get::<AuthenticatedClient>()
+                    .expect("client auth");
+                let response = match issuer.token(params, client).await {
+                    Ok(response) => response,
+                    Err(err) => err.to_response(),
+                };
+                Ok::<_, Infallible>(response)
+            }
+        }));
+
+    let userinfo = ServiceBuilder::new()
+        .layer(BearerGuardLayer::new(store.clone()).realm("demo"))
+        .service(service_fn(|req: http::Request<Body>| async move {
+            let record = req.extensions().get::<TokenRecord>().expect("bearer guard");
+            let sub = record.owner.as_deref().unwrap_or(&record.client_id);
+            let mut response = json_response(
+                StatusCode::OK,
+                serde_json::json!({ "sub": sub, "client_id": &*record.client_id }),
+            );
+            response
+                .extensions_mut()
+                .insert(LoggedClient(record.client_id.clone()));
+            Ok::<_, Infallible>(response)
+        }));
+
+    let owner_api =
+        OwnerAuthorizations::new(store, registry).mount_path("/users/me/authorizations");
+    let owner_users = users;
+    let owners = service_fn(move |mut req: http::Request<Body>| {
+        let users = owner_users.clone();
+        let owner_api = owner_api.clone();
+        async move {
+            let user = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(decode_basic)
+                .filter(|(name, password)| verify_user(&users, name, password));
+            let Some((name, _)) = user else {
+                let mut response: http::Response<Full<Bytes>> = OAuthError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::AccessDenied,
+                    "the resource owner must authenticate",
+                )
+                .to_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"users\""),
+                );
+                return Ok::<_, Infallible>(response);
+            };
+            req.extensions_mut().insert(ResourceOwner::new(name));
+            owner_api.oneshot(req).await
+        }
+    });
+
+    Ok(Router::new()
+        .route_service("/oauth2/revoke", revoke)
+        .route_service("/oauth2/token", token)
+        .route_service("/userinfo", userinfo)
+        .route_service("/users/me/authorizations", owners.clone())
+        .route_service("/users/me/authorizations/{client_id}", owners)
+        .fallback(|| async {
+            let response: http::Response<Full<Bytes>> =
+                OAuthError::invalid_request("no such endpoint")
+                    .with_status(StatusCode::NOT_FOUND)
+                    .to_response();
+            response.into_response()
+        })
+        .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(10)))
+        .layer(middleware::from_fn(log_request)))
+}
+
+async fn preissue(store: &DemoStore, config: &DemoConfig) -> Result<(), String> {
+    for token in &config.tokens {
+        let expires =
+            SystemTime::now() + Duration::from_secs(token.expires_in.unwrap_or(24 * 3600));
+        let mut record = TokenRecord::new(
+            TokenKind::AccessToken,
+            token.client.as_str(),
+            GrantId::random(),
+            expires,
+        );
+        record.owner = token.user.as_deref().map(Into::into);
+        match store.issue(TokenHash::of(&token.value), record).await {
+            Ok(()) | Err(IssueError::GrantRevoked) => {}
+            Err(IssueError::Store(e)) => return Err(format!("cannot pre-issue tokens: {e}")),
+        }
+    }
+    Ok(())
+}
+
+fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .map_err(|e| format!("cannot use the certificate: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn print_demo_credentials(config: &DemoConfig) {
+    println!("clients:");
+    for c in &config.clients {
+        match &c.secret {
+            Some(secret) => println!("  {}  secret {}", c.id, secret),
+            None => println!("  {}  (public client)", c.id),
+        }
+    }
+    println!("users:");
+    for u in &config.users {
+        println!("  {}  password {}", u.name, u.password);
+    }
+    for t in &config.tokens {
+        println!("pre-issued access token {} (client {})", t.value, t.client);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(message) = run(Args::parse()).await {
+        eprintln!("error: {message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = load_config(&args)?;
+    let store = open_store(args.redis.as_deref()).await?;
+    preissue(&store, &config).await?;
+    let router = app(&args, &config, store)?;
+    let tls = if args.plain {
+        None
+    } else {
+        Some(tls_acceptor()?)
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
+    print_demo_credentials(&config);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(RemoteAddr(peer));
+                router.clone().oneshot(req.map(Body::new))
+            });
+        let builder = builder.clone();
+        let tls = tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            match tls {
+                Some(tls) => {
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+                None => {
+                    let conn =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn.into_owned()).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+    }
+    Ok(())
+}
