@@ -14,7 +14,13 @@ use hyper_util::{
 };
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
-use tower_oauth_revoke::client_auth::RemoteAddr;
+use tower_oauth_revoke::{
+    client_auth::RemoteAddr,
+    store::{
+        GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest, StoreError,
+        TokenHash, TokenRecord, TokenStore,
+    },
+};
 
 /// Serves `service` on a free 127.0.0.1 port until the test ends; each request carries
 /// the peer's [`RemoteAddr`].
@@ -85,8 +91,10 @@ pub async fn send(req: Request<Full<Bytes>>) -> Reply {
 
 /// A form POST to `http://addr{path}` with optional extra headers.
 pub async fn post_form(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
-    let mut req = Request::post(format!("http://{addr}{path}"))
-        .header("content-type", "application/x-www-form-urlencoded");
+    let mut req = Request::post(format!("http://{addr}{path}"));
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+        req = req.header("content-type", "application/x-www-form-urlencoded");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -98,4 +106,37 @@ pub fn basic(id: &str, secret: &str) -> String {
         .to_str()
         .unwrap()
         .to_owned()
+}
+
+/// A store whose backend is down: every call fails, as a lost Redis connection does.
+#[derive(Clone, Debug)]
+pub struct DownStore;
+
+fn down() -> StoreError {
+    StoreError::new("connection refused")
+}
+
+impl TokenStore for DownStore {
+    async fn issue(&self, _: TokenHash, _: TokenRecord) -> Result<(), IssueError> {
+        Err(IssueError::Store(down()))
+    }
+    async fn inspect(&self, _: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        Err(down())
+    }
+    async fn revoke(
+        &self,
+        _: &TokenHash,
+        _: RevocationRequest<'_>,
+    ) -> Result<RevocationOutcome, StoreError> {
+        Err(down())
+    }
+    async fn revoke_grant(&self, _: GrantId) -> Result<(), StoreError> {
+        Err(down())
+    }
+    async fn revoke_client_for_owner(&self, _: &str, _: &str) -> Result<usize, StoreError> {
+        Err(down())
+    }
+    async fn clients_of_owner(&self, _: &str) -> Result<Vec<OwnerGrants>, StoreError> {
+        Err(down())
+    }
 }
