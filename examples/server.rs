@@ -80,6 +80,10 @@ struct Args {
     /// share one revocation state.
     #[arg(long, value_name = "URL")]
     redis: Option<String>,
+    /// Write the self-signed certificate made at start-up to FILE (PEM), for clients that
+    /// want to trust it rather than skip verification.
+    #[arg(long, value_name = "FILE")]
+    cert_out: Option<PathBuf>,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -603,10 +607,14 @@ async fn preissue(store: &DemoStore, config: &DemoConfig) -> Result<(), String> 
     Ok(())
 }
 
-fn tls_acceptor() -> Result<tokio_rustls::TlsAcceptor, String> {
+fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsAcceptor, String> {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
             .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    if let Some(path) = cert_out {
+        std::fs::write(path, certified.cert.pem())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let cert = certified.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -672,7 +680,7 @@ async fn run(args: Args) -> Result<(), String> {
     let tls = if args.plain {
         None
     } else {
-        Some(tls_acceptor()?)
+        Some(tls_acceptor(args.cert_out.as_deref())?)
     };
 
     let listener = TcpListener::bind(args.listen)
