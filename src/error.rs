@@ -12,7 +12,7 @@
 //! let err = OAuthError::invalid_request("the `token` parameter is missing");
 //! assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 //! assert_eq!(err.code(), ErrorCode::InvalidRequest);
-//! let response = err.to_response();
+//! let response: http::Response<http_body_util::Full<bytes::Bytes>> = err.to_response();
 //! assert_eq!(response.headers()["cache-control"], "no-store");
 //! ```
 //!
