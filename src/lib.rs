@@ -35,11 +35,13 @@
 
 pub mod body;
 pub mod client_auth;
+pub mod cors;
 mod endpoint;
 pub mod error;
 pub mod form;
 mod future;
 pub mod guard;
+pub mod jsonp;
 pub mod origin;
 pub mod owner;
 pub mod revoke;

@@ -1,0 +1,214 @@
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Callback, JsonpBody, JsonpLayer, X_ORIGINAL_STATUS};
+use crate::{
+    error::OAuthError,
+    form::{form_decode, FormParams, ParamSource},
+};
+
+/// The service of [`JsonpLayer`].
+#[derive(Debug, Clone)]
+pub struct Jsonp<S> {
+    pub(super) inner: S,
+    pub(super) enabled: bool,
+}
+
+impl<S> Jsonp<S> {
+    /// Wraps `inner` with JSONP on.
+    pub fn new(inner: S) -> Self {
+        JsonpLayer::new().layer(inner)
+    }
+
+    /// The layer, JSONP on.
+    pub fn layer() -> JsonpLayer {
+        JsonpLayer::new()
+    }
+
+    /// A reference to the inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// A mutable reference to the inner service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Finds the request's `callback`: `Ok(None)` without one, an error when it is given more
+/// than once or is not a valid name.
+fn find_callback<B>(req: &Request<B>) -> Result<Option<Callback>, OAuthError> {
+    let mut found: Option<std::borrow::Cow<'_, str>> = None;
+    let mut count = 0usize;
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if form_decode(name.as_bytes()).as_deref() != Some("callback") {
+            continue;
+        }
+        count += 1;
+        found = Some(form_decode(value.as_bytes()).ok_or_else(|| {
+            OAuthError::invalid_request("the `callback` parameter is not valid urlencoded UTF-8")
+        })?);
+    }
+    if let Some(params) = req.extensions().get::<FormParams>() {
+        // Query parameters of a JSONP `GET` were counted above.
+        if params.source() == ParamSource::Body {
+            if let Some(value) = params.get("callback") {
+                count += 1;
+                found = Some(value.into());
+            }
+        }
+    }
+    match (count, found) {
+        (0, _) | (_, None) => Ok(None),
+        (1, Some(name)) => Callback::parse(&name)
+            .map(Some)
+            .map_err(|err| OAuthError::invalid_request(err.to_string())),
+        _ => Err(OAuthError::invalid_request(
+            "the `callback` parameter is given more than once",
+        )),
+    }
+}
+
+/// Whether a content type is `application/json` or `application/*+json`.
+fn is_json(value: &HeaderValue) -> bool {
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript; charset=utf-8");
+
+/// Wraps a JSON or empty response for `callback`; passes any other through with `nosniff`.
+fn wrap<B: Body>(response: Response<B>, callback: &Callback) -> Response<JsonpBody<B>> {
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    let wrappable = match parts.headers.get(header::CONTENT_TYPE) {
+        Some(ct) => is_json(ct),
+        None => body.is_end_stream() || body.size_hint().exact() == Some(0),
+    };
+    if !wrappable {
+        return Response::from_parts(parts, JsonpBody::plain(body));
+    }
+    parts
+        .headers
+        .insert(X_ORIGINAL_STATUS, HeaderValue::from(parts.status.as_u16()));
+    parts.status = StatusCode::OK;
+    parts.headers.insert(header::CONTENT_TYPE, JAVASCRIPT);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, JsonpBody::wrapped(body, callback))
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Jsonp<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: Body,
+{
+    type Response = Response<JsonpBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.enabled {
+            return ResponseFuture::inner(self.inner.call(req), None);
+        }
+        match find_callback(&req) {
+            Ok(callback) => ResponseFuture::inner(self.inner.call(req), callback),
+            Err(err) => {
+                tracing::debug!(outcome = "invalid_request", reason = %err.description(), "JSONP callback refused");
+                ResponseFuture::reject(err)
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Jsonp`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Reject { error: Option<OAuthError> },
+        Inner { #[pin] future: F, callback: Option<Callback> },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn inner(future: F, callback: Option<Callback>) -> Self {
+        Self {
+            kind: Kind::Inner { future, callback },
+        }
+    }
+
+    fn reject(error: OAuthError) -> Self {
+        Self {
+            kind: Kind::Reject { error: Some(error) },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+{
+    type Output = Result<Response<JsonpBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Reject { error } => Poll::Ready(Ok(error
+                .take()
+                .expect("polled after completion")
+                .to_response())),
+            KindProj::Inner { future, callback } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(match callback.take() {
+                    Some(callback) => wrap(response, &callback),
+                    None => response.map(JsonpBody::plain),
+                }))
+            }
+        }
+    }
+}
