@@ -1,4 +1,8 @@
 //! The composed revocation endpoint and its builder.
+//!
+//! Outside in: CORS ([`crate::cors`]) -> form ([`crate::form`]) -> JSONP ([`crate::jsonp`])
+//! -> client authentication ([`crate::client_auth`]) -> origin check ([`crate::cors`]) ->
+//! revoke ([`crate::revoke`]).
 
 use std::{
     convert::Infallible,
@@ -6,6 +10,7 @@ use std::{
     future::Future,
     pin::Pin,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -19,19 +24,40 @@ use tower_service::Service;
 use crate::{
     body::{BoxError, ResponseBody},
     client_auth::{AuthFailureLimiter, ClientAuth, ClientAuthLayer, ClientRegistry},
+    cors::{CorsPolicy, CorsPolicyService, OriginCheck, DEFAULT_MAX_AGE},
     form::{Form, FormLayer, DEFAULT_LIMIT},
+    jsonp::{Jsonp, JsonpBody, JsonpLayer},
     revoke::{RevocationPolicy, RevokeService},
     store::TokenStore,
 };
 
-type Stack<R, S> = Form<ClientAuth<RevokeService<S>, R>>;
-type StackBody = ResponseBody<ResponseBody<Full<Bytes>>>;
+type Stack<R, S> = CorsPolicyService<Form<Jsonp<ClientAuth<OriginCheck<RevokeService<S>>, R>>>>;
+type StackBody = ResponseBody<JsonpBody<ResponseBody<ResponseBody<Full<Bytes>>>>>;
 
-/// The RFC 7009 revocation endpoint: form, client authentication and revocation composed
-/// into one `Clone + Send + Sync` service with `Error = Infallible`, ready for
-/// `axum::Router::route_service` or hyper-util's `TowerToHyperService`.
+/// The RFC 7009 revocation endpoint: CORS, form, JSONP, client authentication, the origin
+/// check and revocation composed into one `Clone + Send + Sync` service with
+/// `Error = Infallible`, ready for `axum::Router::route_service` or hyper-util's
+/// `TowerToHyperService`.
 ///
 /// Build it with [`RevocationEndpoint::builder`].
+///
+/// # Browsers
+///
+/// CORS is always on, for the origins given to
+/// [`cors_origins`](RevocationEndpointBuilder::cors_origins) and those each client lists
+/// ([`Client::with_origins`](crate::client_auth::Client::with_origins)); see
+/// [`crate::cors`]. A request that carries an `Origin` allowed neither globally nor for
+/// the authenticated client is refused with 400 `invalid_request` before anything is
+/// revoked. Requests without `Origin` (servers) are not affected.
+///
+/// With [`jsonp(true)`](RevocationEndpointBuilder::jsonp) the endpoint also answers
+/// `GET ?token=...&client_id=...&callback=...` ([RFC 7009 §2.3]) and wraps answers for a
+/// `callback` given in the query or the form body; see [`crate::jsonp`]. A `GET` puts the
+/// token in the URL, where access logs, proxies and browser history keep it: prefer `POST`
+/// with CORS, and enable JSONP only for callers that cannot use it. `client_secret` is never
+/// accepted in a URL (400). Without `callback`, `GET` stays 405.
+///
+/// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
 pub struct RevocationEndpoint<R, S> {
     inner: Stack<R, S>,
 }
@@ -61,6 +87,9 @@ impl RevocationEndpoint<(), ()> {
             realm: "oauth".to_owned(),
             policy: RevocationPolicy::default(),
             limiter: None,
+            cors_origins: Vec::new(),
+            cors_max_age: DEFAULT_MAX_AGE,
+            jsonp: false,
         }
     }
 }
@@ -74,6 +103,9 @@ pub struct RevocationEndpointBuilder<R, S> {
     realm: String,
     policy: RevocationPolicy,
     limiter: Option<AuthFailureLimiter>,
+    cors_origins: Vec<String>,
+    cors_max_age: Duration,
+    jsonp: bool,
 }
 
 impl<R, S> fmt::Debug for RevocationEndpointBuilder<R, S> {
@@ -82,6 +114,9 @@ impl<R, S> fmt::Debug for RevocationEndpointBuilder<R, S> {
             .field("body_limit", &self.body_limit)
             .field("realm", &self.realm)
             .field("policy", &self.policy)
+            .field("cors_origins", &self.cors_origins)
+            .field("cors_max_age", &self.cors_max_age)
+            .field("jsonp", &self.jsonp)
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +128,6 @@ pub struct BuildError {
 }
 
 impl BuildError {
-    #[allow(dead_code)]
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -119,6 +153,9 @@ impl<R, S> RevocationEndpointBuilder<R, S> {
             realm: self.realm,
             policy: self.policy,
             limiter: self.limiter,
+            cors_origins: self.cors_origins,
+            cors_max_age: self.cors_max_age,
+            jsonp: self.jsonp,
         }
     }
 
@@ -131,6 +168,9 @@ impl<R, S> RevocationEndpointBuilder<R, S> {
             realm: self.realm,
             policy: self.policy,
             limiter: self.limiter,
+            cors_origins: self.cors_origins,
+            cors_max_age: self.cors_max_age,
+            jsonp: self.jsonp,
         }
     }
 
@@ -157,19 +197,63 @@ impl<R, S> RevocationEndpointBuilder<R, S> {
         self.limiter = Some(limiter);
         self
     }
+
+    /// Browser origins allowed for every client (CORS), such as `https://app.example.com`:
+    /// exact origins, no path, no `*`, not `null`. Clients' own origins are allowed too.
+    /// An invalid origin makes [`build`](Self::build) fail.
+    pub fn cors_origins<I, T>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        self.cors_origins = origins.into_iter().map(|o| o.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// How long browsers may cache a CORS preflight answer (default 10 minutes).
+    pub fn cors_max_age(mut self, max_age: Duration) -> Self {
+        self.cors_max_age = max_age;
+        self
+    }
+
+    /// Turns JSONP on ([RFC 7009 §2.3]): responses are wrapped for a valid `callback`, and
+    /// `GET` with `callback` is accepted, its parameters taken from the query string. Off
+    /// by default. See [`RevocationEndpoint`] on tokens in URLs.
+    ///
+    /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
+    pub fn jsonp(mut self, enabled: bool) -> Self {
+        self.jsonp = enabled;
+        self
+    }
 }
 
 impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
     /// Builds the endpoint.
+    ///
+    /// Fails when an origin given to [`cors_origins`](Self::cors_origins) is not a valid
+    /// origin.
     pub fn build(self) -> Result<RevocationEndpoint<R, S>, BuildError> {
+        let cors = CorsPolicy::new()
+            .origins(&self.cors_origins)
+            .map_err(|err| BuildError::new(format!("cors_origins: {err}")))?
+            .max_age(self.cors_max_age)
+            .allow_get(self.jsonp);
+        let cors_layer = cors.layer_with_clients(self.clients.clone());
         let mut auth = ClientAuthLayer::new(self.clients).realm(&self.realm);
         if let Some(limiter) = self.limiter {
             auth = auth.limit_failures(limiter);
         }
         let revoke = RevokeService::new(self.store).policy(self.policy);
-        let inner = FormLayer::new()
-            .limit(self.body_limit)
-            .layer(auth.layer(revoke));
+        let inner = cors_layer.layer(
+            FormLayer::new()
+                .limit(self.body_limit)
+                .allow_get_with_callback(self.jsonp)
+                .layer(
+                    JsonpLayer::new()
+                        .enabled(self.jsonp)
+                        .layer(auth.layer(cors.origin_check().layer(revoke))),
+                ),
+        );
         Ok(RevocationEndpoint { inner })
     }
 }
@@ -191,7 +275,7 @@ impl fmt::Debug for EndpointBody {
 impl Default for EndpointBody {
     fn default() -> Self {
         Self {
-            inner: ResponseBody::empty(),
+            inner: ResponseBody::default(),
         }
     }
 }
@@ -264,5 +348,272 @@ where
         EndpointFuture {
             inner: self.inner.call(req),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        client_auth::{Client, MemoryClientRegistry},
+        store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord},
+    };
+    use http::{HeaderMap, StatusCode};
+    use http_body_util::BodyExt;
+    use std::time::SystemTime;
+    use tower::ServiceExt;
+
+    fn assert_endpoint<T: Clone + Send + Sync + 'static>(_: &T) {}
+
+    async fn build_endpoint(
+        jsonp: bool,
+    ) -> (
+        RevocationEndpoint<MemoryClientRegistry, MemoryStore>,
+        MemoryStore,
+    ) {
+        let registry = MemoryClientRegistry::new([
+            Client::public("spa")
+                .with_origins(["http://spa.test"])
+                .unwrap(),
+            Client::confidential("server", "s3cret"),
+            Client::public("other"),
+        ]);
+        let store = MemoryStore::new();
+        for (token, client) in [
+            ("t-spa", "spa"),
+            ("t-other", "other"),
+            ("t-server", "server"),
+        ] {
+            let expires = SystemTime::now() + Duration::from_secs(600);
+            store
+                .issue(
+                    TokenHash::of(token),
+                    TokenRecord::new(TokenKind::AccessToken, client, GrantId::random(), expires),
+                )
+                .await
+                .unwrap();
+        }
+        let endpoint = RevocationEndpoint::builder()
+            .clients(registry)
+            .store(store.clone())
+            .cors_origins(["https://app.test"])
+            .cors_max_age(Duration::from_secs(42))
+            .jsonp(jsonp)
+            .build()
+            .unwrap();
+        (endpoint, store)
+    }
+
+    async fn active(store: &MemoryStore, token: &str) -> bool {
+        store
+            .inspect(&TokenHash::of(token))
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    async fn send(
+        endpoint: &RevocationEndpoint<MemoryClientRegistry, MemoryStore>,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, HeaderMap, String) {
+        let response = endpoint.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    fn post(origin: Option<&str>, body: &'static str) -> Request<Full<Bytes>> {
+        let mut req =
+            Request::post("/revoke").header("content-type", "application/x-www-form-urlencoded");
+        if let Some(origin) = origin {
+            req = req.header("origin", origin);
+        }
+        req.body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn endpoint_is_clone_send_sync() {
+        let (endpoint, _) = build_endpoint(true).await;
+        assert_endpoint(&endpoint);
+        let body = EndpointBody::default();
+        fn assert_body<B: Body + Send + 'static>(_: &B) {}
+        assert_body(&body);
+    }
+
+    #[test]
+    fn invalid_cors_origin_is_a_build_error() {
+        let err = RevocationEndpoint::builder()
+            .clients(MemoryClientRegistry::default())
+            .store(MemoryStore::new())
+            .cors_origins(["https://app.test", "https://x.test/path"])
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("cors_origins"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn preflight_is_answered_for_global_and_client_origins() {
+        let (endpoint, _) = build_endpoint(false).await;
+        for origin in ["https://app.test", "http://spa.test"] {
+            let req = Request::options("/revoke")
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .body(Full::default())
+                .unwrap();
+            let (status, h, _) = send(&endpoint, req).await;
+            assert_eq!(status, 200);
+            assert_eq!(h["access-control-allow-origin"], origin);
+            assert_eq!(h["access-control-allow-methods"], "POST");
+            assert_eq!(h["access-control-max-age"], "42");
+        }
+        let (endpoint, _) = build_endpoint(true).await;
+        let req = Request::options("/revoke")
+            .header("origin", "https://app.test")
+            .header("access-control-request-method", "GET")
+            .body(Full::default())
+            .unwrap();
+        assert_eq!(
+            send(&endpoint, req).await.1["access-control-allow-methods"],
+            "POST,GET"
+        );
+    }
+
+    #[tokio::test]
+    async fn origin_not_allowed_for_the_client_is_400_before_revoking() {
+        let (endpoint, store) = build_endpoint(false).await;
+        // `http://spa.test` passes CORS (it is spa's origin) but is not other's.
+        let (status, h, body) = send(
+            &endpoint,
+            post(Some("http://spa.test"), "token=t-other&client_id=other"),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("invalid_request"));
+        assert_eq!(h["access-control-allow-origin"], "http://spa.test");
+        assert!(active(&store, "t-other").await);
+        let (status, _, _) = send(&endpoint, post(Some("null"), "token=t-spa&client_id=spa")).await;
+        assert_eq!(status, 400);
+        assert!(active(&store, "t-spa").await);
+        // Its own origin and the global one revoke.
+        let (status, h, _) = send(
+            &endpoint,
+            post(Some("http://spa.test"), "token=t-spa&client_id=spa"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(h["access-control-allow-origin"], "http://spa.test");
+        assert!(!active(&store, "t-spa").await);
+        let (status, _, _) = send(
+            &endpoint,
+            post(Some("https://app.test"), "token=t-other&client_id=other"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(!active(&store, "t-other").await);
+    }
+
+    #[tokio::test]
+    async fn cors_headers_on_401() {
+        let (endpoint, _) = build_endpoint(false).await;
+        let mut req = post(Some("https://app.test"), "token=t-server");
+        req.headers_mut()
+            .insert("authorization", "Basic c2VydmVyOndyb25n".parse().unwrap()); // server:wrong
+        let (status, h, _) = send(&endpoint, req).await;
+        assert_eq!(status, 401);
+        assert_eq!(h["access-control-allow-origin"], "https://app.test");
+        assert!(h.contains_key("www-authenticate"));
+        let exposed = h["access-control-expose-headers"].to_str().unwrap();
+        assert!(exposed.contains("www-authenticate"), "{exposed}");
+    }
+
+    #[tokio::test]
+    async fn jsonp_get_revokes_and_wraps() {
+        let (endpoint, store) = build_endpoint(true).await;
+        let req = Request::get("/revoke?token=t-spa&client_id=spa&callback=package.myCallback")
+            .body(Full::default())
+            .unwrap();
+        let (status, h, body) = send(&endpoint, req).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "/**/package.myCallback();");
+        assert_eq!(h["content-type"], "application/javascript; charset=utf-8");
+        assert_eq!(h["x-original-status"], "200");
+        assert!(!active(&store, "t-spa").await);
+        // An error is wrapped too, and its status kept in the header.
+        let req = Request::get("/revoke?token=t-server&client_id=nobody&callback=cb")
+            .body(Full::default())
+            .unwrap();
+        let (status, h, body) = send(&endpoint, req).await;
+        assert_eq!(status, 200);
+        assert_eq!(h["x-original-status"], "401");
+        assert!(
+            body.starts_with("/**/cb({\"error\":\"invalid_client\""),
+            "{body}"
+        );
+        // A callback in a POST body, as in the WSO2 example.
+        let (status, _, body) = send(
+            &endpoint,
+            post(
+                None,
+                "token=t-other&client_id=other&callback=package.myCallback",
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body, "/**/package.myCallback();");
+        assert!(!active(&store, "t-other").await);
+    }
+
+    #[tokio::test]
+    async fn jsonp_get_rules() {
+        let (endpoint, store) = build_endpoint(true).await;
+        let get = |uri: &str| Request::get(uri).body(Full::default()).unwrap();
+        // Without callback: 405.
+        assert_eq!(
+            send(&endpoint, get("/revoke?token=t-spa&client_id=spa"))
+                .await
+                .0,
+            405
+        );
+        // A bad callback: plain 400, nothing revoked.
+        let (status, h, body) = send(
+            &endpoint,
+            get("/revoke?token=t-spa&client_id=spa&callback=alert(1)"),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert_eq!(h["content-type"], "application/json");
+        assert!(!body.contains("alert"));
+        assert!(active(&store, "t-spa").await);
+        // A secret in the URL: 400.
+        let (status, _, _) = send(
+            &endpoint,
+            get("/revoke?token=t-server&client_id=server&client_secret=s3cret&callback=cb"),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(active(&store, "t-server").await);
+        // JSONP off: GET is 405 even with callback, and a body callback is ignored.
+        let (endpoint, _) = build_endpoint(false).await;
+        assert_eq!(
+            send(
+                &endpoint,
+                get("/revoke?token=t-spa&client_id=spa&callback=cb")
+            )
+            .await
+            .0,
+            405
+        );
+        let (status, h, body) = send(
+            &endpoint,
+            post(None, "token=t-spa&client_id=spa&callback=cb"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, ""));
+        assert!(h.get("x-original-status").is_none());
     }
 }

@@ -11,6 +11,7 @@
 //! let revoke = RevocationEndpoint::builder()
 //!     .clients(registry)
 //!     .store(store.clone())
+//!     .cors_origins(["https://app.example.com"])
 //!     .build()
 //!     .expect("valid configuration");
 //! let app: axum::Router = axum::Router::new().route_service("/oauth2/revoke", revoke);
@@ -21,8 +22,11 @@
 //!
 //! ```text
 //! request
+//!   -> CORS            tower_http::cors; answers preflights itself     (cors)
 //!   -> form            reads the bounded urlencoded body once         (form)
+//!   -> JSONP           validates `callback`, wraps the answer (opt-in) (jsonp)
 //!   -> client auth     Basic, body credentials, or a public client_id (client_auth)
+//!   -> origin check    the Origin is allowed for this client          (cors)
 //!   -> revoke          token + token_type_hint, atomically in the store (revoke, store)
 //! ```
 //!
