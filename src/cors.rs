@@ -516,6 +516,47 @@ mod tests {
         }
     }
 
+    /// A registry that claims every origin: the policy must still refuse what is not an
+    /// origin.
+    #[derive(Clone)]
+    struct ClaimsEverything;
+
+    impl ClientRegistry for ClaimsEverything {
+        async fn find_client(
+            &self,
+            _client_id: &str,
+        ) -> Result<Option<Client>, crate::store::StoreError> {
+            Ok(None)
+        }
+
+        async fn origin_registered(
+            &self,
+            _origin: &HeaderValue,
+        ) -> Result<bool, crate::store::StoreError> {
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn null_and_malformed_origins_are_never_reflected() {
+        for origin in [
+            "null",
+            "*",
+            "https://x.test/",
+            "javascript:alert(1)",
+            "https://X.test",
+        ] {
+            let h = preflight(policy().layer_with_clients(ClaimsEverything), origin).await;
+            assert!(h.get("access-control-allow-origin").is_none(), "{origin}");
+        }
+        let h = preflight(
+            policy().layer_with_clients(ClaimsEverything),
+            "https://x.test",
+        )
+        .await;
+        assert_eq!(h["access-control-allow-origin"], "https://x.test");
+    }
+
     #[tokio::test]
     async fn error_responses_carry_cors_and_expose_headers() {
         let req = Request::post("/revoke")

@@ -259,7 +259,8 @@ impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
 }
 
 pin_project! {
-    /// The response body of [`RevocationEndpoint`].
+    /// The response body of [`RevocationEndpoint`]; empty by default.
+    #[derive(Default)]
     pub struct EndpointBody {
         #[pin]
         inner: StackBody,
@@ -269,14 +270,6 @@ pin_project! {
 impl fmt::Debug for EndpointBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EndpointBody").finish_non_exhaustive()
-    }
-}
-
-impl Default for EndpointBody {
-    fn default() -> Self {
-        Self {
-            inner: ResponseBody::default(),
-        }
     }
 }
 
