@@ -12,7 +12,7 @@
 //! | `callback` given twice (query and body, or twice in the query) | 400 `invalid_request`, plain JSON |
 //! | `callback` not a dotted JavaScript identifier of at most 128 characters, or using a reserved word ([`Callback`]) | 400 `invalid_request`, plain JSON that does not repeat the name |
 //! | valid `callback`, inner response JSON (`application/json`, `application/*+json`) or empty without a content type | **200**, `/**/callback(...);` |
-//! | valid `callback`, inner response of another content type | the inner response unwrapped, with `X-Content-Type-Options: nosniff` |
+//! | valid `callback`, inner response of another content type, or with a `Content-Encoding` | the inner response unwrapped, with `X-Content-Type-Options: nosniff` |
 //!
 //! A wrapped response always has status 200, because a browser does not run a script served
 //! with 4xx or 5xx and the callback could not see the error otherwise. The inner status is
@@ -104,6 +104,13 @@ mod tests {
                 OAuthError::invalid_client("no").to_response()
             } else if query.contains("empty") {
                 Response::new(Full::default())
+            } else if query.contains("gzip") {
+                let mut r = Response::new(Full::new(Bytes::from_static(b"\x1f\x8b")));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                r.headers_mut()
+                    .insert("content-encoding", "gzip".parse().unwrap());
+                r
             } else if query.contains("html") {
                 let mut r = Response::new(Full::new(Bytes::from_static(b"<b>hi</b>")));
                 r.headers_mut()
@@ -187,6 +194,16 @@ mod tests {
         assert_eq!(headers["content-type"], "text/html");
         assert_eq!(headers["x-content-type-options"], "nosniff");
         assert!(headers.get(X_ORIGINAL_STATUS).is_none());
+    }
+
+    #[tokio::test]
+    async fn encoded_json_passes_through_unwrapped() {
+        let svc = JsonpLayer::new().layer(json_service());
+        let response = svc.oneshot(get("/?gzip&callback=cb")).await.unwrap();
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"\x1f\x8b");
     }
 
     #[tokio::test]

@@ -110,10 +110,16 @@ fn wrap<B: Body>(response: Response<B>, callback: &Callback) -> Response<JsonpBo
     parts
         .headers
         .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
-    let wrappable = match parts.headers.get(header::CONTENT_TYPE) {
-        Some(ct) => is_json(ct),
-        None => body.is_end_stream() || body.size_hint().exact() == Some(0),
-    };
+    // Encoded (compressed) bytes cannot be wrapped; place compression outside this layer.
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v != "identity");
+    let wrappable = !encoded
+        && match parts.headers.get(header::CONTENT_TYPE) {
+            Some(ct) => is_json(ct),
+            None => body.is_end_stream() || body.size_hint().exact() == Some(0),
+        };
     if !wrappable {
         return Response::from_parts(parts, JsonpBody::plain(body));
     }
