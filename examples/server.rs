@@ -184,24 +184,15 @@ fn load_config(args: &Args) -> Result<DemoConfig, String> {
     Ok(config)
 }
 
-fn registry(
-    config: &DemoConfig,
-    global_origins: &[String],
-) -> Result<MemoryClientRegistry, String> {
+fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, String> {
     let mut clients = Vec::new();
     for c in &config.clients {
         let mut client = match &c.secret {
             Some(secret) => Client::confidential(c.id.as_str(), secret),
             None => Client::public(c.id.as_str()),
         };
-        // A public browser app with no origins of its own may call from the global ones.
-        let origins: &[String] = if c.origins.is_empty() && c.secret.is_none() {
-            global_origins
-        } else {
-            &c.origins
-        };
         client = client
-            .with_origins(origins)
+            .with_origins(&c.origins)
             .map_err(|e| format!("client {:?}: {e}", c.id))?;
         if let Some(name) = &c.name {
             client = client.with_name(name.as_str());
@@ -481,7 +472,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 // The application.
 
 fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
-    let registry = registry(config, &args.cors_origins)?;
+    let registry = registry(config)?;
     let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
     let users: Arc<HashMap<String, SecretDigest>> = Arc::new(
         config
@@ -496,8 +487,10 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         .store(store.clone())
         .realm("demo")
         .limit_failures(limiter.clone())
+        .cors_origins(&args.cors_origins)
+        .jsonp(true)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("--cors-origin: {e}"))?;
 
     let issuer = Issuer {
         store: store.clone(),
@@ -629,13 +622,18 @@ fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsA
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+/// Resolves on SIGINT or SIGTERM. The handlers are installed at once, before the server
+/// says it is listening, so that no early signal is missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 fn print_demo_credentials(config: &DemoConfig) {
@@ -687,6 +685,7 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = shutdown_signal()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{local}");
     print_demo_credentials(&config);
@@ -699,7 +698,6 @@ async fn run(args: Args) -> Result<(), String> {
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10));
     let graceful = GracefulShutdown::new();
-    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -291,6 +291,88 @@ async fn wso2_guide_curl_request_works_verbatim() {
 }
 
 #[tokio::test]
+async fn wso2_guide_jsonp_request_works_verbatim() {
+    let demo = Demo::start(&[], None);
+    let url = demo.url("/oauth2/revoke");
+    let (head, body) = demo.curl(&[
+        "-X",
+        "POST",
+        "--basic",
+        "-u",
+        &format!("{APP}:{APP_SECRET}"),
+        "-H",
+        "Content-Type: application/x-www-form-urlencoded;charset=UTF-8",
+        "-d",
+        &format!("token={SAMPLE_TOKEN}&token_type_hint=access_token&callback=package.myCallback"),
+        &url,
+    ]);
+    assert!(head.lines().next().unwrap().contains(" 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: application/javascript"), "{head}");
+    assert_eq!(body, "/**/package.myCallback();");
+    assert_eq!(demo.userinfo(SAMPLE_TOKEN).await.status(), 401);
+
+    // An error reaches the callback too, with status 200 so that a browser runs it.
+    let (head, body) = demo.curl(&[
+        "-X",
+        "POST",
+        "--basic",
+        "-u",
+        &format!("{APP}:wrong"),
+        "-d",
+        "token=x&callback=package.myCallback",
+        &url,
+    ]);
+    assert!(head.lines().next().unwrap().contains(" 200"), "{head}");
+    assert!(body.starts_with("/**/package.myCallback({") && body.contains("invalid_client"), "{body}");
+
+    // GET is accepted only with a callback.
+    let (head, body) = demo.curl(&[&format!("{url}?token=x&client_id=spa-client&callback=cb")]);
+    assert!(head.lines().next().unwrap().contains(" 200"), "{head}");
+    assert_eq!(body, "/**/cb();");
+    let (head, _) = demo.curl(&[&format!("{url}?token=x&client_id=spa-client")]);
+    assert!(head.lines().next().unwrap().contains(" 405"), "{head}");
+}
+
+#[tokio::test]
+async fn cors_origins_from_the_command_line() {
+    let demo = Demo::start(&["--plain", "--cors-origin", "http://127.0.0.1:8765"], None);
+    let http = demo.http();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, demo.url("/oauth2/revoke"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type")
+            .send()
+    };
+    let reply = preflight("http://127.0.0.1:8765").await.unwrap();
+    assert!(reply.status().is_success());
+    assert_eq!(reply.headers()["access-control-allow-origin"], "http://127.0.0.1:8765");
+    let reply = preflight("http://127.0.0.1:9999").await.unwrap();
+    assert!(!reply.headers().contains_key("access-control-allow-origin"));
+
+    let reply = http
+        .post(demo.url("/oauth2/revoke"))
+        .header("origin", "http://127.0.0.1:9999")
+        .form(&[("client_id", "spa-client"), ("token", SAMPLE_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400, "a disallowed origin is refused before revoking");
+    assert_eq!(demo.userinfo(SAMPLE_TOKEN).await.status(), 200);
+}
+
+#[test]
+fn bad_cors_origin_is_a_clear_error() {
+    let out = Command::new(server_binary())
+        .args(["--plain", "--listen", "127.0.0.1:0", "--cors-origin", "https://x.com/path"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--cors-origin") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[tokio::test]
 async fn resource_owner_lists_and_revokes_an_apps_access() {
     let demo = Demo::start(&["--plain"], None);
     assert!(demo.base.starts_with("http://127.0.0.1:"), "{}", demo.base);
