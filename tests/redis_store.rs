@@ -1,0 +1,517 @@
+//! The Redis store against a real Redis: the conformance suite, the key layout, two nodes
+//! sharing one Redis, and a Redis that goes away and comes back.
+//!
+//! The shared server is `REDIS_URL` (default `redis://127.0.0.1:6379`); every test uses its
+//! own key prefix and deletes its keys at the end. Without a Redis the tests print a notice
+//! and pass, unless `CI=true`, where they fail.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant, SystemTime},
+};
+
+use http::StatusCode;
+use redis::AsyncCommands;
+use tower_oauth_revoke::{
+    client_auth::{Client, MemoryClientRegistry},
+    store::{
+        conformance, GrantId, IssueError, RedisStore, TokenHash, TokenKind, TokenRecord, TokenStore,
+    },
+    RevocationEndpoint,
+};
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Fails under CI, otherwise prints why the test does nothing.
+fn unavailable(why: String) {
+    assert!(!in_ci(), "CI=true but {why}");
+    eprintln!("skipped: {why}");
+}
+
+fn unique_prefix(test: &str) -> String {
+    format!("tor-test-{test}-{:016x}", rand::random::<u64>())
+}
+
+/// A store on the shared Redis under a fresh prefix, or `None` (after a notice) without one.
+async fn shared_store(test: &str) -> Option<(RedisStore, String)> {
+    let prefix = unique_prefix(test);
+    match RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_url())
+        .await
+    {
+        Ok(store) => Some((store, prefix)),
+        Err(e) => {
+            unavailable(format!("no Redis at {}: {e}", redis_url()));
+            None
+        }
+    }
+}
+
+async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Every key of a store.
+async fn keys_of(url: &str, prefix: &str) -> Vec<String> {
+    let mut conn = raw_connection(url).await;
+    let mut keys: Vec<String> = Vec::new();
+    let mut iter: redis::AsyncIter<'_, String> =
+        conn.scan_match(format!("{{{prefix}}}:*")).await.unwrap();
+    while let Some(key) = iter.next_item().await {
+        keys.push(key.unwrap());
+    }
+    keys
+}
+
+async fn delete_keys(url: &str, prefix: &str) {
+    let keys = keys_of(url, prefix).await;
+    if !keys.is_empty() {
+        let mut conn = raw_connection(url).await;
+        let _: () = conn.del(keys).await.unwrap();
+    }
+}
+
+fn in_secs(secs: u64) -> SystemTime {
+    SystemTime::now() + Duration::from_secs(secs)
+}
+
+fn endpoint<S: TokenStore>(store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
+    RevocationEndpoint::builder()
+        .clients(MemoryClientRegistry::new([Client::confidential(
+            "app",
+            "app-secret",
+        )]))
+        .store(store)
+        .build()
+        .unwrap()
+}
+
+async fn revoke_over_http(addr: SocketAddr, token: &str) -> common::Reply {
+    common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &common::basic("app", "app-secret"))],
+        &format!("token={token}"),
+    )
+    .await
+}
+
+fn random_token(name: &str) -> String {
+    format!("{name}-{:032x}", rand::random::<u128>())
+}
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let Some((store, prefix)) = shared_store("conformance").await else {
+        return;
+    };
+    conformance::run(|| store.clone()).await;
+    delete_keys(&redis_url(), &prefix).await;
+}
+
+#[tokio::test]
+async fn keys_hold_only_hashes_and_all_expire() {
+    let Some((store, prefix)) = shared_store("layout").await else {
+        return;
+    };
+    let url = redis_url();
+    let (refresh, access, other) = (
+        random_token("refresh"),
+        random_token("access"),
+        random_token("other"),
+    );
+    let (grant, other_grant) = (GrantId::random(), GrantId::random());
+    let owner = format!("alice-{:x}@example.com", rand::random::<u32>());
+    store
+        .issue(
+            TokenHash::of(&refresh),
+            TokenRecord::new(TokenKind::RefreshToken, "app", grant, in_secs(3000))
+                .with_owner(owner.as_str()),
+        )
+        .await
+        .unwrap();
+    store
+        .issue(
+            TokenHash::of(&access),
+            TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(600))
+                .with_owner(owner.as_str()),
+        )
+        .await
+        .unwrap();
+    store
+        .issue(
+            TokenHash::of(&other),
+            TokenRecord::new(TokenKind::AccessToken, "app", other_grant, in_secs(300)),
+        )
+        .await
+        .unwrap();
+    let never_seen = GrantId::random();
+    store.revoke_grant(never_seen).await.unwrap();
+
+    let tag = format!("{{{prefix}}}:");
+    let mut expected = vec![
+        (format!("{tag}t:{}", TokenHash::of(&refresh).to_hex()), 3000),
+        (format!("{tag}t:{}", TokenHash::of(&access).to_hex()), 600),
+        (format!("{tag}t:{}", TokenHash::of(&other).to_hex()), 300),
+        (format!("{tag}g:{grant}"), 3000),
+        (format!("{tag}g:{other_grant}"), 300),
+        (format!("{tag}g:{never_seen}"), 3600),
+    ];
+    let mut keys = keys_of(&url, &prefix).await;
+    let owner_keys: Vec<String> = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{tag}o:")))
+        .cloned()
+        .collect();
+    assert_eq!(owner_keys.len(), 1, "one owner index: {keys:?}");
+    expected.push((owner_keys[0].clone(), 3000));
+    keys.sort();
+    let mut names: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+    names.sort();
+    assert_eq!(keys, names, "exactly the documented keys");
+
+    let mut conn = raw_connection(&url).await;
+    for (key, lifetime) in &expected {
+        let ttl: i64 = conn.ttl(key).await.unwrap();
+        assert!(
+            (*lifetime - 5..=*lifetime).contains(&ttl),
+            "{key} expires in {ttl} s, expected about {lifetime} s"
+        );
+        let dump: Vec<u8> = redis::cmd("DUMP")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump = String::from_utf8_lossy(&dump);
+        for token in [&refresh, &access, &other] {
+            assert!(!key.contains(token.as_str()) && !dump.contains(token.as_str()));
+        }
+        assert!(!key.contains(&owner), "owner names stay out of key names");
+    }
+
+    // Revoking the refresh token turns its grant into a tombstone that outlives none of
+    // its tokens and lasts at least the tombstone TTL.
+    let outcome = store
+        .revoke(
+            &TokenHash::of(&refresh),
+            tower_oauth_revoke::store::RevocationRequest::new("app"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome,
+        tower_oauth_revoke::store::RevocationOutcome::Revoked { .. }
+    ));
+    let ttl: i64 = conn.ttl(format!("{tag}g:{grant}")).await.unwrap();
+    assert!((3595..=3600).contains(&ttl), "tombstone TTL {ttl}");
+    assert!(store
+        .inspect(&TokenHash::of(&access))
+        .await
+        .unwrap()
+        .is_none());
+
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_token_revoked_on_one_node_is_inactive_on_both() {
+    let Some((node_a, prefix)) = shared_store("two-nodes").await else {
+        return;
+    };
+    let node_b = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_url())
+        .await
+        .unwrap();
+    let addr_a = common::serve(endpoint(node_a.clone())).await;
+    let addr_b = common::serve(endpoint(node_b.clone())).await;
+    assert_ne!(addr_a, addr_b);
+
+    let grant = GrantId::random();
+    let (refresh, access) = (random_token("refresh"), random_token("access"));
+    for (token, kind) in [
+        (&refresh, TokenKind::RefreshToken),
+        (&access, TokenKind::AccessToken),
+    ] {
+        node_a
+            .issue(
+                TokenHash::of(token),
+                TokenRecord::new(kind, "app", grant, in_secs(600)).with_owner("alice"),
+            )
+            .await
+            .unwrap();
+    }
+    for store in [&node_a, &node_b] {
+        assert!(store
+            .inspect(&TokenHash::of(&refresh))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .inspect(&TokenHash::of(&access))
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    let reply = revoke_over_http(addr_b, &refresh).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    for (name, store) in [("node a", &node_a), ("node b", &node_b)] {
+        for token in [&refresh, &access] {
+            assert!(
+                store
+                    .inspect(&TokenHash::of(token))
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "revoked on node b, still active on {name}"
+            );
+        }
+    }
+    // Node a refuses new tokens for the grant node b revoked.
+    let late = node_a
+        .issue(
+            TokenHash::of(&random_token("late")),
+            TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(600)),
+        )
+        .await;
+    assert!(matches!(late, Err(IssueError::GrantRevoked)));
+    // And node a's endpoint answers for the token node b revoked as for any inactive one.
+    assert_eq!(
+        revoke_over_http(addr_a, &access).await.status,
+        StatusCode::OK
+    );
+
+    delete_keys(&redis_url(), &prefix).await;
+}
+
+/// A `redis-server` of the test's own on a free loopback port, killed on drop.
+struct OwnRedis {
+    child: Option<Child>,
+    port: u16,
+}
+
+impl OwnRedis {
+    /// Starts one on a free port, or `None` (after a notice) without `redis-server`.
+    async fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { child: None, port };
+        match server.spawn() {
+            Ok(()) => {}
+            Err(e) => {
+                unavailable(format!("cannot start redis-server: {e}"));
+                return None;
+            }
+        }
+        server.wait_ready().await;
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the server answers PING (it announces readiness on no channel we can
+    /// await, so it is polled).
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(client) = redis::Client::open(self.url()) {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                    let pong: redis::RedisResult<String> =
+                        redis::cmd("PING").query_async(&mut conn).await;
+                    if pong.is_ok() {
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.kill();
+        self.spawn().unwrap();
+        self.wait_ready().await;
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal("-CONT");
+        }
+        self.kill();
+    }
+}
+
+/// A revocation while the store fails: 503 `temporarily_unavailable` with `Retry-After`,
+/// quickly.
+async fn assert_unavailable(addr: SocketAddr, token: &str) {
+    let started = Instant::now();
+    let reply = revoke_over_http(addr, token).await;
+    let took = started.elapsed();
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.error(), "temporarily_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+}
+
+/// Issues until the store answers again, within `limit`.
+async fn issue_once_back(store: &RedisStore, token: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let issued = store
+            .issue(
+                TokenHash::of(token),
+                TokenRecord::new(
+                    TokenKind::AccessToken,
+                    "app",
+                    GrantId::random(),
+                    in_secs(600),
+                ),
+            )
+            .await;
+        match issued {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < deadline, "the store did not recover: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_down_answers_503_then_recovers() {
+    let Some(mut server) = OwnRedis::start().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .key_prefix(unique_prefix("outage"))
+        .operation_timeout(Duration::from_millis(1500))
+        .connect(server.url())
+        .await
+        .unwrap();
+    let addr = common::serve(endpoint(store.clone())).await;
+
+    let before = random_token("before");
+    issue_once_back(&store, &before, Duration::ZERO).await;
+    assert_eq!(revoke_over_http(addr, &before).await.status, StatusCode::OK);
+    assert!(store
+        .inspect(&TokenHash::of(&before))
+        .await
+        .unwrap()
+        .is_none());
+
+    let during = random_token("during");
+    issue_once_back(&store, &during, Duration::ZERO).await;
+    server.kill();
+    for _ in 0..3 {
+        assert_unavailable(addr, &during).await;
+    }
+    assert!(store.inspect(&TokenHash::of(&during)).await.is_err());
+
+    // Same port, empty data (no persistence): the store reconnects by itself.
+    server.restart().await;
+    let after = random_token("after");
+    issue_once_back(&store, &after, Duration::from_secs(10)).await;
+    assert!(store
+        .inspect(&TokenHash::of(&after))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(revoke_over_http(addr, &after).await.status, StatusCode::OK);
+    assert!(store
+        .inspect(&TokenHash::of(&after))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn stalled_redis_answers_503_instead_of_hanging() {
+    let Some(server) = OwnRedis::start().await else {
+        return;
+    };
+    let store = RedisStore::builder()
+        .key_prefix(unique_prefix("stall"))
+        .operation_timeout(Duration::from_millis(1000))
+        .connect(server.url())
+        .await
+        .unwrap();
+    let addr = common::serve(endpoint(store.clone())).await;
+    let token = random_token("stalled");
+    issue_once_back(&store, &token, Duration::ZERO).await;
+
+    // The connection stays open but nothing answers.
+    server.signal("-STOP");
+    assert_unavailable(addr, &token).await;
+    server.signal("-CONT");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = revoke_over_http(addr, &token).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(Instant::now() < deadline, "no recovery after SIGCONT");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store
+        .inspect(&TokenHash::of(&token))
+        .await
+        .unwrap()
+        .is_none());
+}
