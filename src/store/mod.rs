@@ -66,7 +66,7 @@ mod redis;
 pub use memory::MemoryStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::RedisStore;
+pub use self::redis::{RedisStore, RedisStoreBuilder};
 
 /// The SHA-256 digest of a token: how stores key tokens, never by the token itself.
 ///

@@ -86,8 +86,37 @@ use super::{
 /// recovers by itself when Redis returns. An operation that timed out may or may not have
 /// been applied; it is never reported as done.
 ///
-/// Expiry times are kept with one-second precision. Expiry is judged by this node's clock
-/// (`now` is sent with each script), the TTLs by Redis's clock: keep clocks in sync.
+/// # Operating Redis
+///
+/// - `maxmemory-policy noeviction`: every key has a TTL, so a `volatile-*` or `allkeys-*`
+///   policy could evict a revoked grant's tombstone under memory pressure.
+/// - A token unknown to Redis is inactive, so losing Redis's data (a restart without
+///   persistence) fails closed: every token then reads as revoked. Use replication or AOF
+///   where that is not acceptable.
+/// - Expiry times are kept with one-second precision. Expiry is judged by this node's clock
+///   (`now` is sent with each script), the TTLs by Redis's clock: keep clocks in sync.
+///
+/// ```no_run
+/// use tower_oauth_revoke::{
+///     client_auth::{Client, MemoryClientRegistry},
+///     store::RedisStore,
+///     RevocationEndpoint,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let store = RedisStore::builder()
+///     .key_prefix("auth-prod")
+///     .connect("redis://127.0.0.1:6379")
+///     .await
+///     .expect("Redis answers");
+/// let revoke = RevocationEndpoint::builder()
+///     .clients(MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]))
+///     .store(store)
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = revoke;
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
