@@ -304,21 +304,32 @@ struct OwnRedis {
 impl OwnRedis {
     /// Starts one on a free port, or `None` (after a notice) without `redis-server`.
     async fn start() -> Option<Self> {
+        let mut server = Self::not_started();
+        server.start_again().await.then_some(server)
+    }
+
+    /// A free port, nothing listening on it yet.
+    fn not_started() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut server = Self { child: None, port };
-        match server.spawn() {
+        Self { child: None, port }
+    }
+
+    /// Starts the server (again) on its port; `false` (after a notice) without
+    /// `redis-server`.
+    async fn start_again(&mut self) -> bool {
+        match self.spawn() {
             Ok(()) => {}
             Err(e) => {
                 unavailable(format!("cannot start redis-server: {e}"));
-                return None;
+                return false;
             }
         }
-        server.wait_ready().await;
-        Some(server)
+        self.wait_ready().await;
+        true
     }
 
     fn url(&self) -> String {
@@ -364,8 +375,7 @@ impl OwnRedis {
 
     async fn restart(&mut self) {
         self.kill();
-        self.spawn().unwrap();
-        self.wait_ready().await;
+        assert!(self.start_again().await);
     }
 
     fn signal(&self, signal: &str) {
@@ -617,4 +627,27 @@ async fn each_operation_is_one_round_trip() {
         vec!["evalsha"; 7],
         "seven operations, seven EVALSHA, nothing else"
     );
+}
+
+#[tokio::test]
+async fn a_node_starts_while_redis_is_down() {
+    let mut server = OwnRedis::not_started();
+    let store = RedisStore::builder()
+        .key_prefix(unique_prefix("lazy"))
+        .connect_lazy(server.url())
+        .unwrap();
+    let addr = common::serve(endpoint(store.clone())).await;
+    assert_unavailable(addr, &random_token("early")).await;
+
+    if !server.start_again().await {
+        return;
+    }
+    let token = random_token("later");
+    issue_once_back(&store, &token, Duration::from_secs(10)).await;
+    assert_eq!(revoke_over_http(addr, &token).await.status, StatusCode::OK);
+    assert!(store
+        .inspect(&TokenHash::of(&token))
+        .await
+        .unwrap()
+        .is_none());
 }
