@@ -412,6 +412,7 @@ async fn assert_unavailable(addr: SocketAddr, token: &str) {
     assert_eq!(reply.error(), "temporarily_unavailable");
     assert!(reply.headers.contains_key("retry-after"));
     assert!(took < Duration::from_secs(2), "answered after {took:?}");
+    eprintln!("503 temporarily_unavailable after {took:?}");
 }
 
 /// Issues until the store answers again, within `limit`.

@@ -65,14 +65,17 @@ use super::{
 ///
 /// # Redis Cluster
 ///
-/// A script may only touch keys of one slot. The grant cascade needs a token and its grant
-/// in the slot of a script that only knows the token's hash (inspect, revoke), and
-/// owner-wide revocation needs every grant of an owner in one slot; no slot function of the
-/// token hash alone can put all tokens of a grant together, so all keys of one store share
-/// one hash tag, `{P}`, and therefore one slot. The scripts name the key they start from
-/// and derive the others (grants of a token, grants of an owner) with the same tag, so
-/// they stay within the declared slot. On a cluster, one store thus lives on one shard
-/// (with its replicas for fail-over); spread load by giving tenants distinct prefixes.
+/// A script may only touch keys of one slot. [`inspect`](TokenStore::inspect) and
+/// [`revoke`](TokenStore::revoke) know only a token's hash, so a token key's slot can
+/// depend on nothing else; yet the token must share its slot with its grant (the cascade
+/// flag), and so with every other token of that grant, whatever their hashes:
+/// only a constant slot satisfies both. Owner-wide revocation likewise needs all grants of
+/// an owner in one slot. So all keys of one store share one hash tag, `{P}`, and therefore
+/// one slot: every operation, cascade and owner-wide revocation included, stays one atomic
+/// script on one node. On a cluster, one store thus lives on one shard (with its replicas
+/// for fail-over); spread load by giving tenants distinct prefixes. The scripts declare the
+/// key they start from and derive the others (a token's grant, an owner's grants) with the
+/// same hash tag, so every key they touch lies in the declared slot.
 ///
 /// Tested against a standalone Redis 7.0 only; the cluster layout follows from the hash
 /// tags above but has not been run against a Redis Cluster.
@@ -80,7 +83,10 @@ use super::{
 /// # Failures
 ///
 /// Every operation is bounded by [`operation_timeout`](RedisStoreBuilder::operation_timeout)
-/// (default 2 s): while Redis is unreachable, operations fail fast with a [`StoreError`]
+/// (default 2 s), connection attempts by
+/// [`connection_timeout`](RedisStoreBuilder::connection_timeout) (500 ms) and
+/// [`reconnect_attempts`](RedisStoreBuilder::reconnect_attempts) (2): while Redis is
+/// unreachable, operations fail fast with a [`StoreError`]
 /// (which the revocation endpoint answers with 503 `temporarily_unavailable` and
 /// `Retry-After`); the connection is re-established in the background, so the store
 /// recovers by itself when Redis returns. An operation that timed out may or may not have
