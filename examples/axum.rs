@@ -31,13 +31,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .store(store.clone())
         .build()?;
 
-    let app = Router::new()
-        .route_service("/oauth2/revoke", revoke)
-        .route(
-            "/api",
-            get(|| async { "hello, holder of an active token" })
-                .layer(BearerGuardLayer::new(store)),
-        );
+    let app = Router::new().route_service("/oauth2/revoke", revoke).route(
+        "/api",
+        get(|| async { "hello, holder of an active token" }).layer(BearerGuardLayer::new(store)),
+    );
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);

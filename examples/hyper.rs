@@ -19,7 +19,10 @@ use tower_oauth_revoke::{
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let revoke = RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::confidential("app", "app-secret")]))
+        .clients(MemoryClientRegistry::new([Client::confidential(
+            "app",
+            "app-secret",
+        )]))
         .store(MemoryStore::new())
         .build()?;
 

@@ -208,7 +208,6 @@ fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, String> {
 #[derive(Clone)]
 enum DemoStore {
     Memory(MemoryStore),
-    #[cfg(feature = "redis")]
     Redis(tower_oauth_revoke::store::RedisStore),
 }
 
@@ -216,7 +215,6 @@ macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             DemoStore::Memory($s) => $e.await,
-            #[cfg(feature = "redis")]
             DemoStore::Redis($s) => $e.await,
         }
     };
@@ -254,13 +252,10 @@ impl TokenStore for DemoStore {
 async fn open_store(redis: Option<&str>) -> Result<DemoStore, String> {
     match redis {
         None => Ok(DemoStore::Memory(MemoryStore::new())),
-        #[cfg(feature = "redis")]
         Some(url) => tower_oauth_revoke::store::RedisStore::connect(url)
             .await
             .map(DemoStore::Redis)
             .map_err(|e| format!("cannot use Redis at {url}: {e}")),
-        #[cfg(not(feature = "redis"))]
-        Some(_) => Err("this build has no Redis support: run with --features redis".into()),
     }
 }
 

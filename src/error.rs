@@ -123,17 +123,29 @@ impl OAuthError {
 
     /// 400 `invalid_request`.
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            description,
+        )
     }
 
     /// 401 `invalid_client`.
     pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient, description)
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidClient,
+            description,
+        )
     }
 
     /// 400 `invalid_grant`.
     pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant, description)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidGrant,
+            description,
+        )
     }
 
     /// 503 `temporarily_unavailable` with `Retry-After`.

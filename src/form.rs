@@ -118,10 +118,9 @@ impl fmt::Display for FormError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FormError::Repeated(name) => write!(f, "the parameter `{name}` is repeated"),
-            FormError::Malformed(name) => write!(
-                f,
-                "the parameter `{name}` is not valid urlencoded UTF-8"
-            ),
+            FormError::Malformed(name) => {
+                write!(f, "the parameter `{name}` is not valid urlencoded UTF-8")
+            }
             FormError::TooMany => write!(f, "the request has too many parameters"),
         }
     }
@@ -582,7 +581,10 @@ mod tests {
             FormParams::parse(b"token=\xff"),
             Err(FormError::Malformed("token".into()))
         );
-        let many = (0..65).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        let many = (0..65)
+            .map(|i| format!("p{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
         assert_eq!(FormParams::parse(many.as_bytes()), Err(FormError::TooMany));
     }
 

@@ -182,9 +182,8 @@ fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
         return Bearer::Missing;
     }
     let token = rest.trim_matches(' ');
-    let b64token = |b: u8| {
-        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-    };
+    let b64token =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
     let body = token.trim_end_matches('=');
     if body.is_empty() || !body.bytes().all(b64token) {
         return Bearer::Malformed;
@@ -225,9 +224,11 @@ where
             }
             Bearer::Malformed => {
                 return ResponseFuture::ready(
-                    OAuthError::invalid_request("the Authorization header is not a valid bearer token")
-                        .with_www_authenticate(self.challenges.invalid_request.clone())
-                        .to_response(),
+                    OAuthError::invalid_request(
+                        "the Authorization header is not a valid bearer token",
+                    )
+                    .with_www_authenticate(self.challenges.invalid_request.clone())
+                    .to_response(),
                 );
             }
             Bearer::Token(token) => TokenHash::of(token),
@@ -288,7 +289,10 @@ mod tests {
     fn parses_bearer() {
         assert_eq!(bearer(None), Bearer::Missing);
         assert_eq!(bearer(Some(&hv("Basic abc"))), Bearer::Missing);
-        assert_eq!(bearer(Some(&hv("Bearer abc-1.2_3~4+5/6=="))), Bearer::Token("abc-1.2_3~4+5/6=="));
+        assert_eq!(
+            bearer(Some(&hv("Bearer abc-1.2_3~4+5/6=="))),
+            Bearer::Token("abc-1.2_3~4+5/6==")
+        );
         assert_eq!(bearer(Some(&hv("bearer abc"))), Bearer::Token("abc"));
         assert_eq!(bearer(Some(&hv("Bearer"))), Bearer::Malformed);
         assert_eq!(bearer(Some(&hv("Bearer "))), Bearer::Malformed);
@@ -296,21 +300,33 @@ mod tests {
         assert_eq!(bearer(Some(&hv("Bearer a\"b"))), Bearer::Malformed);
     }
 
-    async fn call(store: &MemoryStore, auth: Option<&str>) -> (StatusCode, http::HeaderMap, String) {
-        let svc = BearerGuardLayer::new(store.clone()).realm("test").layer(service_fn(
-            |req: Request<Full<Bytes>>| async move {
+    async fn call(
+        store: &MemoryStore,
+        auth: Option<&str>,
+    ) -> (StatusCode, http::HeaderMap, String) {
+        let svc = BearerGuardLayer::new(store.clone())
+            .realm("test")
+            .layer(service_fn(|req: Request<Full<Bytes>>| async move {
                 let r = req.extensions().get::<TokenRecord>().unwrap();
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(r.client_id.to_string()))))
-            },
-        ));
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                    r.client_id.to_string(),
+                ))))
+            }));
         let mut req = Request::get("/");
         if let Some(a) = auth {
             req = req.header("authorization", a);
         }
-        let resp = svc.oneshot(req.body(Full::default()).unwrap()).await.unwrap();
+        let resp = svc
+            .oneshot(req.body(Full::default()).unwrap())
+            .await
+            .unwrap();
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
-        (parts.status, parts.headers, String::from_utf8(body.to_vec()).unwrap())
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(body.to_vec()).unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -319,11 +335,17 @@ mod tests {
         let grant = GrantId::random();
         let later = SystemTime::now() + Duration::from_secs(60);
         store
-            .issue(TokenHash::of("acc"), TokenRecord::new(TokenKind::AccessToken, "app", grant, later))
+            .issue(
+                TokenHash::of("acc"),
+                TokenRecord::new(TokenKind::AccessToken, "app", grant, later),
+            )
             .await
             .unwrap();
         store
-            .issue(TokenHash::of("ref"), TokenRecord::new(TokenKind::RefreshToken, "app", grant, later))
+            .issue(
+                TokenHash::of("ref"),
+                TokenRecord::new(TokenKind::RefreshToken, "app", grant, later),
+            )
             .await
             .unwrap();
 

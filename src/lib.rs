@@ -51,4 +51,6 @@ pub mod owner;
 pub mod revoke;
 pub mod store;
 
-pub use endpoint::{BuildError, EndpointBody, EndpointFuture, RevocationEndpoint, RevocationEndpointBuilder};
+pub use endpoint::{
+    BuildError, EndpointBody, EndpointFuture, RevocationEndpoint, RevocationEndpointBuilder,
+};

@@ -56,13 +56,24 @@ impl Origin {
                 .find(']')
                 .ok_or_else(|| err("an IPv6 host ends with ]"))?;
             let host = &stripped[..end];
-            if host.is_empty() || !host.chars().all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.') {
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
                 return Err(err("an IPv6 host has hex digits and colons only"));
             }
             let after = &stripped[end + 1..];
-            (host, after.strip_prefix(':').map(Some).unwrap_or_else(|| {
-                if after.is_empty() { None } else { Some("x") }
-            }))
+            (
+                host,
+                after.strip_prefix(':').map(Some).unwrap_or_else(|| {
+                    if after.is_empty() {
+                        None
+                    } else {
+                        Some("x")
+                    }
+                }),
+            )
         } else {
             match rest.split_once(':') {
                 Some((h, p)) => (h, Some(p)),
@@ -70,9 +81,9 @@ impl Origin {
             }
         };
         if host.is_empty()
-            || !host
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == ':')
+            || !host.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.' || c == ':'
+            })
         {
             return Err(err(
                 "the host has lower-case letters, digits, '-' and '.' only (no path, no '/')",

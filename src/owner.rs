@@ -219,36 +219,38 @@ where
         let route = route(req.uri().path(), &self.mount_path);
         Box::pin(async move {
             let response = match (route, method) {
-                (Route::Collection, Method::GET) => match store.clients_of_owner(owner.id()).await {
-                    Ok(clients) => {
-                        let mut buf = BytesMut::with_capacity(64 + clients.len() * 64);
-                        buf.put_slice(b"{\"authorizations\":[");
-                        for (i, held) in clients.iter().enumerate() {
-                            if i > 0 {
-                                buf.put_u8(b',');
+                (Route::Collection, Method::GET) => {
+                    match store.clients_of_owner(owner.id()).await {
+                        Ok(clients) => {
+                            let mut buf = BytesMut::with_capacity(64 + clients.len() * 64);
+                            buf.put_slice(b"{\"authorizations\":[");
+                            for (i, held) in clients.iter().enumerate() {
+                                if i > 0 {
+                                    buf.put_u8(b',');
+                                }
+                                buf.put_slice(b"{\"client_id\":");
+                                json_string(&mut buf, &held.client_id);
+                                let name = registry
+                                    .find_client(&held.client_id)
+                                    .await
+                                    .ok()
+                                    .flatten()
+                                    .and_then(|c| c.name().map(str::to_owned));
+                                if let Some(name) = name {
+                                    buf.put_slice(b",\"client_name\":");
+                                    json_string(&mut buf, &name);
+                                }
+                                buf.put_slice(format!(",\"grants\":{}}}", held.grants).as_bytes());
                             }
-                            buf.put_slice(b"{\"client_id\":");
-                            json_string(&mut buf, &held.client_id);
-                            let name = registry
-                                .find_client(&held.client_id)
-                                .await
-                                .ok()
-                                .flatten()
-                                .and_then(|c| c.name().map(str::to_owned));
-                            if let Some(name) = name {
-                                buf.put_slice(b",\"client_name\":");
-                                json_string(&mut buf, &name);
-                            }
-                            buf.put_slice(format!(",\"grants\":{}}}", held.grants).as_bytes());
+                            buf.put_slice(b"]}");
+                            respond(StatusCode::OK, buf.freeze(), true)
                         }
-                        buf.put_slice(b"]}");
-                        respond(StatusCode::OK, buf.freeze(), true)
+                        Err(err) => {
+                            tracing::error!(error = %err, "token store unavailable");
+                            unavailable()
+                        }
                     }
-                    Err(err) => {
-                        tracing::error!(error = %err, "token store unavailable");
-                        unavailable()
-                    }
-                },
+                }
                 (Route::Client(client_id), Method::DELETE) => {
                     match store.revoke_client_for_owner(owner.id(), &client_id).await {
                         Ok(grants) => {
@@ -295,11 +297,19 @@ mod tests {
     fn routes() {
         let p = "/users/me/authorizations";
         assert!(matches!(route(p, p), Route::Collection));
-        assert!(matches!(route("/users/me/authorizations/", p), Route::Collection));
+        assert!(matches!(
+            route("/users/me/authorizations/", p),
+            Route::Collection
+        ));
         assert!(matches!(route("/", p), Route::Collection));
-        assert!(matches!(route("/users/me/authorizations/my%20client", p), Route::Client(id) if id == "my client"));
+        assert!(
+            matches!(route("/users/me/authorizations/my%20client", p), Route::Client(id) if id == "my client")
+        );
         assert!(matches!(route("/a+b", p), Route::Client(id) if id == "a+b"));
-        assert!(matches!(route("/users/me/authorizationsX", p), Route::NotFound));
+        assert!(matches!(
+            route("/users/me/authorizationsX", p),
+            Route::NotFound
+        ));
         assert!(matches!(route("/a/b", p), Route::NotFound));
         assert!(matches!(route("/%zz", p), Route::NotFound));
     }

@@ -77,7 +77,9 @@ impl Demo {
         let dir = TempDir::new();
         let cert_path = dir.0.join("cert.pem");
         let mut cmd = Command::new(server_binary());
-        cmd.args(["--listen", "127.0.0.1:0", "--cert-out"]).arg(&cert_path).args(extra);
+        cmd.args(["--listen", "127.0.0.1:0", "--cert-out"])
+            .arg(&cert_path)
+            .args(extra);
         if let Some(text) = config {
             let path = dir.0.join("demo.toml");
             std::fs::write(&path, text).unwrap();
@@ -91,20 +93,33 @@ impl Demo {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("the server prints a line").unwrap();
-        let url = first.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {first}"));
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"));
         let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let tls = url.starts_with("https://");
-        let base = if tls { format!("https://localhost:{port}") } else { url.to_owned() };
+        let base = if tls {
+            format!("https://localhost:{port}")
+        } else {
+            url.to_owned()
+        };
         let cert = tls.then(|| std::fs::read_to_string(&cert_path).unwrap());
-        Self { child, base, port, cert, _dir: dir }
+        Self {
+            child,
+            base,
+            port,
+            cert,
+            _dir: dir,
+        }
     }
 
     fn http(&self) -> reqwest::Client {
         let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &self.cert {
-            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
+            builder = builder
+                .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap());
         }
         builder.build().unwrap()
     }
@@ -140,7 +155,12 @@ impl Demo {
     }
 
     async fn userinfo(&self, token: &str) -> reqwest::Response {
-        self.http().get(self.url("/userinfo")).bearer_auth(token).send().await.unwrap()
+        self.http()
+            .get(self.url("/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
     }
 
     fn curl(&self, args: &[&str]) -> (String, String) {
@@ -150,7 +170,11 @@ impl Demo {
         all.push(&cert_arg);
         all.extend_from_slice(args);
         let out = Command::new("curl").args(&all).output().expect("curl runs");
-        assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "curl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
         (head.to_owned(), body.to_owned())
@@ -173,7 +197,11 @@ async fn oauth2_client_credentials_token_is_refused_once_revoked() {
     let demo = Demo::start(&[], None);
     let client = demo.oauth_client(APP, Some(APP_SECRET));
     let http = demo.http();
-    let token = client.exchange_client_credentials().request_async(&http).await.unwrap();
+    let token = client
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await
+        .unwrap();
     let access = token.access_token().secret().clone();
     assert!(access.len() >= 22, "at least 128 bits of randomness");
 
@@ -183,7 +211,9 @@ async fn oauth2_client_credentials_token_is_refused_once_revoked() {
     assert_eq!(info["client_id"], APP);
 
     client
-        .revoke_token(StandardRevocableToken::AccessToken(token.access_token().clone()))
+        .revoke_token(StandardRevocableToken::AccessToken(
+            token.access_token().clone(),
+        ))
         .unwrap()
         .request_async(&http)
         .await
@@ -191,7 +221,10 @@ async fn oauth2_client_credentials_token_is_refused_once_revoked() {
     let reply = demo.userinfo(&access).await;
     assert_eq!(reply.status(), 401);
     let challenge = reply.headers()["www-authenticate"].to_str().unwrap();
-    assert!(challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains("error=\"invalid_token\""),
+        "{challenge}"
+    );
 }
 
 #[tokio::test]
@@ -212,7 +245,11 @@ async fn oauth2_refresh_token_revocation_kills_the_grant() {
     let info: serde_json::Value = demo.userinfo(&first).await.json().await.unwrap();
     assert_eq!(info["sub"], "alice");
 
-    let refreshed = client.exchange_refresh_token(&refresh).request_async(&http).await.unwrap();
+    let refreshed = client
+        .exchange_refresh_token(&refresh)
+        .request_async(&http)
+        .await
+        .unwrap();
     let second = refreshed.access_token().secret().clone();
     assert_ne!(first, second);
     assert_eq!(demo.userinfo(&second).await.status(), 200);
@@ -223,7 +260,11 @@ async fn oauth2_refresh_token_revocation_kills_the_grant() {
         .request_async(&http)
         .await
         .unwrap();
-    assert_eq!(demo.userinfo(&first).await.status(), 401, "the grant's access tokens die with it");
+    assert_eq!(
+        demo.userinfo(&first).await.status(),
+        401,
+        "the grant's access tokens die with it"
+    );
     assert_eq!(demo.userinfo(&second).await.status(), 401);
 
     let err = client
@@ -248,18 +289,31 @@ password = "alice-password"
     let demo = Demo::start(&[], Some(config));
     let client = demo.oauth_client("my client", Some("s3cr:t+ &x"));
     let http = demo.http();
-    let token = client.exchange_client_credentials().request_async(&http).await.unwrap();
+    let token = client
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await
+        .unwrap();
     client
-        .revoke_token(StandardRevocableToken::AccessToken(token.access_token().clone()))
+        .revoke_token(StandardRevocableToken::AccessToken(
+            token.access_token().clone(),
+        ))
         .unwrap()
         .request_async(&http)
         .await
         .unwrap();
-    assert_eq!(demo.userinfo(token.access_token().secret()).await.status(), 401);
+    assert_eq!(
+        demo.userinfo(token.access_token().secret()).await.status(),
+        401
+    );
 
     // The built-in sample clients are gone with a config file.
     let other = demo.oauth_client(APP, Some(APP_SECRET));
-    assert!(other.exchange_client_credentials().request_async(&http).await.is_err());
+    assert!(other
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -279,14 +333,30 @@ async fn wso2_guide_curl_request_works_verbatim() {
         &format!("token={SAMPLE_TOKEN}&token_type_hint=access_token"),
         &url,
     ]);
-    assert!(head.starts_with("HTTP/") && head.lines().next().unwrap().contains(" 200"), "{head}");
+    assert!(
+        head.starts_with("HTTP/") && head.lines().next().unwrap().contains(" 200"),
+        "{head}"
+    );
     assert_eq!(body, "");
     assert_eq!(demo.userinfo(SAMPLE_TOKEN).await.status(), 401);
 
     // A wrong secret, as curl sends it.
-    let (head, body) = demo.curl(&["-X", "POST", "--basic", "-u", &format!("{APP}:wrong"), "-d", "token=x", &url]);
+    let (head, body) = demo.curl(&[
+        "-X",
+        "POST",
+        "--basic",
+        "-u",
+        &format!("{APP}:wrong"),
+        "-d",
+        "token=x",
+        &url,
+    ]);
     assert!(head.lines().next().unwrap().contains(" 401"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("www-authenticate: basic realm="), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: basic realm="),
+        "{head}"
+    );
     assert!(body.contains("invalid_client"));
 }
 
@@ -307,7 +377,11 @@ async fn wso2_guide_jsonp_request_works_verbatim() {
         &url,
     ]);
     assert!(head.lines().next().unwrap().contains(" 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: application/javascript"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/javascript"),
+        "{head}"
+    );
     assert_eq!(body, "/**/package.myCallback();");
     assert_eq!(demo.userinfo(SAMPLE_TOKEN).await.status(), 401);
 
@@ -323,7 +397,10 @@ async fn wso2_guide_jsonp_request_works_verbatim() {
         &url,
     ]);
     assert!(head.lines().next().unwrap().contains(" 200"), "{head}");
-    assert!(body.starts_with("/**/package.myCallback({") && body.contains("invalid_client"), "{body}");
+    assert!(
+        body.starts_with("/**/package.myCallback({") && body.contains("invalid_client"),
+        "{body}"
+    );
 
     // GET is accepted only with a callback.
     let (head, body) = demo.curl(&[&format!("{url}?token=x&client_id=spa-client&callback=cb")]);
@@ -341,12 +418,18 @@ async fn cors_origins_from_the_command_line() {
         http.request(reqwest::Method::OPTIONS, demo.url("/oauth2/revoke"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
-            .header("access-control-request-headers", "authorization, content-type")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
             .send()
     };
     let reply = preflight("http://127.0.0.1:8765").await.unwrap();
     assert!(reply.status().is_success());
-    assert_eq!(reply.headers()["access-control-allow-origin"], "http://127.0.0.1:8765");
+    assert_eq!(
+        reply.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:8765"
+    );
     let reply = preflight("http://127.0.0.1:9999").await.unwrap();
     assert!(!reply.headers().contains_key("access-control-allow-origin"));
 
@@ -357,19 +440,32 @@ async fn cors_origins_from_the_command_line() {
         .send()
         .await
         .unwrap();
-    assert_eq!(reply.status(), 400, "a disallowed origin is refused before revoking");
+    assert_eq!(
+        reply.status(),
+        400,
+        "a disallowed origin is refused before revoking"
+    );
     assert_eq!(demo.userinfo(SAMPLE_TOKEN).await.status(), 200);
 }
 
 #[test]
 fn bad_cors_origin_is_a_clear_error() {
     let out = Command::new(server_binary())
-        .args(["--plain", "--listen", "127.0.0.1:0", "--cors-origin", "https://x.com/path"])
+        .args([
+            "--plain",
+            "--listen",
+            "127.0.0.1:0",
+            "--cors-origin",
+            "https://x.com/path",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--cors-origin") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("--cors-origin") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -378,11 +474,21 @@ async fn resource_owner_lists_and_revokes_an_apps_access() {
     assert!(demo.base.starts_with("http://127.0.0.1:"), "{}", demo.base);
     let http = demo.http();
     let app = demo.oauth_client(APP, Some(APP_SECRET));
-    let spa = demo.oauth_client("spa-client", None).set_auth_type(oauth2::AuthType::RequestBody);
+    let spa = demo
+        .oauth_client("spa-client", None)
+        .set_auth_type(oauth2::AuthType::RequestBody);
     let user = ResourceOwnerUsername::new("alice".into());
     let pass = ResourceOwnerPassword::new("alice-password".into());
-    let app_token = app.exchange_password(&user, &pass).request_async(&http).await.unwrap();
-    let spa_token = spa.exchange_password(&user, &pass).request_async(&http).await.unwrap();
+    let app_token = app
+        .exchange_password(&user, &pass)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let spa_token = spa
+        .exchange_password(&user, &pass)
+        .request_async(&http)
+        .await
+        .unwrap();
 
     let list: serde_json::Value = http
         .get(demo.url("/users/me/authorizations"))
@@ -393,7 +499,12 @@ async fn resource_owner_lists_and_revokes_an_apps_access() {
         .json()
         .await
         .unwrap();
-    let ids: Vec<&str> = list["authorizations"].as_array().unwrap().iter().map(|a| a["client_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["authorizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["client_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, vec![APP, "spa-client"], "{list}");
 
     let reply = http
@@ -411,8 +522,19 @@ async fn resource_owner_lists_and_revokes_an_apps_access() {
         .await
         .unwrap();
     assert_eq!(reply.status(), 204);
-    assert_eq!(demo.userinfo(app_token.access_token().secret()).await.status(), 401);
-    assert_eq!(demo.userinfo(spa_token.access_token().secret()).await.status(), 200, "other apps keep their grants");
+    assert_eq!(
+        demo.userinfo(app_token.access_token().secret())
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        demo.userinfo(spa_token.access_token().secret())
+            .await
+            .status(),
+        200,
+        "other apps keep their grants"
+    );
     let err = app
         .exchange_refresh_token(app_token.refresh_token().unwrap())
         .request_async(&http)
@@ -461,7 +583,10 @@ fn bad_config_is_a_clear_error() {
 fn stops_cleanly_on_sigterm() {
     let mut demo = Demo::start(&["--plain"], None);
     let _ = demo.port;
-    let status = Command::new("kill").args(["-TERM", &demo.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &demo.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -469,7 +594,64 @@ fn stops_cleanly_on_sigterm() {
             assert!(status.success(), "exit status {status:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the server did not stop");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Two demo servers sharing one Redis: revoked on one node is refused on both at once.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn two_nodes_share_revocation_through_redis() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let reachable = std::net::TcpStream::connect_timeout(
+        &url.trim_start_matches("redis://")
+            .trim_end_matches('/')
+            .parse()
+            .expect("REDIS_URL is redis://IP:PORT"),
+        Duration::from_secs(1),
+    )
+    .is_ok();
+    if !reachable {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI needs Redis at {url}"
+        );
+        eprintln!("skipped: no Redis at {url}");
+        return;
+    }
+    let one = Demo::start(&["--redis", &url], None);
+    let two = Demo::start(&["--redis", &url], None);
+    let http = one.http();
+    let token = one
+        .oauth_client(APP, Some(APP_SECRET))
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let access = token.access_token().secret().clone();
+    assert_eq!(one.userinfo(&access).await.status(), 200);
+    assert_eq!(
+        two.userinfo(&access).await.status(),
+        200,
+        "issued on one, known on two"
+    );
+
+    two.oauth_client(APP, Some(APP_SECRET))
+        .revoke_token(StandardRevocableToken::AccessToken(
+            token.access_token().clone(),
+        ))
+        .unwrap()
+        .request_async(&two.http())
+        .await
+        .unwrap();
+    assert_eq!(two.userinfo(&access).await.status(), 401);
+    assert_eq!(
+        one.userinfo(&access).await.status(),
+        401,
+        "revoked on two, refused on one"
+    );
 }

@@ -55,18 +55,28 @@ async fn grant(store: &MemoryStore, client: &str, name: &str) -> (String, String
     let grant = GrantId::random();
     let (access, refresh) = (format!("{name}-access"), format!("{name}-refresh"));
     store
-        .issue(TokenHash::of(&refresh), TokenRecord::new(TokenKind::RefreshToken, client, grant, later()))
+        .issue(
+            TokenHash::of(&refresh),
+            TokenRecord::new(TokenKind::RefreshToken, client, grant, later()),
+        )
         .await
         .unwrap();
     store
-        .issue(TokenHash::of(&access), TokenRecord::new(TokenKind::AccessToken, client, grant, later()))
+        .issue(
+            TokenHash::of(&access),
+            TokenRecord::new(TokenKind::AccessToken, client, grant, later()),
+        )
         .await
         .unwrap();
     (access, refresh)
 }
 
 async fn active(store: &MemoryStore, token: &str) -> bool {
-    store.inspect(&TokenHash::of(token)).await.unwrap().is_some()
+    store
+        .inspect(&TokenHash::of(token))
+        .await
+        .unwrap()
+        .is_some()
 }
 
 async fn revoke_basic(addr: SocketAddr, id: &str, secret: &str, body: &str) -> Reply {
@@ -96,7 +106,10 @@ async fn wso2_guide_request_revokes_the_token() {
         "/oauth2/revoke",
         &[
             ("authorization", &basic("app", "app-secret")),
-            ("content-type", "application/x-www-form-urlencoded;charset=UTF-8"),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded;charset=UTF-8",
+            ),
         ],
         &format!("token={access}&token_type_hint=access_token"),
     )
@@ -104,7 +117,10 @@ async fn wso2_guide_request_revokes_the_token() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, "", "success has an empty body");
     assert_no_store(&reply);
-    assert!(!active(&store, &access).await, "a 200 means the token is no longer usable");
+    assert!(
+        !active(&store, &access).await,
+        "a 200 means the token is no longer usable"
+    );
 }
 
 #[tokio::test]
@@ -128,8 +144,21 @@ async fn only_post_is_allowed() {
 #[tokio::test]
 async fn content_type_must_be_form() {
     let addr = start(MemoryStore::new()).await;
-    for ct in ["application/json", "text/plain", "multipart/form-data; boundary=x"] {
-        let reply = post_form(addr, "/", &[("content-type", ct), ("authorization", &basic("app", "app-secret"))], "token=x").await;
+    for ct in [
+        "application/json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let reply = post_form(
+            addr,
+            "/",
+            &[
+                ("content-type", ct),
+                ("authorization", &basic("app", "app-secret")),
+            ],
+            "token=x",
+        )
+        .await;
         assert_error(&reply, 400, "invalid_request");
     }
     // No content type at all.
@@ -145,7 +174,13 @@ async fn content_type_must_be_form() {
     let reply = post_form(
         addr,
         "/",
-        &[("content-type", "Application/X-WWW-Form-Urlencoded; Charset=utf-8"), ("authorization", &basic("app", "app-secret"))],
+        &[
+            (
+                "content-type",
+                "Application/X-WWW-Form-Urlencoded; Charset=utf-8",
+            ),
+            ("authorization", &basic("app", "app-secret")),
+        ],
         "token=x",
     )
     .await;
@@ -165,13 +200,20 @@ async fn malformed_forms_are_400_naming_the_parameter() {
     let addr = start(MemoryStore::new()).await;
     for (body, name) in [
         ("token=a&token=b", "token"),
-        ("token=a&token_type_hint=x&token_type_hint=y", "token_type_hint"),
+        (
+            "token=a&token_type_hint=x&token_type_hint=y",
+            "token_type_hint",
+        ),
         ("token=%zz", "token"),
         ("token=%E2%82", "token"),
     ] {
         let reply = revoke_basic(addr, "app", "app-secret", body).await;
         assert_error(&reply, 400, "invalid_request");
-        assert!(reply.body.contains(&format!("`{name}`")), "{body}: {}", reply.body);
+        assert!(
+            reply.body.contains(&format!("`{name}`")),
+            "{body}: {}",
+            reply.body
+        );
     }
     let reply = send(
         Request::post(format!("http://{addr}/"))
@@ -206,7 +248,13 @@ async fn token_in_the_query_string_of_a_post_is_never_read() {
     )
     .await;
     assert_error(&reply, 400, "invalid_request");
-    let reply = post_form(addr, "/?client_id=app&client_secret=app-secret", &[], &format!("token={access}")).await;
+    let reply = post_form(
+        addr,
+        "/?client_id=app&client_secret=app-secret",
+        &[],
+        &format!("token={access}"),
+    )
+    .await;
     assert_error(&reply, 401, "invalid_client");
     assert!(active(&store, &access).await);
 }
@@ -217,7 +265,12 @@ async fn unknown_expired_and_revoked_tokens_get_200() {
     store
         .issue(
             TokenHash::of("expired"),
-            TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), SystemTime::now() - Duration::from_secs(5)),
+            TokenRecord::new(
+                TokenKind::AccessToken,
+                "app",
+                GrantId::random(),
+                SystemTime::now() - Duration::from_secs(5),
+            ),
         )
         .await
         .unwrap();
@@ -239,12 +292,24 @@ async fn hint_orders_but_never_limits_the_search() {
     let addr = start(store.clone()).await;
 
     // A refresh token under the access_token hint is still found, and takes its grant.
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("token={r1}&token_type_hint=access_token")).await;
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("token={r1}&token_type_hint=access_token"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &r1).await && !active(&store, &a1).await);
 
     // An unknown hint is ignored.
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("token={a2}&token_type_hint=id_token")).await;
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("token={a2}&token_type_hint=id_token"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &a2).await);
 
@@ -253,7 +318,9 @@ async fn hint_orders_but_never_limits_the_search() {
         addr,
         "app",
         "app-secret",
-        &format!("token={a3}&token_type_hint=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"),
+        &format!(
+            "token={a3}&token_type_hint=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"
+        ),
     )
     .await;
     assert_eq!(reply.status, 200);
@@ -270,19 +337,35 @@ async fn refresh_token_revokes_the_grant_and_access_token_itself() {
     let reply = revoke_basic(addr, "app", "app-secret", &format!("token={access2}")).await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &access2).await);
-    assert!(active(&store, &refresh2).await, "an access token revokes only itself by default");
+    assert!(
+        active(&store, &refresh2).await,
+        "an access token revokes only itself by default"
+    );
 
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("token={refresh}&token_type_hint=refresh_token")).await;
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("token={refresh}&token_type_hint=refresh_token"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &refresh).await);
-    assert!(!active(&store, &access).await, "the grant's access tokens die with its refresh token");
+    assert!(
+        !active(&store, &access).await,
+        "the grant's access tokens die with its refresh token"
+    );
 }
 
 #[tokio::test]
 async fn access_token_scope_can_be_the_grant() {
     let store = MemoryStore::new();
     let (access, refresh) = grant(&store, "app", "scope").await;
-    let addr = start_with(store.clone(), RevocationPolicy::default().access_token_scope(RevocationScope::Grant)).await;
+    let addr = start_with(
+        store.clone(),
+        RevocationPolicy::default().access_token_scope(RevocationScope::Grant),
+    )
+    .await;
     let reply = revoke_basic(addr, "app", "app-secret", &format!("token={access}")).await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &refresh).await);
@@ -295,19 +378,43 @@ async fn another_clients_token_is_never_revoked() {
     let (spa_access, _) = grant(&store, "other-spa", "foreign-spa").await;
     let addr = start(store.clone()).await;
 
-    let reply = revoke_basic(addr, "other-app", "other-secret", &format!("token={refresh}")).await;
+    let reply = revoke_basic(
+        addr,
+        "other-app",
+        "other-secret",
+        &format!("token={refresh}"),
+    )
+    .await;
     assert_error(&reply, 400, "invalid_grant");
     let reply = post_form(addr, "/", &[], &format!("client_id=spa&token={access}")).await;
     assert_eq!(reply.status, 200, "a public client learns nothing");
     let reply = post_form(addr, "/", &[], &format!("client_id=spa&token={spa_access}")).await;
     assert_eq!(reply.status, 200);
-    assert!(active(&store, &access).await && active(&store, &refresh).await && active(&store, &spa_access).await);
+    assert!(
+        active(&store, &access).await
+            && active(&store, &refresh).await
+            && active(&store, &spa_access).await
+    );
 
     // The host may change the policy, never to revoke.
-    let addr = start_with(store.clone(), RevocationPolicy::default().foreign_token(ForeignTokenResponse::Success)).await;
-    let reply = revoke_basic(addr, "other-app", "other-secret", &format!("token={refresh}")).await;
+    let addr = start_with(
+        store.clone(),
+        RevocationPolicy::default().foreign_token(ForeignTokenResponse::Success),
+    )
+    .await;
+    let reply = revoke_basic(
+        addr,
+        "other-app",
+        "other-secret",
+        &format!("token={refresh}"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
-    let addr = start_with(store.clone(), RevocationPolicy::default().foreign_token(ForeignTokenResponse::InvalidGrant)).await;
+    let addr = start_with(
+        store.clone(),
+        RevocationPolicy::default().foreign_token(ForeignTokenResponse::InvalidGrant),
+    )
+    .await;
     let reply = post_form(addr, "/", &[], &format!("client_id=spa&token={access}")).await;
     assert_error(&reply, 400, "invalid_grant");
     assert!(active(&store, &access).await && active(&store, &refresh).await);
@@ -321,24 +428,49 @@ async fn client_authentication_failures_are_401() {
     let body = format!("token={access}");
 
     // Tried the Authorization header: WWW-Authenticate with the configured realm.
-    for (id, secret) in [("app", "wrong"), ("nobody", "app-secret"), ("app", ""), ("spa", "x")] {
+    for (id, secret) in [
+        ("app", "wrong"),
+        ("nobody", "app-secret"),
+        ("app", ""),
+        ("spa", "x"),
+    ] {
         let reply = revoke_basic(addr, id, secret, &body).await;
         assert_error(&reply, 401, "invalid_client");
-        assert_eq!(reply.headers["www-authenticate"], "Basic realm=\"test-realm\"", "{id}");
+        assert_eq!(
+            reply.headers["www-authenticate"], "Basic realm=\"test-realm\"",
+            "{id}"
+        );
     }
-    for header in ["Basic !!!", "Basic YXBw", "Bearer abc", "Basic OmFwcC1zZWNyZXQ="] {
+    for header in [
+        "Basic !!!",
+        "Basic YXBw",
+        "Bearer abc",
+        "Basic OmFwcC1zZWNyZXQ=",
+    ] {
         let reply = post_form(addr, "/", &[("authorization", header)], &body).await;
         assert_error(&reply, 401, "invalid_client");
         assert!(reply.headers.contains_key("www-authenticate"), "{header}");
     }
     // Body credentials or none: no WWW-Authenticate.
-    for creds in ["", "client_id=app&client_secret=wrong&", "client_id=nobody&", "client_secret=app-secret&", "client_id=app&"] {
+    for creds in [
+        "",
+        "client_id=app&client_secret=wrong&",
+        "client_id=nobody&",
+        "client_secret=app-secret&",
+        "client_id=app&",
+    ] {
         let reply = post_form(addr, "/", &[], &format!("{creds}{body}")).await;
         assert_error(&reply, 401, "invalid_client");
         assert!(!reply.headers.contains_key("www-authenticate"), "{creds}");
     }
     // A client restricted to Basic may not post its secret.
-    let reply = post_form(addr, "/", &[], &format!("client_id=basic-only&client_secret=b-secret&{body}")).await;
+    let reply = post_form(
+        addr,
+        "/",
+        &[],
+        &format!("client_id=basic-only&client_secret=b-secret&{body}"),
+    )
+    .await;
     assert_error(&reply, 401, "invalid_client");
     assert!(active(&store, &access).await);
 }
@@ -348,13 +480,34 @@ async fn exactly_one_authentication_method() {
     let store = MemoryStore::new();
     let (access, _) = grant(&store, "app", "one").await;
     let addr = start(store.clone()).await;
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("client_secret=app-secret&token={access}")).await;
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("client_secret=app-secret&token={access}"),
+    )
+    .await;
     assert_error(&reply, 400, "invalid_request");
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("client_id=other-app&token={access}")).await;
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("client_id=other-app&token={access}"),
+    )
+    .await;
     assert_error(&reply, 400, "invalid_request");
     assert!(active(&store, &access).await);
-    let reply = revoke_basic(addr, "app", "app-secret", &format!("client_id=app&token={access}")).await;
-    assert_eq!(reply.status, 200, "the same client_id in the body is allowed");
+    let reply = revoke_basic(
+        addr,
+        "app",
+        "app-secret",
+        &format!("client_id=app&token={access}"),
+    )
+    .await;
+    assert_eq!(
+        reply.status, 200,
+        "the same client_id in the body is allowed"
+    );
 }
 
 #[tokio::test]
@@ -366,14 +519,26 @@ async fn every_authentication_method_works() {
     let (a4, _) = grant(&store, "basic-only", "m4").await;
     let addr = start(store.clone()).await;
 
-    let reply = post_form(addr, "/", &[], &format!("client_id=app&client_secret=app-secret&token={a1}")).await;
+    let reply = post_form(
+        addr,
+        "/",
+        &[],
+        &format!("client_id=app&client_secret=app-secret&token={a1}"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     // Id and secret that need form-urlencoding before base64.
     let reply = revoke_basic(addr, "my client", "s3cr:t+ &x", &format!("token={a2}")).await;
     assert_eq!(reply.status, 200);
     // The scheme name is case-insensitive.
     let header = basic("basic-only", "b-secret").replacen("Basic", "bAsIc", 1);
-    let reply = post_form(addr, "/", &[("authorization", &header)], &format!("token={a4}")).await;
+    let reply = post_form(
+        addr,
+        "/",
+        &[("authorization", &header)],
+        &format!("token={a4}"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let reply = post_form(addr, "/", &[], &format!("client_id=spa&token={a3}")).await;
     assert_eq!(reply.status, 200);
@@ -384,7 +549,11 @@ async fn every_authentication_method_works() {
 
 #[tokio::test]
 async fn store_failure_is_503_never_200() {
-    let endpoint = RevocationEndpoint::builder().clients(registry()).store(DownStore).build().unwrap();
+    let endpoint = RevocationEndpoint::builder()
+        .clients(registry())
+        .store(DownStore)
+        .build()
+        .unwrap();
     let addr = common::serve(endpoint).await;
     let reply = revoke_basic(addr, "app", "app-secret", "token=whatever").await;
     assert_error(&reply, 503, "temporarily_unavailable");
@@ -395,12 +564,22 @@ async fn store_failure_is_503_never_200() {
 async fn mounts_in_axum() {
     let store = MemoryStore::new();
     let (access, _) = grant(&store, "app", "axum").await;
-    let endpoint = RevocationEndpoint::builder().clients(registry()).store(store.clone()).build().unwrap();
+    let endpoint = RevocationEndpoint::builder()
+        .clients(registry())
+        .store(store.clone())
+        .build()
+        .unwrap();
     let app = axum::Router::new().route_service("/oauth2/revoke", endpoint);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let reply = post_form(addr, "/oauth2/revoke", &[("authorization", &basic("app", "app-secret"))], &format!("token={access}")).await;
+    let reply = post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &basic("app", "app-secret"))],
+        &format!("token={access}"),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert!(!active(&store, &access).await);
 }

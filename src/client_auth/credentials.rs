@@ -70,7 +70,9 @@ impl fmt::Display for CredentialsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             CredentialsError::Missing => "client authentication is required",
-            CredentialsError::MalformedBasic => "the Authorization header is not valid Basic credentials",
+            CredentialsError::MalformedBasic => {
+                "the Authorization header is not valid Basic credentials"
+            }
             CredentialsError::SecretWithoutId => "`client_secret` was sent without `client_id`",
             CredentialsError::MultipleMethods => {
                 "the request uses more than one client authentication method"
@@ -250,7 +252,10 @@ mod tests {
             Some(("a:b".into(), "c d".into())),
             "each half is form-decoded"
         );
-        assert_eq!(ok(&format!("Basic {}", b64("a:"))), Some(("a".into(), "".into())));
+        assert_eq!(
+            ok(&format!("Basic {}", b64("a:"))),
+            Some(("a".into(), "".into()))
+        );
         assert_eq!(ok(&format!("Basic {}", b64("ab"))), None, "no colon");
         assert_eq!(ok(&format!("Basic {}", b64(":b"))), None, "empty id");
         assert_eq!(ok(&format!("Bearer {}", b64("a:b"))), None, "other scheme");

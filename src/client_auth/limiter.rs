@@ -163,8 +163,16 @@ mod tests {
         }
         let retry = l.check("a", addr(1)).expect("limited");
         assert!((1..=60).contains(&retry));
-        assert_eq!(l.check("a", addr(2)), None, "another address is not locked out");
-        assert_eq!(l.check("b", addr(1)), None, "another client is not locked out");
+        assert_eq!(
+            l.check("a", addr(2)),
+            None,
+            "another address is not locked out"
+        );
+        assert_eq!(
+            l.check("b", addr(1)),
+            None,
+            "another client is not locked out"
+        );
         l.record_success("a", addr(1));
         assert_eq!(l.check("a", addr(1)), None);
     }

@@ -62,7 +62,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::{
-    credentials::{decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError},
+    credentials::{
+        decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError,
+    },
     limiter::{AuthFailureLimiter, RemoteAddr},
     registry::{Client, ClientKind, ClientRegistry, MemoryClientRegistry, SecretDigest},
 };
@@ -293,7 +295,9 @@ where
                     limiter.record_failure("", addr);
                 }
                 let oauth = match err {
-                    CredentialsError::MultipleMethods => OAuthError::invalid_request(err.to_string()),
+                    CredentialsError::MultipleMethods => {
+                        OAuthError::invalid_request(err.to_string())
+                    }
                     _ => OAuthError::invalid_client(err.to_string()),
                 };
                 tracing::debug!(outcome = "invalid_client", reason = %err, "client authentication failed");
@@ -341,7 +345,9 @@ where
                         limiter.record_failure(credentials.client_id(), addr);
                     }
                     tracing::debug!(client_id = %credentials.client_id(), outcome = "invalid_client", "client authentication failed");
-                    Ok(reject(OAuthError::invalid_client("client authentication failed")))
+                    Ok(reject(OAuthError::invalid_client(
+                        "client authentication failed",
+                    )))
                 }
             }
         })

@@ -109,7 +109,12 @@ impl Client {
 
     /// A public client: authenticates by `client_id` alone (method `none`).
     pub fn public(id: impl Into<Arc<str>>) -> Self {
-        Self::build(id.into(), ClientKind::Public, vec![ClientAuthMethod::None], None)
+        Self::build(
+            id.into(),
+            ClientKind::Public,
+            vec![ClientAuthMethod::None],
+            None,
+        )
     }
 
     fn build(

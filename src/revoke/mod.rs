@@ -58,7 +58,10 @@ use crate::{
     client_auth::{AuthenticatedClient, ClientKind},
     error::{set_no_store, OAuthError},
     form::FormParams,
-    store::{RevocationOutcome, RevocationRequest, RevocationScope, StoreError, TokenHash, TokenKind, TokenStore},
+    store::{
+        RevocationOutcome, RevocationRequest, RevocationScope, StoreError, TokenHash, TokenKind,
+        TokenStore,
+    },
 };
 
 /// Reads a `token_type_hint` ([RFC 7009 §2.1], [RFC 8693 §3]); `None` for an unknown hint,
@@ -231,13 +234,19 @@ where
         let token = match params.get("token") {
             Some(t) if !t.is_empty() => t.to_owned(),
             _ => {
-                tracing::info!(client_id = client.id(), outcome = "invalid_request", "revocation without token");
+                tracing::info!(
+                    client_id = client.id(),
+                    outcome = "invalid_request",
+                    "revocation without token"
+                );
                 return ResponseFuture::ready(
                     OAuthError::invalid_request("the `token` parameter is required").to_response(),
                 );
             }
         };
-        let hint = params.get("token_type_hint").and_then(parse_token_type_hint);
+        let hint = params
+            .get("token_type_hint")
+            .and_then(parse_token_type_hint);
         let client = client.clone();
         let store = self.store.clone();
         let policy = self.policy;
@@ -246,12 +255,19 @@ where
                 let response = match revoke(&store, &client, &token, hint, &policy).await {
                     Ok(outcome) => {
                         let outcome_name = match outcome {
-                            RevocationOutcome::Revoked { scope: RevocationScope::Grant, .. } => "revoked_grant",
+                            RevocationOutcome::Revoked {
+                                scope: RevocationScope::Grant,
+                                ..
+                            } => "revoked_grant",
                             RevocationOutcome::Revoked { .. } => "revoked",
                             RevocationOutcome::NotActive => "not_active",
                             RevocationOutcome::IssuedToAnotherClient => "foreign_token",
                         };
-                        tracing::info!(client_id = client.id(), outcome = outcome_name, "token revocation");
+                        tracing::info!(
+                            client_id = client.id(),
+                            outcome = outcome_name,
+                            "token revocation"
+                        );
                         let mut response = match answer(outcome, &client, &policy) {
                             Ok(()) => success(),
                             Err(err) => err.to_response(),
@@ -305,7 +321,9 @@ impl Future for ResponseFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
-            Kind::Ready(response) => Poll::Ready(Ok(response.take().expect("polled after completion"))),
+            Kind::Ready(response) => {
+                Poll::Ready(Ok(response.take().expect("polled after completion")))
+            }
             Kind::Pending(future) => future.as_mut().poll(cx),
         }
     }

@@ -99,10 +99,18 @@ async fn issued_tokens_are_active<S: TokenStore>(store: S) {
         .await
         .unwrap()
         .expect("an issued token is active");
-    assert_eq!(record.kind, TokenKind::AccessToken, "inspect keeps the kind");
+    assert_eq!(
+        record.kind,
+        TokenKind::AccessToken,
+        "inspect keeps the kind"
+    );
     assert_eq!(record.client_id, client, "inspect keeps the client");
     assert_eq!(record.grant, grant, "inspect keeps the grant");
-    assert_eq!(record.owner.as_ref(), Some(&owner), "inspect keeps the owner");
+    assert_eq!(
+        record.owner.as_ref(),
+        Some(&owner),
+        "inspect keeps the owner"
+    );
     let drift = record
         .expires_at
         .duration_since(later() - Duration::from_secs(5))
@@ -116,7 +124,10 @@ async fn issued_tokens_are_active<S: TokenStore>(store: S) {
 async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {
     let n = Names::new();
     let client = n.id("client");
-    assert!(!active(&store, &n.token("unknown")).await, "unknown: inactive");
+    assert!(
+        !active(&store, &n.token("unknown")).await,
+        "unknown: inactive"
+    );
     assert_eq!(
         store
             .revoke(&n.token("unknown"), RevocationRequest::new(&client))
@@ -151,9 +162,33 @@ async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {
 async fn access_token_revokes_alone<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
-    issue(&store, n.token("a1"), TokenKind::AccessToken, &client, grant, None).await;
-    issue(&store, n.token("a2"), TokenKind::AccessToken, &client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a1"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a2"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
     let outcome = store
         .revoke(&n.token("a1"), RevocationRequest::new(&client))
         .await
@@ -183,12 +218,28 @@ async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
     let n = Names::new();
     let client = n.id("client");
     let (grant, other) = (GrantId::random(), GrantId::random());
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
     for i in 0..5 {
         let t = n.token(&format!("a{i}"));
         issue(&store, t, TokenKind::AccessToken, &client, grant, None).await;
     }
-    issue(&store, n.token("other"), TokenKind::AccessToken, &client, other, None).await;
+    issue(
+        &store,
+        n.token("other"),
+        TokenKind::AccessToken,
+        &client,
+        other,
+        None,
+    )
+    .await;
     let outcome = store
         .revoke(&n.token("r"), RevocationRequest::new(&client))
         .await
@@ -217,8 +268,24 @@ async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
 async fn access_token_scope_grant_revokes_grant<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
-    issue(&store, n.token("a"), TokenKind::AccessToken, &client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
     let mut request = RevocationRequest::new(&client);
     request.access_token_scope = RevocationScope::Grant;
     let outcome = store.revoke(&n.token("a"), request).await.unwrap();
@@ -239,8 +306,24 @@ async fn another_clients_token_is_never_revoked<S: TokenStore>(store: S) {
     let n = Names::new();
     let (owner_client, other_client) = (n.id("owner-client"), n.id("other-client"));
     let grant = GrantId::random();
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &owner_client, grant, None).await;
-    issue(&store, n.token("a"), TokenKind::AccessToken, &owner_client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &owner_client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &owner_client,
+        grant,
+        None,
+    )
+    .await;
     for token in ["r", "a"] {
         assert_eq!(
             store
@@ -260,7 +343,15 @@ async fn another_clients_token_is_never_revoked<S: TokenStore>(store: S) {
 async fn hint_never_limits_the_search<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
     let mut request = RevocationRequest::new(&client);
     request.hint = Some(TokenKind::AccessToken);
     assert!(
@@ -278,7 +369,15 @@ async fn hint_never_limits_the_search<S: TokenStore>(store: S) {
 async fn revoked_grant_refuses_new_tokens<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(&store, n.token("r"), TokenKind::RefreshToken, &client, grant, None).await;
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
     store.revoke_grant(grant).await.unwrap();
     assert!(!active(&store, &n.token("r")).await, "revoke_grant revokes");
     let result = store
@@ -312,10 +411,30 @@ async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
     let (alice, bob) = (n.id("alice"), n.id("bob"));
     let (app, other_app) = (n.id("app"), n.id("other-app"));
     let grants: Vec<(String, Arc<str>, Arc<str>, GrantId)> = vec![
-        ("alice-app-1".into(), alice.clone(), app.clone(), GrantId::random()),
-        ("alice-app-2".into(), alice.clone(), app.clone(), GrantId::random()),
-        ("alice-other".into(), alice.clone(), other_app.clone(), GrantId::random()),
-        ("bob-app".into(), bob.clone(), app.clone(), GrantId::random()),
+        (
+            "alice-app-1".into(),
+            alice.clone(),
+            app.clone(),
+            GrantId::random(),
+        ),
+        (
+            "alice-app-2".into(),
+            alice.clone(),
+            app.clone(),
+            GrantId::random(),
+        ),
+        (
+            "alice-other".into(),
+            alice.clone(),
+            other_app.clone(),
+            GrantId::random(),
+        ),
+        (
+            "bob-app".into(),
+            bob.clone(),
+            app.clone(),
+            GrantId::random(),
+        ),
     ];
     for (name, owner, client, grant) in &grants {
         issue(
@@ -338,10 +457,7 @@ async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
         .await;
     }
     let listed = store.clients_of_owner(&alice).await.unwrap();
-    let listed: Vec<(&str, usize)> = listed
-        .iter()
-        .map(|g| (&*g.client_id, g.grants))
-        .collect();
+    let listed: Vec<(&str, usize)> = listed.iter().map(|g| (&*g.client_id, g.grants)).collect();
     assert_eq!(
         listed,
         vec![(&*app, 2), (&*other_app, 1)],
@@ -377,7 +493,11 @@ async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
         0,
         "an unknown owner holds nothing"
     );
-    assert!(store.clients_of_owner(&n.id("nobody")).await.unwrap().is_empty());
+    assert!(store
+        .clients_of_owner(&n.id("nobody"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn revocation_races_registration<S: TokenStore>(store: S) {

@@ -248,7 +248,12 @@ impl MemoryStore {
     }
 
     fn name(&self, id: u32) -> Arc<str> {
-        self.inner.names.read().unwrap_or_else(|e| e.into_inner()).names[id as usize].clone()
+        self.inner
+            .names
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .names[id as usize]
+            .clone()
     }
 
     fn grant_shard(&self, grant: GrantId) -> MutexGuard<'_, Shard> {

@@ -90,9 +90,17 @@ pub async fn send(req: Request<Full<Bytes>>) -> Reply {
 }
 
 /// A form POST to `http://addr{path}` with optional extra headers.
-pub async fn post_form(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+pub async fn post_form(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut req = Request::post(format!("http://{addr}{path}"));
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
         req = req.header("content-type", "application/x-www-form-urlencoded");
     }
     for (k, v) in headers {
