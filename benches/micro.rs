@@ -1,1 +1,223 @@
-fn main() {}
+//! Micro-benchmarks of the hot steps of a revocation.
+//!
+//! ```text
+//! cargo bench --bench micro
+//! cargo bench --bench micro -- store   # a filter
+//! ```
+//!
+//! - Basic header decoding and form parsing.
+//! - `MemoryStore` look-up and revocation at 1,000 and 1,000,000 tokens: the two sizes
+//!   should cost the same (O(1); what grows is cache misses, not work).
+//! - Revoking a grant of 100 tokens by its refresh token, against a grant of 1: one flag,
+//!   whatever the count.
+
+use std::{
+    hint::black_box,
+    time::{Duration, Instant, SystemTime},
+};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
+use futures_util::FutureExt;
+use http::HeaderValue;
+use tower_oauth_revoke::{
+    client_auth::{decode_basic, encode_basic},
+    form::FormParams,
+    store::{
+        GrantId, MemoryStore, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
+        TokenKind, TokenRecord, TokenStore,
+    },
+};
+
+const CLIENT_ID: &str = "bench-client";
+
+/// Runs a store operation that completes at once (the memory store never waits).
+fn now<F: std::future::Future>(f: F) -> F::Output {
+    f.now_or_never()
+        .expect("the memory store completes at once")
+}
+
+fn expires() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(24 * 3600)
+}
+
+fn token(i: u64) -> String {
+    format!("tok.{i:040}")
+}
+
+/// A store of `n` access tokens, one grant each; token `i` is `token(i)`.
+fn store_of(n: u64) -> MemoryStore {
+    let store = MemoryStore::new();
+    let expires = expires();
+    for i in 0..n {
+        now(store.issue(
+            TokenHash::of(&token(i)),
+            TokenRecord::new(
+                TokenKind::AccessToken,
+                CLIENT_ID,
+                GrantId::from_u64(i),
+                expires,
+            )
+            .with_owner("alice"),
+        ))
+        .unwrap();
+    }
+    store
+}
+
+fn parsing(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    let basic = encode_basic(CLIENT_ID, "k3V9qZr2xP8wL5tN1mB7cD4fG6hJ0sA2");
+    group.bench_function("decode_basic", |b| {
+        b.iter(|| decode_basic(black_box(&basic)))
+    });
+    let escaped = HeaderValue::from_static("Basic bXkrY2xpZW50OnMzY3IlM0F0JTJCKyUyNng=");
+    group.bench_function("decode_basic_escaped", |b| {
+        b.iter(|| decode_basic(black_box(&escaped)))
+    });
+    let body = format!("token={}&token_type_hint=refresh_token", token(7));
+    group.bench_function("form_parse_revocation", |b| {
+        b.iter(|| FormParams::parse(black_box(body.as_bytes())))
+    });
+    let post = "token=a%2Bb%2Fc%3D&token_type_hint=access_token&client_id=my+client&client_secret=s3cr%3At";
+    group.bench_function("form_parse_escaped_post_auth", |b| {
+        b.iter(|| FormParams::parse(black_box(post.as_bytes())))
+    });
+    group.finish();
+}
+
+// JSONP: callback validation and response wrapping are benchmarked here once the `jsonp`
+// module exists (`jsonp::validate_callback` on a typical and a hostile callback, and the
+// wrapping body over a 64-byte JSON error). Not measured yet.
+
+fn store_ops(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store");
+    for n in [1_000u64, 1_000_000] {
+        let store = store_of(n);
+        let request = RevocationRequest::new(CLIENT_ID);
+        // Look-ups spread over the whole store, as real traffic is: a fixed key would sit
+        // in cache and hide the cost of a large table.
+        let hashes: Vec<TokenHash> = (0..4096u64)
+            .map(|i| TokenHash::of(&token(i.wrapping_mul(2_654_435_761) % n)))
+            .collect();
+        let mut k = 0usize;
+        group.bench_with_input(BenchmarkId::new("inspect_active", n), &n, |b, _| {
+            b.iter(|| {
+                k = (k + 1) & 4095;
+                now(store.inspect(black_box(&hashes[k]))).unwrap()
+            })
+        });
+        let unknown: Vec<TokenHash> = (0..4096u64)
+            .map(|i| TokenHash::of(&format!("unknown.{i}")))
+            .collect();
+        group.bench_with_input(BenchmarkId::new("revoke_unknown", n), &n, |b, _| {
+            b.iter(|| {
+                k = (k + 1) & 4095;
+                now(store.revoke(black_box(&unknown[k]), request)).unwrap()
+            })
+        });
+        // Revoke a real access token (the token alone); the setup, not timed, issues a
+        // fresh one into an existing grant, so that the store keeps its size.
+        let mut fresh = n;
+        let expires = expires();
+        group.bench_with_input(BenchmarkId::new("revoke_access_token", n), &n, |b, _| {
+            b.iter_batched(
+                || {
+                    fresh += 1;
+                    let hash = TokenHash::of(&token(fresh));
+                    now(store.issue(
+                        hash,
+                        TokenRecord::new(
+                            TokenKind::AccessToken,
+                            CLIENT_ID,
+                            GrantId::from_u64(fresh % n),
+                            expires,
+                        ),
+                    ))
+                    .unwrap();
+                    hash
+                },
+                |hash| {
+                    let outcome = now(store.revoke(&hash, request)).unwrap();
+                    debug_assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
+                    outcome
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn cascade(c: &mut Criterion) {
+    let mut group = c.benchmark_group("cascade");
+    // Setting up a grant of 100 tokens costs far more than revoking it: keep the number
+    // of iterations (each with its own setup) small.
+    group
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_millis(400))
+        .sample_size(10);
+    let store = store_of(1_000);
+    let expires = expires();
+    let mut next_grant = 1u64 << 40;
+    for size in [1u64, 100] {
+        // The grant's access tokens and its refresh token; every iteration re-issues them
+        // into a fresh grant (not timed), then revokes the refresh token, which revokes
+        // the grant and so every token of it (timed).
+        let access: Vec<TokenHash> = (0..size - 1)
+            .map(|i| TokenHash::of(&format!("access.{size}.{i}")))
+            .collect();
+        let refresh = TokenHash::of(&format!("refresh.{size}"));
+        let request = RevocationRequest::new(CLIENT_ID);
+        group.bench_with_input(
+            BenchmarkId::new("revoke_grant_by_refresh_token", size),
+            &size,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        next_grant += 1;
+                        let grant = GrantId::from_u64(next_grant);
+                        for hash in &access {
+                            now(store.issue(
+                                *hash,
+                                TokenRecord::new(TokenKind::AccessToken, CLIENT_ID, grant, expires),
+                            ))
+                            .unwrap();
+                        }
+                        now(store.issue(
+                            refresh,
+                            TokenRecord::new(TokenKind::RefreshToken, CLIENT_ID, grant, expires),
+                        ))
+                        .unwrap();
+                        let started = Instant::now();
+                        let outcome = now(store.revoke(black_box(&refresh), request)).unwrap();
+                        total += started.elapsed();
+                        assert_eq!(
+                            outcome,
+                            RevocationOutcome::Revoked {
+                                kind: TokenKind::RefreshToken,
+                                scope: RevocationScope::Grant
+                            }
+                        );
+                    }
+                    total
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(50)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = parsing, store_ops, cascade
+}
+criterion_main!(benches);

@@ -1,0 +1,572 @@
+//! Load comparison: the full revocation endpoint against a bare hyper service, one run.
+//!
+//! ```text
+//! cargo bench --bench load
+//! ```
+//!
+//! This process serves, on 127.0.0.1, (A) a bare hyper 1.x service that reads the body and
+//! answers 200, and (B) the full endpoint stack (form, client authentication, revoke) over a
+//! `MemoryStore` holding `LOAD_TOKENS` issued tokens. For each round it re-executes itself
+//! as the load generator (`--load-client`), in a separate process with its own runtime, and
+//! drives A, then B, then A, then B... with the same keep-alive connections and the same
+//! request mix, so that machine drift cancels in the ratios. Every request carries valid
+//! Basic credentials; half of them revoke unknown tokens, a quarter revoke real access
+//! tokens (the token alone) and a quarter real refresh tokens (the whole grant).
+//!
+//! Printed per round and as medians: requests/s, p50 and p99 latency, the server's CPU time
+//! per request, and the ratios B/A.
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `LOAD_ROUNDS` | 3 | A/B pairs |
+//! | `LOAD_SECS` | 4 | measured seconds per round |
+//! | `LOAD_WARMUP_MS` | 500 | unmeasured warm-up per round |
+//! | `LOAD_CONNS` | 16 | keep-alive connections |
+//! | `LOAD_TOKENS` | 1000000 | tokens in the store (access + refresh per grant) |
+//! | `LOAD_SERVER_THREADS` | 1 | server runtime worker threads |
+//! | `LOAD_CLIENT_THREADS` | 1 | load generator runtime threads |
+
+use std::{
+    convert::Infallible,
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::{body::Incoming, server::conn::http1};
+use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tower_oauth_revoke::{
+    client_auth::{encode_basic, Client, MemoryClientRegistry},
+    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
+    RevocationEndpoint,
+};
+
+const CLIENT_ID: &str = "bench-client";
+const CLIENT_SECRET: &str = "k3V9qZr2xP8wL5tN1mB7cD4fG6hJ0sA2";
+const UNKNOWN_BASE: u64 = 1 << 60;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The real tokens of grant `index`: an access token and a refresh token, 43 characters
+/// like a 256-bit base64url token.
+fn access_token(index: u64) -> String {
+    format!("at.{index:040}")
+}
+
+fn refresh_token(index: u64) -> String {
+    format!("rt.{index:040}")
+}
+
+fn unknown_token(index: u64) -> String {
+    format!("un.{index:040}")
+}
+
+/// The full stack under test. CORS and JSONP, once the builder has them, are added here
+/// (`.cors_origins([...])`, `.jsonp(true)`), so that B stays "the full stack".
+fn full_endpoint(
+    registry: MemoryClientRegistry,
+    store: MemoryStore,
+) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
+    RevocationEndpoint::builder()
+        .clients(registry)
+        .store(store)
+        .build()
+        .expect("the endpoint builds")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--load-client") {
+        client::main(&args[i + 1..]);
+        return;
+    }
+    server_main();
+}
+
+// ---------------------------------------------------------------------------------------
+// The servers and the coordinator.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Bare,
+    Full,
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Bare => "A bare hyper",
+            Target::Full => "B full stack",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct RoundResult {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    cpu_us_per_req: f64,
+    errors: u64,
+    real: u64,
+}
+
+async fn bare(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let _body = req.into_body().collect().await;
+    Ok(Response::new(Full::default()))
+}
+
+async fn serve_bare(listener: TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), hyper::service::service_fn(bare))
+                .await;
+        });
+    }
+}
+
+async fn serve_full(
+    listener: TcpListener,
+    endpoint: RevocationEndpoint<MemoryClientRegistry, MemoryStore>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(endpoint.clone());
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// CPU time used by this whole process, in nanoseconds (the sum over its threads).
+fn process_cpu_ns() -> u64 {
+    let mut total = 0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    total
+}
+
+fn fill_store(rt: &tokio::runtime::Runtime, store: &MemoryStore, tokens: u64) {
+    let expires = SystemTime::now() + Duration::from_secs(24 * 3600);
+    rt.block_on(async {
+        for g in 0..tokens / 2 {
+            let grant = GrantId::from_u64(g.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5bd1_e995);
+            let owner: Arc<str> = format!("user{}", g % 100_000).into();
+            for (kind, token) in [
+                (TokenKind::AccessToken, access_token(g)),
+                (TokenKind::RefreshToken, refresh_token(g)),
+            ] {
+                store
+                    .issue(
+                        TokenHash::of(&token),
+                        TokenRecord::new(kind, CLIENT_ID, grant, expires).with_owner(owner.clone()),
+                    )
+                    .await
+                    .expect("issue");
+            }
+        }
+    });
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn server_main() {
+    let rounds: usize = env_or("LOAD_ROUNDS", 3);
+    let secs: f64 = env_or("LOAD_SECS", 4.0);
+    let warmup_ms: u64 = env_or("LOAD_WARMUP_MS", 500);
+    let conns: usize = env_or("LOAD_CONNS", 16);
+    let tokens: u64 = env_or("LOAD_TOKENS", 1_000_000);
+    let server_threads: usize = env_or("LOAD_SERVER_THREADS", 1);
+    let client_threads: usize = env_or("LOAD_CLIENT_THREADS", 1);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(server_threads.max(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let store = MemoryStore::new();
+    let started = Instant::now();
+    fill_store(&rt, &store, tokens);
+    println!(
+        "store: {} tokens ({} grants of access + refresh) issued in {:.1?}",
+        store.len(),
+        tokens / 2,
+        started.elapsed()
+    );
+    let registry = MemoryClientRegistry::new([Client::confidential(CLIENT_ID, CLIENT_SECRET)]);
+    let endpoint = full_endpoint(registry, store.clone());
+
+    let (bare_addr, full_addr) = rt.block_on(async {
+        let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addrs = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        tokio::spawn(serve_bare(a));
+        tokio::spawn(serve_full(b, endpoint));
+        addrs
+    });
+
+    println!(
+        "load: {rounds} x (A, B), {secs} s each after {warmup_ms} ms warm-up, {conns} keep-alive \
+         connections, server {server_threads} thread(s), load generator {client_threads} \
+         thread(s) in a separate process"
+    );
+    println!(
+        "{:<14} {:>10} {:>9} {:>9} {:>12} {:>7}",
+        "round", "req/s", "p50 µs", "p99 µs", "cpu µs/req", "errors"
+    );
+
+    let exe = std::env::current_exe().expect("current exe");
+    let mut offset: u64 = 0;
+    let grants = (tokens / 2).max(1);
+    let mut results: Vec<(RoundResult, RoundResult)> = Vec::new();
+    for round in 0..rounds {
+        let mut pair = [None, None];
+        for (slot, target) in [Target::Bare, Target::Full].into_iter().enumerate() {
+            let addr: SocketAddr = match target {
+                Target::Bare => bare_addr,
+                Target::Full => full_addr,
+            };
+            let cpu_before = process_cpu_ns();
+            let mut child = Command::new(&exe)
+                .arg("--load-client")
+                .arg(addr.to_string())
+                .arg(conns.to_string())
+                .arg(secs.to_string())
+                .arg(warmup_ms.to_string())
+                .arg(offset.to_string())
+                .arg(grants.to_string())
+                .arg(client_threads.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("spawn the load generator");
+            let mut line = String::new();
+            let mut reader = BufReader::new(child.stdout.take().expect("stdout"));
+            reader.read_line(&mut line).expect("read result");
+            let status = child.wait().expect("wait for the load generator");
+            assert!(status.success(), "the load generator failed: {status}");
+            let cpu_after = process_cpu_ns();
+            let fields: Vec<f64> = line
+                .split_whitespace()
+                .filter_map(|f| f.split_once('=').and_then(|(_, v)| v.parse().ok()))
+                .collect();
+            assert_eq!(fields.len(), 6, "bad load generator output: {line:?}");
+            let (count, errors, real, p50_ns, p99_ns, elapsed) = (
+                fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
+            );
+            // The CPU window includes the warm-up: scale by all requests served in it.
+            let served = fields[0] * (secs + warmup_ms as f64 / 1000.0) / secs;
+            let result = RoundResult {
+                rps: count / elapsed,
+                p50_us: p50_ns / 1000.0,
+                p99_us: p99_ns / 1000.0,
+                cpu_us_per_req: (cpu_after - cpu_before) as f64 / 1000.0 / served,
+                errors: errors as u64,
+                real: real as u64,
+            };
+            if target == Target::Full {
+                offset = (offset + result.real / 2 + 1) % grants;
+            }
+            println!(
+                "{:<14} {:>10.0} {:>9.1} {:>9.1} {:>12.2} {:>7}",
+                format!("{}.{}", round + 1, target.name()),
+                result.rps,
+                result.p50_us,
+                result.p99_us,
+                result.cpu_us_per_req,
+                result.errors
+            );
+            pair[slot] = Some(result);
+        }
+        results.push((pair[0].unwrap(), pair[1].unwrap()));
+    }
+
+    let col = |f: &dyn Fn(&(RoundResult, RoundResult)) -> f64| {
+        let mut v: Vec<f64> = results.iter().map(f).collect();
+        median(&mut v)
+    };
+    let a_rps = col(&|r| r.0.rps);
+    let b_rps = col(&|r| r.1.rps);
+    let rps_ratio = col(&|r| r.1.rps / r.0.rps);
+    let p50_ratio = col(&|r| r.1.p50_us / r.0.p50_us);
+    let p99_ratio = col(&|r| r.1.p99_us / r.0.p99_us);
+    let cpu_ratio = col(&|r| r.1.cpu_us_per_req / r.0.cpu_us_per_req);
+    println!("medians over {rounds} rounds:");
+    println!(
+        "  A bare hyper : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  server cpu {:>6.2} µs/req",
+        a_rps,
+        col(&|r| r.0.p50_us),
+        col(&|r| r.0.p99_us),
+        col(&|r| r.0.cpu_us_per_req)
+    );
+    println!(
+        "  B full stack : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  server cpu {:>6.2} µs/req",
+        b_rps,
+        col(&|r| r.1.p50_us),
+        col(&|r| r.1.p99_us),
+        col(&|r| r.1.cpu_us_per_req)
+    );
+    println!(
+        "  B/A (median of per-round ratios): req/s {rps_ratio:.3}  p50 {p50_ratio:.2}  \
+         p99 {p99_ratio:.2}  server cpu/req {cpu_ratio:.2}"
+    );
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "  budget: req/s B/A >= 0.85: {} ; p99 B/A <= 2: {}",
+        verdict(rps_ratio >= 0.85),
+        verdict(p99_ratio <= 2.0)
+    );
+    let errors: u64 = results.iter().map(|r| r.0.errors + r.1.errors).sum();
+    if errors > 0 {
+        println!("  WARNING: {errors} responses were not 200");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The load generator (a separate process).
+
+mod client {
+    use super::*;
+
+    struct Args {
+        addr: SocketAddr,
+        conns: usize,
+        secs: f64,
+        warmup: Duration,
+        offset: u64,
+        grants: u64,
+        threads: usize,
+    }
+
+    fn parse(args: &[String]) -> Args {
+        let arg = |i: usize| args.get(i).expect("missing load generator argument");
+        Args {
+            addr: arg(0).parse().expect("addr"),
+            conns: arg(1).parse().expect("conns"),
+            secs: arg(2).parse().expect("secs"),
+            warmup: Duration::from_millis(arg(3).parse().expect("warm-up")),
+            offset: arg(4).parse().expect("offset"),
+            grants: arg(5).parse().expect("grants"),
+            threads: arg(6).parse().expect("threads"),
+        }
+    }
+
+    pub(super) fn main(args: &[String]) {
+        let args = parse(args);
+        assert!(args.addr.ip().is_loopback(), "loopback only");
+        let rt = if args.threads <= 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.threads)
+                .enable_all()
+                .build()
+        }
+        .expect("runtime");
+        rt.block_on(run(args));
+    }
+
+    struct ConnResult {
+        latencies: Vec<u32>,
+        errors: u64,
+    }
+
+    async fn run(args: Args) {
+        let authorization = encode_basic(CLIENT_ID, CLIENT_SECRET);
+        let authorization: Arc<str> = authorization.to_str().expect("ascii").into();
+        let real = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let measure_from = start + args.warmup;
+        let until = measure_from + Duration::from_secs_f64(args.secs);
+        let mut tasks = Vec::new();
+        for conn in 0..args.conns {
+            let authorization = authorization.clone();
+            let real = real.clone();
+            let (addr, offset, grants) = (args.addr, args.offset, args.grants);
+            tasks.push(tokio::spawn(async move {
+                connection(
+                    conn as u64,
+                    addr,
+                    &authorization,
+                    &real,
+                    offset,
+                    grants,
+                    measure_from,
+                    until,
+                )
+                .await
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for task in tasks {
+            let r = task.await.expect("connection task");
+            latencies.extend(r.latencies);
+            errors += r.errors;
+        }
+        latencies.sort_unstable();
+        let pct = |p: f64| -> u32 {
+            if latencies.is_empty() {
+                return 0;
+            }
+            let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
+            latencies[i]
+        };
+        println!(
+            "count={} errors={} real={} p50_ns={} p99_ns={} secs={}",
+            latencies.len(),
+            errors,
+            real.load(Ordering::Relaxed),
+            pct(0.50),
+            pct(0.99),
+            args.secs
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn connection(
+        conn: u64,
+        addr: SocketAddr,
+        authorization: &str,
+        real: &AtomicU64,
+        offset: u64,
+        grants: u64,
+        measure_from: Instant,
+        until: Instant,
+    ) -> ConnResult {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let mut request = Vec::with_capacity(512);
+        let mut buf = vec![0u8; 4096];
+        let mut latencies = Vec::with_capacity(1 << 16);
+        let mut errors = 0;
+        let mut unknown = UNKNOWN_BASE + (conn << 32);
+        for i in 0u64.. {
+            // The mix: every other request revokes an unknown token; the rest revoke real
+            // tokens, an access token (alone), then its grant's refresh token (the grant).
+            let (token, hint) = if i % 2 == 0 {
+                unknown += 1;
+                (unknown_token(unknown), "access_token")
+            } else {
+                let r = real.fetch_add(1, Ordering::Relaxed);
+                let grant = (offset + r / 2) % grants;
+                if r % 2 == 0 {
+                    (access_token(grant), "access_token")
+                } else {
+                    (refresh_token(grant), "refresh_token")
+                }
+            };
+            let body = format!("token={token}&token_type_hint={hint}");
+            request.clear();
+            request.extend_from_slice(
+                format!(
+                    "POST /oauth2/revoke HTTP/1.1\r\nhost: {addr}\r\nauthorization: {authorization}\r\n\
+                     content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let sent = Instant::now();
+            if sent >= until {
+                break;
+            }
+            stream.write_all(&request).await.expect("write");
+            let status = read_response(&mut stream, &mut buf).await;
+            let done = Instant::now();
+            if sent >= measure_from {
+                latencies.push((done - sent).as_nanos().min(u32::MAX as u128) as u32);
+                if status != 200 {
+                    errors += 1;
+                }
+            }
+        }
+        ConnResult { latencies, errors }
+    }
+
+    /// Reads one response whole; returns its status.
+    async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> u16 {
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = stream.read(&mut buf[filled..]).await.expect("read");
+            assert!(n > 0, "the server closed the connection");
+            filled += n;
+            if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+                let head = std::str::from_utf8(&buf[..end]).expect("ascii head");
+                let status: u16 = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+                let length: usize = head
+                    .lines()
+                    .filter_map(|l| l.split_once(':'))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .and_then(|(_, v)| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let total = end + 4 + length;
+                while filled < total {
+                    if filled == buf.len() {
+                        buf.resize(buf.len() * 2, 0);
+                    }
+                    let n = stream.read(&mut buf[filled..]).await.expect("read");
+                    assert!(n > 0, "the server closed the connection");
+                    filled += n;
+                }
+                return status;
+            }
+        }
+    }
+
+    fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+        haystack.windows(needle.len()).position(|w| w == needle)
+    }
+}
