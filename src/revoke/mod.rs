@@ -137,13 +137,23 @@ pub async fn revoke<S: TokenStore>(
     hint: Option<TokenKind>,
     policy: &RevocationPolicy,
 ) -> Result<RevocationOutcome, StoreError> {
-    let hash = TokenHash::of(token);
+    revoke_hash(store, client, &TokenHash::of(token), hint, policy).await
+}
+
+/// [`revoke`] for a token already hashed.
+async fn revoke_hash<S: TokenStore>(
+    store: &S,
+    client: &AuthenticatedClient,
+    hash: &TokenHash,
+    hint: Option<TokenKind>,
+    policy: &RevocationPolicy,
+) -> Result<RevocationOutcome, StoreError> {
     let request = RevocationRequest {
         client_id: client.id(),
         hint,
         access_token_scope: policy.access_token_scope,
     };
-    store.revoke(&hash, request).await
+    store.revoke(hash, request).await
 }
 
 /// Maps an outcome to the answer of [RFC 7009 §2.2]: `Ok(())` is 200.
@@ -231,8 +241,9 @@ where
                 OAuthError::server_error("the revocation endpoint is misconfigured").to_response(),
             );
         };
-        let token = match params.get("token") {
-            Some(t) if !t.is_empty() => t.to_owned(),
+        // Hashed here: the future carries the digest, never a copy of the token.
+        let hash = match params.get("token") {
+            Some(t) if !t.is_empty() => TokenHash::of(t),
             _ => {
                 tracing::info!(
                     client_id = client.id(),
@@ -252,7 +263,7 @@ where
         let policy = self.policy;
         ResponseFuture {
             inner: Kind::Pending(Box::pin(async move {
-                let response = match revoke(&store, &client, &token, hint, &policy).await {
+                let response = match revoke_hash(&store, &client, &hash, hint, &policy).await {
                     Ok(outcome) => {
                         let outcome_name = match outcome {
                             RevocationOutcome::Revoked {
