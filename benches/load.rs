@@ -515,14 +515,14 @@ mod client {
         for i in 0u64.. {
             // The mix: every other request revokes an unknown token; the rest revoke real
             // tokens, an access token (alone), then its grant's refresh token (the grant).
-            let request: &[u8] = if i % 2 == 0 {
+            let request: &[u8] = if i.is_multiple_of(2) {
                 unknown += 1;
                 put_token(&mut access_req[access_at..], b"un.", unknown);
                 &access_req
             } else {
                 let r = real.fetch_add(1, Ordering::Relaxed);
                 let grant = (offset + r / 2) % grants;
-                if r % 2 == 0 {
+                if r.is_multiple_of(2) {
                     put_token(&mut access_req[access_at..], b"at.", grant);
                     &access_req
                 } else {

@@ -179,7 +179,8 @@ fn endpoint_allocations(requests: u64) {
             .unwrap()
     };
     println!("allocations per revocation request (endpoint driven in-process with oneshot):");
-    let kinds: [(&str, &dyn Fn(u64) -> Request<Full<Bytes>>); 3] = [
+    type MakeRequest<'a> = &'a dyn Fn(u64) -> Request<Full<Bytes>>;
+    let kinds: [(&str, MakeRequest<'_>); 3] = [
         ("unknown token", &|i| {
             request(format!("un.{i:040}"), "access_token")
         }),
