@@ -371,6 +371,11 @@ fn server_main() {
         verdict(rps_ratio >= 0.85),
         verdict(p99_ratio <= 2.0)
     );
+    println!(
+        "  store after the run: {} tokens (access tokens revoked alone leave it; refresh tokens \
+         revoke their grant in place)",
+        store.len()
+    );
     let errors: u64 = results.iter().map(|r| r.0.errors + r.1.errors).sum();
     if errors > 0 {
         println!("  WARNING: {errors} responses were not 200");
