@@ -397,10 +397,9 @@ impl MemoryStore {
         }
         drop(grant_shard);
         if let (true, Some(mut owners)) = (new_grant, owners) {
-            let list = owners.entry(owner).or_default();
-            if !list.contains(&record.grant) {
-                list.push(record.grant);
-            }
+            // A grant new to the shard is new to its owner's list too (a purged grant leaves
+            // the list with it): a push, not a scan of the owner's other grants.
+            owners.entry(owner).or_default().push(record.grant);
         }
         Ok(())
     }
@@ -585,6 +584,35 @@ mod tests {
         store.purge_expired();
         assert_eq!(store.len(), 0);
         assert!(lock(&store.inner.owners).is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_owners_list_holds_each_grant_once() {
+        // New grants are pushed without a scan of the owner's list: a second token of a
+        // grant must not add the grant again.
+        let store = MemoryStore::new();
+        let expires = SystemTime::now() + Duration::from_secs(60);
+        for i in 0..2_000u64 {
+            let grant = GrantId::from_u64(i / 2);
+            store
+                .issue(
+                    TokenHash::of(&format!("t{i}")),
+                    TokenRecord::new(TokenKind::AccessToken, "c", grant, expires)
+                        .with_owner("alice"),
+                )
+                .await
+                .unwrap();
+        }
+        let alice = store.lookup_name("alice").unwrap();
+        assert_eq!(lock(&store.inner.owners)[&alice].len(), 1_000);
+        assert_eq!(
+            store.clients_of_owner("alice").await.unwrap()[0].grants,
+            1_000
+        );
+        assert_eq!(
+            store.revoke_client_for_owner("alice", "c").await.unwrap(),
+            1_000
+        );
     }
 
     #[test]
