@@ -144,6 +144,19 @@ fn store_memory_curve() {
     }
 }
 
+/// The full stack measured. CORS and JSONP, once the builder has them, are added here
+/// (`.cors_origins([...])`, `.jsonp(true)`).
+fn full_endpoint(
+    registry: MemoryClientRegistry,
+    store: MemoryStore,
+) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
+    RevocationEndpoint::builder()
+        .clients(registry)
+        .store(store)
+        .build()
+        .expect("the endpoint builds")
+}
+
 fn endpoint_allocations(requests: u64) {
     let tokens = 2 * requests + 10_000;
     let store = MemoryStore::new();
@@ -163,11 +176,7 @@ fn endpoint_allocations(requests: u64) {
         .unwrap();
     }
     let registry = MemoryClientRegistry::new([Client::confidential(CLIENT_ID, CLIENT_SECRET)]);
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry)
-        .store(store)
-        .build()
-        .unwrap();
+    let endpoint = full_endpoint(registry, store);
     let authorization = encode_basic(CLIENT_ID, CLIENT_SECRET);
     let request = |token: String, hint: &str| {
         Request::post("/oauth2/revoke")
