@@ -150,9 +150,12 @@ fn full_endpoint(
     registry: MemoryClientRegistry,
     store: MemoryStore,
 ) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
+    // The whole stack: CORS (requests without Origin pass through it) and JSONP included.
     RevocationEndpoint::builder()
         .clients(registry)
         .store(store)
+        .cors_origins(["https://app.example.com"])
+        .jsonp(true)
         .build()
         .expect("the endpoint builds")
 }
