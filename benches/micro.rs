@@ -6,6 +6,7 @@
 //! ```
 //!
 //! - Basic header decoding and form parsing.
+//! - JSONP callback validation, and wrapping a 64-byte JSON error frame by frame.
 //! - `MemoryStore` look-up and revocation at 1,000 and 1,000,000 tokens: the two sizes
 //!   should cost the same (O(1); what grows is cache misses, not work).
 //! - Revoking a grant of 100 tokens by its refresh token, against a grant of 1: one flag,
@@ -16,12 +17,16 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use futures_util::FutureExt;
 use http::HeaderValue;
+use http_body::Body as _;
+use http_body_util::Full;
 use tower_oauth_revoke::{
     client_auth::{decode_basic, encode_basic},
     form::FormParams,
+    jsonp::{Callback, JsonpBody},
     store::{
         GrantId, MemoryStore, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
         TokenKind, TokenRecord, TokenStore,
@@ -85,9 +90,31 @@ fn parsing(c: &mut Criterion) {
     group.finish();
 }
 
-// JSONP: callback validation and response wrapping are benchmarked here once the `jsonp`
-// module exists (`jsonp::validate_callback` on a typical and a hostile callback, and the
-// wrapping body over a 64-byte JSON error). Not measured yet.
+fn jsonp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jsonp");
+    group.bench_function("callback_valid", |b| {
+        b.iter(|| Callback::parse(black_box("package.myCallback")))
+    });
+    group.bench_function("callback_hostile", |b| {
+        b.iter(|| Callback::parse(black_box("alert(1)//<script>")))
+    });
+    let callback = Callback::parse("package.myCallback").unwrap();
+    let error = Bytes::from_static(
+        br#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
+    );
+    group.bench_function("wrap_64_byte_error", |b| {
+        b.iter(|| {
+            let body = JsonpBody::wrapped(Full::new(error.clone()), &callback);
+            let mut body = std::pin::pin!(body);
+            let mut out = 0usize;
+            while let Some(frame) = now(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx))) {
+                out += frame.unwrap().into_data().map_or(0, |d| d.len());
+            }
+            black_box(out)
+        })
+    });
+    group.finish();
+}
 
 fn store_ops(c: &mut Criterion) {
     let mut group = c.benchmark_group("store");
@@ -218,6 +245,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parsing, store_ops, cascade
+    targets = parsing, jsonp, store_ops, cascade
 }
 criterion_main!(benches);
