@@ -65,11 +65,28 @@ pub use self::{
     credentials::{
         decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError,
     },
-    limiter::{AuthFailureLimiter, RemoteAddr},
+    limiter::{AuthAttempt, AuthFailureLimiter, RemoteAddr},
     registry::{Client, ClientKind, ClientRegistry, MemoryClientRegistry, SecretDigest},
 };
 pub use crate::future::ResponseFuture;
 use crate::{body::ResponseBody, error::OAuthError, form::FormParams};
+
+/// A presented client id as it goes into logs: an unknown id is attacker text, so it is
+/// cut to 64 characters and escaped (no line breaks or control characters reach a log).
+struct LoggedId<'a>(&'a str);
+
+impl std::fmt::Display for LoggedId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut chars = self.0.chars();
+        for c in chars.by_ref().take(64) {
+            write!(f, "{}", c.escape_debug())?;
+        }
+        if chars.next().is_some() {
+            f.write_str("...")?;
+        }
+        Ok(())
+    }
+}
 
 /// The client that authenticated this request, in the request's extensions (and, for
 /// request logs, in the response's).
@@ -291,9 +308,7 @@ where
         ) {
             Ok(c) => c,
             Err(err) => {
-                if let Some(limiter) = &self.config.limiter {
-                    limiter.record_failure("", addr);
-                }
+                // Malformed or missing credentials guess no secret: nothing to count.
                 let oauth = match err {
                     CredentialsError::MultipleMethods => {
                         OAuthError::invalid_request(err.to_string())
@@ -304,10 +319,22 @@ where
                 return ResponseFuture::ready(reject(oauth));
             }
         };
-        let limiter = self.config.limiter.clone();
-        if let Some(limiter) = &limiter {
-            if let Some(retry) = limiter.check(credentials.client_id(), addr) {
-                tracing::warn!(client_id = %credentials.client_id(), outcome = "rate_limited", "too many failed client authentications");
+        // The attempt spends its unit of the budget now, before the registry is asked, so
+        // that concurrent attempts cannot overspend it.
+        let attempt = match self
+            .config
+            .limiter
+            .as_ref()
+            .map(|l| l.begin(credentials.client_id(), addr))
+        {
+            None => None,
+            Some(Ok(attempt)) => Some(attempt),
+            Some(Err(retry)) => {
+                tracing::warn!(
+                    client_id = %LoggedId(credentials.client_id()),
+                    outcome = "rate_limited",
+                    "too many failed client authentications"
+                );
                 let err = OAuthError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     crate::error::ErrorCode::TemporarilyUnavailable,
@@ -316,16 +343,23 @@ where
                 .with_retry_after(retry);
                 return ResponseFuture::ready(err.to_response());
             }
-        }
+        };
         let registry = self.registry.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let start = std::time::Instant::now();
         ResponseFuture::steps(async move {
             match authenticate(&registry, &credentials).await {
                 Ok(client) => {
-                    if let Some(limiter) = &limiter {
-                        limiter.record_success(credentials.client_id(), addr);
+                    if let Some(attempt) = attempt {
+                        attempt.succeeded();
                     }
+                    tracing::debug!(
+                        client_id = %client.id(),
+                        method = client.method().as_str(),
+                        latency_us = start.elapsed().as_micros() as u64,
+                        "client authenticated"
+                    );
                     req.extensions_mut().insert(client.clone());
                     let mut response = inner.call(req).await?;
                     // For the host's request log: who was served, never how.
@@ -333,6 +367,9 @@ where
                     Ok(response.map(ResponseBody::new))
                 }
                 Err(AuthError::Unavailable(err)) => {
+                    if let Some(attempt) = attempt {
+                        attempt.abandon();
+                    }
                     tracing::error!(error = %err, "client registry unavailable");
                     Ok(OAuthError::temporarily_unavailable(
                         "the client registry is unavailable; try again later",
@@ -341,10 +378,16 @@ where
                     .to_response())
                 }
                 Err(_) => {
-                    if let Some(limiter) = &limiter {
-                        limiter.record_failure(credentials.client_id(), addr);
+                    if let Some(attempt) = attempt {
+                        attempt.failed();
                     }
-                    tracing::debug!(client_id = %credentials.client_id(), outcome = "invalid_client", "client authentication failed");
+                    let latency_us = start.elapsed().as_micros() as u64;
+                    tracing::debug!(
+                        client_id = %LoggedId(credentials.client_id()),
+                        outcome = "invalid_client",
+                        latency_us,
+                        "client authentication failed"
+                    );
                     Ok(reject(OAuthError::invalid_client(
                         "client authentication failed",
                     )))
