@@ -115,12 +115,20 @@ pub enum FormError {
 }
 
 impl fmt::Display for FormError {
+    /// The message names the parameter only as far as it is plain ASCII (letters, digits,
+    /// `_`, `-`, `.`, `:`; anything else shows as `?`, at most 40 characters), so that an
+    /// `error_description` never reflects request bytes and keeps to the characters of
+    /// [RFC 6749 §5.2](https://www.rfc-editor.org/rfc/rfc6749#section-5.2).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FormError::Repeated(name) => write!(f, "the parameter `{name}` is repeated"),
-            FormError::Malformed(name) => {
-                write!(f, "the parameter `{name}` is not valid urlencoded UTF-8")
+            FormError::Repeated(name) => {
+                write!(f, "the parameter `{}` is repeated", shown_name(name))
             }
+            FormError::Malformed(name) => write!(
+                f,
+                "the parameter `{}` is not valid urlencoded UTF-8",
+                shown_name(name)
+            ),
             FormError::TooMany => write!(f, "the request has too many parameters"),
         }
     }
@@ -250,6 +258,20 @@ impl FormParams {
     pub fn source(&self) -> ParamSource {
         self.source
     }
+}
+
+/// A decoded parameter name as error messages show it: see `FormError`'s `Display`.
+fn shown_name(name: &str) -> String {
+    name.chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
 /// A name for error messages: printable ASCII only, bounded, never the raw bytes.
@@ -641,6 +663,25 @@ mod tests {
             .collect::<Vec<_>>()
             .join("&");
         assert_eq!(FormParams::parse(many.as_bytes()), Err(FormError::TooMany));
+    }
+
+    #[test]
+    fn error_messages_never_reflect_raw_names() {
+        // A repeated non-ASCII name used to be echoed into the error_description, outside
+        // the characters RFC 6749 §5.2 allows.
+        let err = FormParams::parse("été=1&été=2".as_bytes()).unwrap_err();
+        assert_eq!(err, FormError::Repeated("été".into()));
+        assert_eq!(err.to_string(), "the parameter `?t?` is repeated");
+        let err = FormParams::parse(b"a%22b%5C%3C=1&a%22b%5C%3C=2").unwrap_err();
+        assert_eq!(err.to_string(), "the parameter `a?b??` is repeated");
+        let long = format!("{0}=1&{0}=2", "n".repeat(500));
+        let message = FormParams::parse(long.as_bytes()).unwrap_err().to_string();
+        assert!(message.len() < 100, "{message}");
+        let err = FormParams::parse("x\u{2028}=%FF".as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the parameter `x?` is not valid urlencoded UTF-8"
+        );
     }
 
     #[test]
