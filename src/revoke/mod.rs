@@ -261,9 +261,12 @@ where
         let client = client.clone();
         let store = self.store.clone();
         let policy = self.policy;
+        let start = std::time::Instant::now();
         ResponseFuture {
             inner: Kind::Pending(Box::pin(async move {
-                let response = match revoke_hash(&store, &client, &hash, hint, &policy).await {
+                let result = revoke_hash(&store, &client, &hash, hint, &policy).await;
+                let latency_us = start.elapsed().as_micros() as u64;
+                let response = match result {
                     Ok(outcome) => {
                         let outcome_name = match outcome {
                             RevocationOutcome::Revoked {
@@ -277,6 +280,7 @@ where
                         tracing::info!(
                             client_id = client.id(),
                             outcome = outcome_name,
+                            latency_us,
                             "token revocation"
                         );
                         let mut response = match answer(outcome, &client, &policy) {
@@ -287,7 +291,12 @@ where
                         response
                     }
                     Err(err) => {
-                        tracing::error!(client_id = client.id(), error = %err, "token store unavailable");
+                        tracing::error!(
+                            client_id = client.id(),
+                            error = %err,
+                            latency_us,
+                            "token store unavailable"
+                        );
                         OAuthError::temporarily_unavailable(
                             "the token store is unavailable; try again later",
                             1,
