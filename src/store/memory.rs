@@ -354,11 +354,24 @@ impl MemoryStore {
             expires_at,
             kind: record.kind,
         };
-        // Lock order everywhere: owners, then a grant's shard, then a token's shard.
+        // Lock order everywhere: owners, then shards by ascending index. (The grant's shard
+        // first, then the token's, deadlocked two issues whose grant and token shards
+        // crossed.)
         let owners = (owner != NO_OWNER).then(|| lock(&self.inner.owners));
         let grant_index = record.grant.shard(SHARDS);
         let token_index = token.shard(SHARDS);
-        let mut grant_shard = lock(&self.inner.shards[grant_index]);
+        let shards = &self.inner.shards;
+        let (mut grant_shard, token_shard) = match grant_index.cmp(&token_index) {
+            std::cmp::Ordering::Equal => (lock(&shards[grant_index]), None),
+            std::cmp::Ordering::Less => {
+                let grant_shard = lock(&shards[grant_index]);
+                (grant_shard, Some(lock(&shards[token_index])))
+            }
+            std::cmp::Ordering::Greater => {
+                let token_shard = lock(&shards[token_index]);
+                (lock(&shards[grant_index]), Some(token_shard))
+            }
+        };
         let new_grant = match grant_shard.grants.get_mut(&GrantKey::of(record.grant)) {
             Some(g) if g.revoked => return Err(IssueError::GrantRevoked),
             Some(g) if g.expires_at <= now => {
@@ -388,12 +401,13 @@ impl MemoryStore {
                 true
             }
         };
-        if token_index == grant_index {
-            grant_shard.tokens.insert(TokenKey::of(&token), entry);
-        } else {
-            lock(&self.inner.shards[token_index])
-                .tokens
-                .insert(TokenKey::of(&token), entry);
+        match token_shard {
+            Some(mut token_shard) => {
+                token_shard.tokens.insert(TokenKey::of(&token), entry);
+            }
+            None => {
+                grant_shard.tokens.insert(TokenKey::of(&token), entry);
+            }
         }
         drop(grant_shard);
         if let (true, Some(mut owners)) = (new_grant, owners) {
@@ -565,6 +579,32 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         crate::store::conformance::run(MemoryStore::new).await;
+    }
+
+    #[test]
+    fn concurrent_issues_never_deadlock() {
+        // Issues whose grant and token shards cross used to lock them in opposite orders.
+        let store = MemoryStore::new();
+        let (done, finished) = std::sync::mpsc::channel();
+        for thread in 0..4u64 {
+            let (store, done) = (store.clone(), done.clone());
+            std::thread::spawn(move || {
+                let expires = SystemTime::now() + Duration::from_secs(60);
+                for i in 0..20_000u64 {
+                    let token = TokenHash::of(&format!("{thread}-{i}"));
+                    let record =
+                        TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
+                    store.issue_sync(token, record).unwrap();
+                }
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..4 {
+            finished
+                .recv_timeout(Duration::from_secs(60))
+                .expect("issuing threads deadlocked");
+        }
+        assert_eq!(store.len(), 80_000);
     }
 
     #[tokio::test]
