@@ -30,7 +30,9 @@ pub struct RemoteAddr(pub SocketAddr);
 ///   IPv4 address.
 /// - **Concurrency**: [`begin`](Self::begin) spends one unit of the budget *before* the
 ///   registry is asked, atomically with the check, so that many concurrent attempts cannot
-///   overspend the budget while the registry answers; a success gives it back.
+///   overspend the budget while a slow registry answers. A pair that has authenticated
+///   within the window, and not failed since, is *proven*: its attempts are not charged
+///   in advance, so a busy client is never limited by its own concurrency.
 /// - **Memory** is bounded: at most `capacity` pairs are tracked (default 10,000), each with
 ///   a client id cut to 256 bytes. When the table is full, expired windows are dropped
 ///   first, then the eighth of the pairs with the fewest failures, so a flood of new pairs
@@ -66,6 +68,18 @@ struct LimiterInner {
 struct Window {
     started: Instant,
     failures: u32,
+    /// Until when the pair counts as proven: it authenticated, and has not failed since.
+    proven_until: Option<Instant>,
+}
+
+impl Window {
+    fn new(now: Instant) -> Self {
+        Self {
+            started: now,
+            failures: 0,
+            proven_until: None,
+        }
+    }
 }
 
 impl fmt::Debug for AuthFailureLimiter {
@@ -172,11 +186,19 @@ impl AuthFailureLimiter {
             if w.failures >= self.inner.max_failures {
                 return Err(retry_after(self.inner.window - elapsed));
             }
+            if w.proven_until.is_some_and(|until| now < until) {
+                return Ok(AuthAttempt {
+                    limiter: self.clone(),
+                    key: Some(key),
+                    charged: false,
+                });
+            }
         }
         self.count_failure(&mut counts, key.clone(), now);
         Ok(AuthAttempt {
             limiter: self.clone(),
             key: Some(key),
+            charged: true,
         })
     }
 
@@ -193,17 +215,29 @@ impl AuthFailureLimiter {
             self.make_room(counts, now);
         }
         let window = self.inner.window;
-        let w = counts.entry(key).or_insert(Window {
-            started: now,
-            failures: 0,
-        });
+        let w = counts.entry(key).or_insert(Window::new(now));
         if now.saturating_duration_since(w.started) >= window {
-            *w = Window {
-                started: now,
-                failures: 0,
-            };
+            *w = Window::new(now);
         }
         w.failures = w.failures.saturating_add(1);
+        w.proven_until = None;
+    }
+
+    /// The pair authenticated: its failures are forgiven and it is proven for a window.
+    fn prove(&self, key: Key) {
+        let now = Instant::now();
+        let mut counts = self.lock();
+        if !counts.contains_key(&key) && counts.len() >= self.inner.capacity {
+            self.make_room(&mut counts, now);
+        }
+        counts.insert(
+            key,
+            Window {
+                started: now,
+                failures: 0,
+                proven_until: Some(now + self.inner.window),
+            },
+        );
     }
 
     /// Drops expired windows; if that is not enough, the eighth of the pairs with the
@@ -227,17 +261,10 @@ impl AuthFailureLimiter {
         }
     }
 
-    /// Clears the pair's count after a success.
+    /// Clears the pair's count after a success (and marks it proven, see
+    /// [`begin`](Self::begin)).
     pub fn record_success(&self, client_id: &str, addr: Option<RemoteAddr>) {
-        let key = Self::key(client_id, addr);
-        self.clear(&key);
-    }
-
-    fn clear(&self, key: &Key) {
-        let mut counts = self.lock();
-        if !counts.is_empty() {
-            counts.remove(key);
-        }
+        self.prove(Self::key(client_id, addr));
     }
 
     fn refund(&self, key: &Key) {
@@ -267,26 +294,36 @@ impl AuthFailureLimiter {
 pub struct AuthAttempt {
     limiter: AuthFailureLimiter,
     key: Option<Key>,
+    /// Whether the attempt spent its unit in advance (the pair was not proven).
+    charged: bool,
 }
 
 impl AuthAttempt {
-    /// The client authenticated: its pair's count is cleared.
+    /// The client authenticated: its pair's count is cleared and the pair is proven.
     pub fn succeeded(mut self) {
         if let Some(key) = self.key.take() {
-            self.limiter.clear(&key);
+            self.limiter.prove(key);
         }
     }
 
-    /// The client failed to authenticate: the unit spent stays spent.
+    /// The client failed to authenticate: the unit stays spent (or is spent now, for a
+    /// proven pair, which stops being proven).
     pub fn failed(mut self) {
-        self.key = None;
+        if let Some(key) = self.key.take() {
+            if !self.charged {
+                self.limiter
+                    .count_failure(&mut self.limiter.lock(), key, Instant::now());
+            }
+        }
     }
 
     /// The attempt could not be judged (the registry was unavailable): the unit is given
     /// back.
     pub fn abandon(mut self) {
         if let Some(key) = self.key.take() {
-            self.limiter.refund(&key);
+            if self.charged {
+                self.limiter.refund(&key);
+            }
         }
     }
 }
@@ -355,12 +392,33 @@ mod tests {
         let l = AuthFailureLimiter::new(2, Duration::from_secs(60));
         l.begin("a", addr(1)).unwrap().failed();
         l.begin("a", addr(1)).unwrap().succeeded();
-        assert_eq!(l.tracked(), 0);
         l.begin("a", addr(1)).unwrap().failed();
         assert!(
             l.begin("a", addr(1)).is_ok(),
             "one failure since the success"
         );
+    }
+
+    #[test]
+    fn a_proven_pair_is_not_limited_by_its_own_concurrency() {
+        let l = AuthFailureLimiter::new(3, Duration::from_secs(60));
+        l.begin("a", addr(1)).unwrap().succeeded();
+        // Ten checks in flight at once, all of them honest.
+        let pending: Vec<AuthAttempt> = (0..10).map(|_| l.begin("a", addr(1)).unwrap()).collect();
+        pending.into_iter().for_each(AuthAttempt::succeeded);
+        // One failure ends the proof: attempts are charged in advance again.
+        l.begin("a", addr(1)).unwrap().failed();
+        let _a = l.begin("a", addr(1)).unwrap();
+        let _b = l.begin("a", addr(1)).unwrap();
+        assert!(
+            l.begin("a", addr(1)).is_err(),
+            "1 failure + 2 in flight = 3"
+        );
+        // Another address is not proven by this one's success.
+        let _c = l.begin("a", addr(2)).unwrap();
+        let _d = l.begin("a", addr(2)).unwrap();
+        let _e = l.begin("a", addr(2)).unwrap();
+        assert!(l.begin("a", addr(2)).is_err());
     }
 
     #[test]
