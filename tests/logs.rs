@@ -1,0 +1,623 @@
+//! Log hygiene: a full run over HTTP (issuance, revocation, the bearer guard, bad
+//! credentials, rate limiting and the usual errors) logged at TRACE never shows a token, a
+//! secret or an `Authorization` value, while the request events still carry the client id,
+//! the outcome and the latency.
+//!
+//! Two runs: the crate's layers in-process with a `tracing_subscriber` writing into a
+//! buffer, and the demo server binary with `RUST_LOG=trace`, reading its stderr.
+
+mod common;
+
+use std::{
+    convert::Infallible,
+    io::{BufRead, BufReader, Read},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use axum::{body::Body, Router};
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::{service_fn, Layer, ServiceBuilder};
+use tower_http::{timeout::RequestBodyDeadlineLayer, trace::TraceLayer};
+use tower_oauth_revoke::{
+    client_auth::{
+        AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, MemoryClientRegistry,
+    },
+    form::{FormLayer, FormParams},
+    guard::BearerGuardLayer,
+    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
+    RevocationEndpoint,
+};
+use tracing::Level;
+
+/// Everything the subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// The ways a secret could show up in a log: as sent, form-urlencoded, inside a Basic
+/// header's base64, or as the base64 of the bare `id:secret`.
+fn leak_forms(id: &str, secret: &str) -> Vec<String> {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = common::basic(id, secret);
+    vec![
+        secret.to_owned(),
+        enc(secret),
+        basic.trim_start_matches("Basic ").to_owned(),
+        STANDARD.encode(format!("{id}:{secret}")),
+        basic,
+    ]
+}
+
+fn assert_no_leaks(logs: &str, secrets: &[String], what: &str) {
+    assert!(!logs.is_empty(), "{what}: nothing was logged");
+    for secret in secrets {
+        assert!(!secret.is_empty());
+        if let Some(at) = logs.find(secret.as_str()) {
+            let line_start = logs[..at].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = logs[at..].find('\n').map_or(logs.len(), |i| at + i);
+            panic!(
+                "{what}: {secret:?} was logged:\n{}",
+                &logs[line_start..line_end]
+            );
+        }
+    }
+}
+
+const APP: &str = "app";
+const APP_SECRET: &str = "s3cret-app-7Qx9:+ &z";
+const OTHER: &str = "other";
+const OTHER_SECRET: &str = "s3cret-other-Lm4w";
+
+/// A host app built from the crate's layers: token issuance, revocation, a guarded
+/// resource, with the host's own request tracing (method and path only).
+fn app(store: MemoryStore) -> Router {
+    let registry = MemoryClientRegistry::new([
+        Client::confidential(APP, APP_SECRET),
+        Client::confidential(OTHER, OTHER_SECRET),
+        Client::public("spa"),
+    ]);
+    let limiter = AuthFailureLimiter::new(3, Duration::from_secs(60));
+    let revoke = RevocationEndpoint::builder()
+        .clients(registry.clone())
+        .store(store.clone())
+        .limit_failures(limiter.clone())
+        .build()
+        .unwrap();
+    let issuing_store = store.clone();
+    let token = ServiceBuilder::new()
+        .layer(FormLayer::new())
+        .layer(ClientAuthLayer::new(registry).limit_failures(limiter))
+        .service(service_fn(move |req: Request<Full<Bytes>>| {
+            let store = issuing_store.clone();
+            async move {
+                let client = req
+                    .extensions()
+                    .get::<AuthenticatedClient>()
+                    .unwrap()
+                    .clone();
+                let params = req.extensions().get::<FormParams>().unwrap();
+                let owner = params.get("username").map(str::to_owned);
+                let token = format!("tok-{:032x}", rand::random::<u128>());
+                let mut record = TokenRecord::new(
+                    TokenKind::AccessToken,
+                    client.id(),
+                    GrantId::random(),
+                    SystemTime::now() + Duration::from_secs(600),
+                );
+                record.owner = owner.map(Into::into);
+                store.issue(TokenHash::of(&token), record).await.unwrap();
+                let body = serde_json::json!({"access_token": token, "token_type": "Bearer"});
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body.to_string()))))
+            }
+        }));
+    let userinfo = BearerGuardLayer::new(store).layer(service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{}"))))
+    }));
+    Router::new()
+        .route_service("/oauth2/revoke", revoke)
+        .route_service("/oauth2/token", token)
+        .route_service("/userinfo", userinfo)
+        .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(10)))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+}
+
+async fn get_token(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> String {
+    let reply = common::post_form(addr, "/oauth2/token", headers, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    reply.json()["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn userinfo(addr: SocketAddr, authorization: &str) -> StatusCode {
+    let req = Request::get(format!("http://{addr}/userinfo"))
+        .header("authorization", authorization)
+        .body(Full::default())
+        .unwrap();
+    common::send(req).await.status
+}
+
+#[tokio::test]
+async fn a_full_run_at_trace_logs_no_token_or_secret() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+
+    let store = MemoryStore::new();
+    let addr = common::serve(app(store.clone())).await;
+    let app_basic = common::basic(APP, APP_SECRET);
+    let mut secrets = leak_forms(APP, APP_SECRET);
+    secrets.extend(leak_forms(OTHER, OTHER_SECRET));
+    let mut tokens = Vec::new();
+
+    // Issuance by Basic, by client_secret_post, by a public client.
+    let by_basic = get_token(
+        addr,
+        &[("authorization", &app_basic)],
+        "grant_type=client_credentials",
+    )
+    .await;
+    let post_body = format!(
+        "grant_type=client_credentials&client_id={OTHER}&client_secret={}",
+        form_urlencoded::byte_serialize(OTHER_SECRET.as_bytes()).collect::<String>()
+    );
+    let by_post = get_token(addr, &[], &post_body).await;
+    let public = get_token(
+        addr,
+        &[],
+        "grant_type=password&client_id=spa&username=alice",
+    )
+    .await;
+    tokens.extend([by_basic.clone(), by_post.clone(), public.clone()]);
+
+    // The guard admits, revocation answers 200, the guard refuses.
+    assert_eq!(userinfo(addr, &format!("Bearer {by_basic}")).await, 200);
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &app_basic)],
+        &format!("token={by_basic}&token_type_hint=access_token"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(userinfo(addr, &format!("Bearer {by_basic}")).await, 401);
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[],
+        &format!(
+            "client_id={OTHER}&client_secret={}&token={by_post}",
+            form_urlencoded::byte_serialize(OTHER_SECRET.as_bytes()).collect::<String>()
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[],
+        &format!("client_id=spa&token={public}"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Another client's token.
+    let foreign = get_token(
+        addr,
+        &[("authorization", &common::basic(OTHER, OTHER_SECRET))],
+        "grant_type=client_credentials",
+    )
+    .await;
+    tokens.push(foreign.clone());
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &app_basic)],
+        &format!("token={foreign}"),
+    )
+    .await;
+    assert_eq!(reply.error(), "invalid_grant");
+
+    // Bad credentials, then the limiter.
+    let wrong: Vec<String> = (0..4).map(|i| format!("wrong-secret-{i}-Zk8p")).collect();
+    for w in &wrong {
+        secrets.extend(leak_forms(APP, w));
+        let reply = common::post_form(
+            addr,
+            "/oauth2/revoke",
+            &[("authorization", &common::basic(APP, w))],
+            &format!("token={foreign}"),
+        )
+        .await;
+        assert!(
+            matches!(reply.status.as_u16(), 401 | 429),
+            "{}",
+            reply.status
+        );
+    }
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &app_basic)],
+        &format!("token={foreign}"),
+    )
+    .await;
+    assert_eq!(reply.status, 429);
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[],
+        &format!("client_id={OTHER}&client_secret=wrong-post-secret-Yh2&token={foreign}"),
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    secrets.push("wrong-post-secret-Yh2".to_owned());
+    let no_colon = format!("Basic {}", STANDARD.encode("no-colon-credential-Pq5"));
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &no_colon)],
+        "token=x",
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    secrets.push(STANDARD.encode("no-colon-credential-Pq5"));
+    let unknown = common::basic("unknown-client", "unknown-secret-Wc3");
+    let reply = common::post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &unknown)],
+        "token=x",
+    )
+    .await;
+    assert_eq!(reply.status, 401);
+    secrets.extend(leak_forms("unknown-client", "unknown-secret-Wc3"));
+
+    // The usual errors, each carrying a token somewhere.
+    let other_basic = common::basic(OTHER, OTHER_SECRET);
+    let live = get_token(
+        addr,
+        &[("authorization", &other_basic)],
+        "grant_type=client_credentials",
+    )
+    .await;
+    tokens.push(live.clone());
+    for (headers, body, status) in [
+        (
+            vec![("authorization", other_basic.as_str())],
+            "token_type_hint=access_token".to_owned(),
+            400,
+        ),
+        (
+            vec![("authorization", other_basic.as_str())],
+            format!("token={live}&token={live}"),
+            400,
+        ),
+        (
+            vec![("authorization", other_basic.as_str())],
+            format!("token={live}&x=%zz{live}"),
+            400,
+        ),
+        (
+            vec![("authorization", other_basic.as_str())],
+            format!("token={live}&pad={}", "p".repeat(9000)),
+            413,
+        ),
+        (
+            vec![("authorization", other_basic.as_str())],
+            format!("token={live}&client_secret={OTHER_SECRET}"),
+            400,
+        ),
+    ] {
+        let reply = common::post_form(addr, "/oauth2/revoke", &headers, &body).await;
+        assert_eq!(reply.status, status, "{body:.60}: {}", reply.body);
+    }
+    let req = Request::post(format!("http://{addr}/oauth2/revoke?token={live}"))
+        .header("content-type", "application/json")
+        .header("authorization", &other_basic)
+        .body(Full::new(Bytes::from(format!("{{\"token\":\"{live}\"}}"))))
+        .unwrap();
+    assert_eq!(common::send(req).await.status, 400);
+    let req = Request::get(format!("http://{addr}/oauth2/revoke?token={live}"))
+        .header("authorization", &other_basic)
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(common::send(req).await.status, 405);
+    assert_eq!(userinfo(addr, &format!("Bearer {live}!")).await, 400);
+    assert_eq!(userinfo(addr, &format!("Bearer {by_post}")).await, 401);
+    assert_eq!(userinfo(addr, &format!("Bearer {live}")).await, 200);
+
+    let logs = captured.text();
+    let mut forbidden = secrets;
+    forbidden.extend(tokens);
+    assert_no_leaks(&logs, &forbidden, "in-process");
+
+    // The request events are there, with who, what and how long.
+    let revocations: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("token revocation"))
+        .collect();
+    assert!(revocations.len() >= 4, "{logs}");
+    assert!(
+        revocations.iter().any(|l| l.contains("client_id=\"app\"")
+            && l.contains("outcome=\"revoked\"")
+            && l.contains("latency_us=")),
+        "{revocations:#?}"
+    );
+    assert!(
+        revocations
+            .iter()
+            .any(|l| l.contains("outcome=\"foreign_token\"")),
+        "{revocations:#?}"
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("client authentication failed")
+                && l.contains("client_id=app")
+                && l.contains("latency_us=")),
+        "{logs}"
+    );
+    assert!(logs.lines().any(|l| l.contains("rate_limited")), "{logs}");
+    assert!(
+        logs.lines().any(|l| l.contains("latency=")),
+        "the host's request tracing ran"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The demo server binary.
+
+/// Builds the demo server with the profile of this test binary (a no-op after `cargo test`,
+/// which builds the examples) and returns its path.
+fn demo_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    let target_dir = profile_dir.parent().unwrap().to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--quiet", "--example", "server", "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if release {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "cargo build --example server failed");
+    profile_dir.join("examples").join("server")
+}
+
+const DEMO_ID: &str = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a";
+const DEMO_SECRET: &str = "FJdj7G956wqKw3d4X0BWONMIu00a";
+const DEMO_PREISSUED: &str = "f4839307-c5a3-3d09-8452-af56b0d70491";
+
+#[tokio::test]
+async fn the_demo_server_logs_no_token_or_secret_at_trace() {
+    let binary = tokio::task::spawn_blocking(demo_server_binary)
+        .await
+        .unwrap();
+    let mut child = Command::new(&binary)
+        .args(["--plain", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo server starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    // Reads stdout to its end, so that the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = addr_tx.send(first);
+        for _ in lines {}
+    });
+    let addr: SocketAddr = tokio::task::spawn_blocking(move || {
+        let line = addr_rx.blocking_recv().unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .to_owned();
+        url.parse().unwrap()
+    })
+    .await
+    .unwrap();
+
+    let basic = common::basic(DEMO_ID, DEMO_SECRET);
+    let mut forbidden = leak_forms(DEMO_ID, DEMO_SECRET);
+    forbidden.extend(leak_forms("other-client", "other-secret"));
+    forbidden.extend(leak_forms("alice", "alice-password"));
+    forbidden.push(DEMO_PREISSUED.to_owned());
+
+    // Issue by Basic and by the password grant of the public client.
+    let reply = common::post_form(
+        addr,
+        "/oauth2/token",
+        &[("authorization", &basic)],
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let access = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    let reply = common::post_form(
+        addr,
+        "/oauth2/token",
+        &[],
+        "grant_type=password&client_id=spa-client&username=alice&password=alice-password",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let alice_access = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let alice_refresh = reply.json()["refresh_token"].as_str().unwrap().to_owned();
+    let reply = common::post_form(
+        addr,
+        "/oauth2/token",
+        &[("authorization", &basic)],
+        &format!("grant_type=refresh_token&refresh_token={refresh}"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let refreshed = reply.json()["access_token"].as_str().unwrap().to_owned();
+    forbidden.extend([
+        access.clone(),
+        refresh.clone(),
+        alice_access.clone(),
+        alice_refresh.clone(),
+        refreshed.clone(),
+    ]);
+
+    // The guard, revocation, the guard again.
+    assert_eq!(userinfo(addr, &format!("Bearer {access}")).await, 200);
+    for (headers, body) in [
+        (
+            vec![("authorization", basic.as_str())],
+            format!("token={access}&token_type_hint=access_token"),
+        ),
+        (
+            vec![("authorization", basic.as_str())],
+            format!("token={DEMO_PREISSUED}"),
+        ),
+        (
+            vec![],
+            format!("client_id=other-client&client_secret=other-secret&token={refreshed}"),
+        ),
+        (
+            vec![],
+            format!("client_id=spa-client&token={alice_refresh}"),
+        ),
+    ] {
+        let reply = common::post_form(addr, "/oauth2/revoke", &headers, &body).await;
+        assert!(matches!(reply.status.as_u16(), 200 | 400), "{}", reply.body);
+    }
+    assert_eq!(userinfo(addr, &format!("Bearer {access}")).await, 401);
+    assert_eq!(
+        userinfo(addr, &format!("Bearer {alice_access}")).await,
+        401,
+        "revoking the refresh token revoked its grant"
+    );
+
+    // The resource owner's API, by Basic.
+    let alice = common::basic("alice", "alice-password");
+    let req = Request::get(format!("http://{addr}/users/me/authorizations"))
+        .header("authorization", &alice)
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(common::send(req).await.status, 200);
+    let req = Request::delete(format!("http://{addr}/users/me/authorizations/spa-client"))
+        .header("authorization", &alice)
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(common::send(req).await.status, 204);
+    let wrong_owner = common::basic("alice", "not-alices-password-Tt6");
+    forbidden.extend(leak_forms("alice", "not-alices-password-Tt6"));
+    let req = Request::get(format!("http://{addr}/users/me/authorizations"))
+        .header("authorization", &wrong_owner)
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(common::send(req).await.status, 401);
+
+    // Bad client credentials until the limiter answers 429.
+    let mut limited = false;
+    for i in 0..25 {
+        let wrong = format!("wrong-demo-secret-{i}-Jr5");
+        forbidden.extend(leak_forms(DEMO_ID, &wrong));
+        let reply = common::post_form(
+            addr,
+            "/oauth2/revoke",
+            &[("authorization", &common::basic(DEMO_ID, &wrong))],
+            &format!("token={refreshed}"),
+        )
+        .await;
+        match reply.status.as_u16() {
+            401 => {}
+            429 => limited = true,
+            other => panic!("{other}: {}", reply.body),
+        }
+    }
+    assert!(limited, "20 failures a minute are allowed, then 429");
+
+    // The usual errors.
+    let other = common::basic("other-client", "other-secret");
+    for (body, status) in [
+        ("token_type_hint=access_token".to_owned(), 400),
+        (format!("token={refreshed}&token={refreshed}"), 400),
+        (format!("token={refreshed}&pad={}", "p".repeat(9000)), 413),
+    ] {
+        let reply =
+            common::post_form(addr, "/oauth2/revoke", &[("authorization", &other)], &body).await;
+        assert_eq!(reply.status, status, "{}", reply.body);
+    }
+    assert_eq!(userinfo(addr, &format!("Bearer {refreshed}!")).await, 400);
+
+    // Stop it cleanly and read everything it logged.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the demo server exits 0 on SIGTERM: {status}"
+    );
+    let logs = stderr_reader.join().unwrap();
+
+    assert_no_leaks(&logs, &forbidden, "demo server");
+    let requests: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(" request") && l.contains("latency_us="))
+        .collect();
+    assert!(requests.len() >= 20, "one event per request:\n{logs}");
+    assert!(
+        requests
+            .iter()
+            .any(|l| l.contains(&format!("client_id={DEMO_ID}"))
+                && l.contains("outcome=\"revoked\"")),
+        "{requests:#?}"
+    );
+}
