@@ -169,9 +169,10 @@ impl ClientCredentials {
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` strictly.
 ///
-/// The scheme name is case-insensitive; the base64 must be canonical with padding; the
-/// decoded bytes are split at the first `:`, then each half is form-decoded and must be
-/// UTF-8; the id must not be empty.
+/// The scheme name is case-insensitive; the base64 must be canonical with padding and at
+/// most 4096 characters long (longer credentials are refused unread); the decoded bytes
+/// are split at the first `:`, then each half is form-decoded and must be UTF-8; the id
+/// must not be empty.
 pub fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
     let value = value.as_bytes();
     let space = value.iter().position(|&b| b == b' ')?;
@@ -215,6 +216,9 @@ pub fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
 
 /// Encodes Basic credentials as [RFC 6749 §2.3.1] asks: each of id and secret
 /// form-urlencoded, joined by `:`, then base64.
+///
+/// [`decode_basic`] reads back whatever this writes, up to its limit of 4096 base64
+/// characters (about 3000 bytes of form-encoded id and secret).
 ///
 /// ```
 /// use tower_oauth_revoke::client_auth::{decode_basic, encode_basic};
