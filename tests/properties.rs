@@ -1,5 +1,5 @@
 //! Property tests of the parsers that take attacker input: HTTP Basic client credentials
-//! ([RFC 6749 §2.3.1]) and the strict urlencoded form.
+//! ([RFC 6749 §2.3.1]), the strict urlencoded form, and JSONP callback names.
 //!
 //! Case counts are modest so that the suite stays fast; the fuzz targets in `fuzz/` run the
 //! same parsers for millions of executions.
@@ -14,6 +14,7 @@ use proptest::prelude::*;
 use tower_oauth_revoke::{
     client_auth::{decode_basic, encode_basic},
     form::{FormError, FormParams, MAX_PARAMS},
+    jsonp::{Callback, MAX_CALLBACK_LEN},
 };
 
 fn config() -> ProptestConfig {
@@ -187,9 +188,104 @@ fn percent_every_byte(s: &str) -> String {
     s.bytes().map(|b| format!("%{b:02X}")).collect()
 }
 
-// TODO(jsonp callback): when the callback validator lands in src/jsonp/, add here:
-// - it never panics on any string;
-// - whatever it accepts is a JavaScript identifier path (ASCII letters, digits, `_`, `$`,
-//   `.`, `[`, `]`), bounded in length, and no reserved word;
-// - a callback with any character outside that set (`(`, `)`, `;`, `<`, quotes, spaces,
-//   U+2028/2029, non-ASCII) is refused.
+// The JSONP callback validator.
+
+/// Identifier segments as the validator accepts them.
+fn js_segment() -> impl Strategy<Value = String> {
+    "[A-Za-z_$][A-Za-z0-9_$]{0,12}".prop_filter("reserved word", |s| !is_reserved(s))
+}
+
+fn is_reserved(s: &str) -> bool {
+    [
+        "await",
+        "break",
+        "case",
+        "catch",
+        "class",
+        "const",
+        "continue",
+        "debugger",
+        "default",
+        "delete",
+        "do",
+        "else",
+        "enum",
+        "export",
+        "extends",
+        "false",
+        "finally",
+        "for",
+        "function",
+        "if",
+        "import",
+        "in",
+        "instanceof",
+        "let",
+        "new",
+        "null",
+        "return",
+        "super",
+        "switch",
+        "this",
+        "throw",
+        "true",
+        "try",
+        "typeof",
+        "var",
+        "void",
+        "while",
+        "with",
+        "yield",
+    ]
+    .contains(&s)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn callback_accepts_dotted_identifiers(segments in proptest::collection::vec(js_segment(), 1..5)) {
+        let name = segments.join(".");
+        let parsed = Callback::parse(&name);
+        if name.len() <= MAX_CALLBACK_LEN {
+            let callback = parsed.expect("a dotted identifier");
+            prop_assert_eq!(callback.as_str(), name.as_str());
+        } else {
+            prop_assert!(parsed.is_err());
+        }
+    }
+
+    #[test]
+    fn callback_refuses_any_character_outside_identifiers(
+        prefix in js_segment(),
+        bad in prop::sample::select(vec![
+            '(', ')', ';', '<', '>', '"', '\'', '`', ' ', '\\', '/', '[', ']', '=', '+', '-',
+            ',', '\n', '\u{2028}', '\u{2029}', 'é', 'π', '\0',
+        ]),
+        suffix in "[A-Za-z0-9_$]{0,6}",
+    ) {
+        let name = format!("{prefix}{bad}{suffix}");
+        prop_assert!(Callback::parse(&name).is_err(), "{:?} was accepted", name);
+    }
+
+    #[test]
+    fn callback_never_panics_and_accepts_only_safe_text(name in any::<String>()) {
+        if let Ok(callback) = Callback::parse(&name) {
+            prop_assert!(callback.as_str().len() <= MAX_CALLBACK_LEN);
+            prop_assert!(callback
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$' | b'.')));
+        }
+    }
+
+    #[test]
+    fn callback_refuses_reserved_words_and_empty_segments(
+        head in js_segment(),
+        word in prop::sample::select(vec!["this", "function", "new", "delete", "typeof"]),
+        empty_segment in any::<bool>(),
+    ) {
+        let name = if empty_segment { format!("{head}..x") } else { format!("{head}.{word}") };
+        prop_assert!(Callback::parse(&name).is_err(), "{:?} was accepted", name);
+    }
+}
