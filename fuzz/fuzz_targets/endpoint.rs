@@ -1,7 +1,9 @@
 //! The whole revocation endpoint (form, client authentication with a failure limiter,
 //! revocation in the memory store) fed an arbitrary method, URI, headers, body chunks and
-//! peer address. It must never panic, never answer 5xx, and every error must be a
-//! well-formed OAuth error (RFC 6749 §5.2) with `no-store`.
+//! peer address, with CORS (one allowed origin) and JSONP on. It must never panic, never
+//! answer 5xx, every error must be a well-formed OAuth error (RFC 6749 §5.2) with
+//! `no-store`, a JSONP answer starts with its comment guard, and no origin but the
+//! configured one is ever allowed.
 #![no_main]
 
 use std::{
@@ -68,6 +70,8 @@ fn world() -> &'static World {
                 Duration::from_secs(60),
                 64,
             ))
+            .cors_origins(["https://app.example.com"])
+            .jsonp(true)
             .build()
             .expect("endpoint");
         World { runtime, endpoint }
@@ -215,24 +219,37 @@ fuzz_target!(|input: Input| {
 
     let status = parts.status;
     assert!(!status.is_server_error(), "{status}: {body:?}");
-    if status == StatusCode::OK {
-        assert!(body.is_empty(), "a 200 with a body: {body:?}");
-    } else {
+    let content_type = parts.headers.get(header::CONTENT_TYPE);
+    let is = |ct: &str| content_type.is_some_and(|v| v.as_bytes().starts_with(ct.as_bytes()));
+    if is("application/javascript") || is("text/javascript") {
+        // A JSONP answer: a comment guard, then a validated callback.
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.starts_with(b"/**/"), "{body:?}");
+    } else if is("application/json") {
         assert!(status.is_client_error(), "{status}");
-        assert_eq!(parts.headers[header::CONTENT_TYPE], "application/json");
         assert!(body.starts_with(b"{\"error\":\""), "{body:?}");
         assert!(
             is_rfc6749_text(&body),
             "error body outside RFC 6749 §5.2: {body:?}"
         );
+        assert_eq!(parts.headers[header::CACHE_CONTROL], "no-store");
+    } else {
+        assert!(
+            status.is_success(),
+            "{status} without an OAuth error body: {body:?}"
+        );
+        assert!(body.is_empty(), "a {status} with a body: {body:?}");
     }
-    assert_eq!(parts.headers[header::CACHE_CONTROL], "no-store");
     match status {
         StatusCode::TOO_MANY_REQUESTS => assert!(parts.headers.contains_key(header::RETRY_AFTER)),
-        StatusCode::METHOD_NOT_ALLOWED => assert_eq!(parts.headers[header::ALLOW], "POST"),
+        StatusCode::METHOD_NOT_ALLOWED => assert!(parts.headers.contains_key(header::ALLOW)),
         StatusCode::UNAUTHORIZED if sent_authorization => {
             assert!(parts.headers.contains_key(header::WWW_AUTHENTICATE))
         }
         _ => {}
+    }
+    // No origin is ever allowed but the configured one.
+    if let Some(allowed) = parts.headers.get(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        assert_eq!(allowed, "https://app.example.com");
     }
 });
