@@ -415,6 +415,9 @@ fn demo_server_binary() -> PathBuf {
     if release {
         cargo.arg("--release");
     }
+    if cfg!(feature = "redis") {
+        cargo.args(["--features", "redis"]);
+    }
     let status = cargo.status().expect("cargo runs");
     assert!(status.success(), "cargo build --example server failed");
     profile_dir.join("examples").join("server")
