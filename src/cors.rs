@@ -268,24 +268,48 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = CorsFuture<tower_http::cors::ResponseFuture<S::Future>>;
+    type Future = CorsFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if req.method() != Method::OPTIONS && !req.headers().contains_key(header::ORIGIN) {
+            // Not a CORS request (no `Origin`): there is nothing to allow or expose, so the
+            // CORS machinery is skipped; only `Vary` is set, as `tower_http::cors` would.
+            // `Cors::poll_ready` only polls the inner service, which is therefore ready.
+            return CorsFuture {
+                kind: CorsKind::Plain {
+                    future: self.inner.get_mut().call(req),
+                },
+            };
+        }
         CorsFuture {
-            inner: self.inner.call(req),
+            kind: CorsKind::Cors {
+                future: self.inner.call(req),
+            },
         }
     }
 }
+
+/// `Vary` as `tower_http::cors` sets it by default.
+const VARY: HeaderValue =
+    HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers");
 
 pin_project! {
     /// The response future of [`CorsPolicyService`].
     pub struct CorsFuture<F> {
         #[pin]
-        inner: F,
+        kind: CorsKind<F>,
+    }
+}
+
+pin_project! {
+    #[project = CorsKindProj]
+    enum CorsKind<F> {
+        Cors { #[pin] future: tower_http::cors::ResponseFuture<F> },
+        Plain { #[pin] future: F },
     }
 }
 
@@ -298,24 +322,34 @@ impl<F> fmt::Debug for CorsFuture<F> {
 impl<F, B, E> Future for CorsFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Default,
 {
     type Output = Result<Response<B>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut response = ready!(self.project().inner.poll(cx))?;
-        let headers = response.headers_mut();
-        if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
-            for name in [
-                header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                header::ACCESS_CONTROL_MAX_AGE,
-            ] {
-                headers.remove(name);
+        match self.project().kind.project() {
+            CorsKindProj::Plain { future } => {
+                let mut response = ready!(future.poll(cx))?;
+                response.headers_mut().append(header::VARY, VARY);
+                Poll::Ready(Ok(response))
+            }
+            CorsKindProj::Cors { future } => {
+                let mut response = ready!(future.poll(cx))?;
+                let headers = response.headers_mut();
+                if !headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+                    for name in [
+                        header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                        header::ACCESS_CONTROL_ALLOW_HEADERS,
+                        header::ACCESS_CONTROL_ALLOW_METHODS,
+                        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                        header::ACCESS_CONTROL_MAX_AGE,
+                    ] {
+                        headers.remove(name);
+                    }
+                }
+                Poll::Ready(Ok(response))
             }
         }
-        Poll::Ready(Ok(response))
     }
 }
 
@@ -454,6 +488,23 @@ mod tests {
         let response = layer.layer(ok_service()).oneshot(req).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.headers().clone()
+    }
+
+    #[tokio::test]
+    async fn request_without_origin_gets_vary_and_no_cors_headers() {
+        let req = Request::post("/revoke").body(Full::default()).unwrap();
+        let response = policy()
+            .layer_with_clients(registry())
+            .layer(ok_service())
+            .oneshot(req)
+            .await
+            .unwrap();
+        let h = response.headers();
+        assert!(h
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("origin")));
+        assert!(!h.keys().any(|k| k.as_str().starts_with("access-control-")));
     }
 
     #[test]
