@@ -294,8 +294,9 @@ where
 }
 
 /// `Vary` as `tower_http::cors` sets it by default.
-const VARY: HeaderValue =
-    HeaderValue::from_static("origin, access-control-request-method, access-control-request-headers");
+const VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
 
 pin_project! {
     /// The response future of [`CorsPolicyService`].
