@@ -265,7 +265,9 @@ pub fn set_no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn write_json_string_contents(buf: &mut BytesMut, s: &str) {
+/// Writes `s` as the inside of a JSON string, escaping what JSON requires and what could
+/// end a script or an HTML context (`<`, `>`, `&`, U+2028, U+2029).
+pub(crate) fn write_json_string_contents(buf: &mut BytesMut, s: &str) {
     for c in s.chars() {
         match c {
             '"' => buf.put_slice(b"\\\""),

@@ -67,7 +67,7 @@ use tower_service::Service;
 
 use crate::{
     client_auth::ClientRegistry,
-    error::{set_no_store, ErrorCode, OAuthError, APPLICATION_JSON},
+    error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
     form::form_decode,
     store::TokenStore,
 };
@@ -156,18 +156,7 @@ fn route(path: &str, prefix: &str) -> Route {
 
 fn json_string(buf: &mut BytesMut, s: &str) {
     buf.put_u8(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => buf.put_slice(b"\\\""),
-            '\\' => buf.put_slice(b"\\\\"),
-            '<' => buf.put_slice(b"\\u003c"),
-            '>' => buf.put_slice(b"\\u003e"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                buf.put_slice(format!("\\u{:04x}", c as u32).as_bytes())
-            }
-            c => buf.put_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
-    }
+    write_json_string_contents(buf, s);
     buf.put_u8(b'"');
 }
 
