@@ -146,20 +146,7 @@ impl<I, S> BearerGuard<I, S> {
         BearerGuardLayer::new(store)
     }
 
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &I {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut I {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> I {
-        self.inner
-    }
+    inner_service_accessors!(I);
 }
 
 /// What the `Authorization` header holds, for a resource server.

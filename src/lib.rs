@@ -37,6 +37,9 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 pub mod body;
 pub mod client_auth;
 pub mod cors;

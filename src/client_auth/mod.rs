@@ -258,20 +258,7 @@ impl<S, R> ClientAuth<S, R> {
         ClientAuthLayer::new(registry)
     }
 
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!(S);
 }
 
 impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for ClientAuth<S, R>

@@ -35,20 +35,7 @@ impl<S> Jsonp<S> {
         JsonpLayer::new()
     }
 
-    /// A reference to the inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// A mutable reference to the inner service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// The inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    inner_service_accessors!(S);
 }
 
 /// Finds the request's `callback`: `Ok(None)` without one, an error when it is given more
