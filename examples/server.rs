@@ -46,6 +46,7 @@ use tower_oauth_revoke::{
         decode_basic, AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, ClientKind,
         MemoryClientRegistry, RemoteAddr, SecretDigest,
     },
+    cors::CorsPolicy,
     error::{set_no_store, ErrorCode, OAuthError},
     form::{FormLayer, FormParams},
     guard::BearerGuardLayer,
@@ -265,7 +266,7 @@ async fn open_store(redis: Option<&str>) -> Result<DemoStore, String> {
 #[derive(Clone)]
 struct Issuer {
     store: DemoStore,
-    users: Arc<HashMap<String, SecretDigest>>,
+    users: Users,
 }
 
 fn new_token() -> String {
@@ -284,14 +285,54 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<
     response
 }
 
-fn verify_user(users: &HashMap<String, SecretDigest>, name: &str, password: &str) -> bool {
-    match users.get(name) {
-        Some(digest) => digest.verify(password),
-        None => {
-            let _ = SecretDigest::from_bytes([0x5a; 32]).verify(password);
-            false
+/// The resource owners, and a limit on failed password checks per (user, address), as for
+/// clients: 20 a minute, then 429 + `Retry-After`.
+#[derive(Clone)]
+struct Users {
+    digests: Arc<HashMap<String, SecretDigest>>,
+    limiter: AuthFailureLimiter,
+}
+
+enum UserAuthError {
+    Invalid,
+    Limited(u64),
+}
+
+impl Users {
+    fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<RemoteAddr>,
+    ) -> Result<(), UserAuthError> {
+        let attempt = self
+            .limiter
+            .begin(name, addr)
+            .map_err(UserAuthError::Limited)?;
+        let ok = match self.digests.get(name) {
+            Some(digest) => digest.verify(password),
+            None => {
+                let _ = SecretDigest::from_bytes([0x5a; 32]).verify(password);
+                false
+            }
+        };
+        if ok {
+            attempt.succeeded();
+            Ok(())
+        } else {
+            attempt.failed();
+            Err(UserAuthError::Invalid)
         }
     }
+}
+
+fn too_many_attempts(retry_after: u64) -> OAuthError {
+    OAuthError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::TemporarilyUnavailable,
+        "too many failed attempts; try again later",
+    )
+    .with_retry_after(retry_after)
 }
 
 impl Issuer {
@@ -344,6 +385,7 @@ impl Issuer {
         &self,
         params: &FormParams,
         client: &AuthenticatedClient,
+        addr: Option<RemoteAddr>,
     ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
         match params.get("grant_type") {
             Some("client_credentials") => {
@@ -363,10 +405,14 @@ impl Issuer {
                         "`username` and `password` are required",
                     ));
                 };
-                if !verify_user(&self.users, user, password) {
-                    return Err(OAuthError::invalid_grant(
-                        "the resource owner credentials are invalid",
-                    ));
+                match self.users.authenticate(user, password, addr) {
+                    Ok(()) => {}
+                    Err(UserAuthError::Limited(retry)) => return Err(too_many_attempts(retry)),
+                    Err(UserAuthError::Invalid) => {
+                        return Err(OAuthError::invalid_grant(
+                            "the resource owner credentials are invalid",
+                        ))
+                    }
                 }
                 self.issue_pair(client, Some(user)).await
             }
@@ -469,13 +515,21 @@ async fn log_request(req: Request, next: Next) -> Response {
 fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
     let registry = registry(config)?;
     let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
-    let users: Arc<HashMap<String, SecretDigest>> = Arc::new(
-        config
-            .users
-            .iter()
-            .map(|u| (u.name.clone(), SecretDigest::of(&u.password)))
-            .collect(),
-    );
+    let users = Users {
+        digests: Arc::new(
+            config
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), SecretDigest::of(&u.password)))
+                .collect(),
+        ),
+        limiter: AuthFailureLimiter::new(20, Duration::from_secs(60)),
+    };
+    // The token endpoint serves browser apps too (a public client's password grant).
+    let token_cors = CorsPolicy::new()
+        .origins(&args.cors_origins)
+        .map_err(|e| format!("--cors-origin: {e}"))?
+        .layer_with_clients(registry.clone());
 
     let revoke = RevocationEndpoint::builder()
         .clients(registry.clone())
@@ -492,6 +546,7 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         users: users.clone(),
     };
     let token = ServiceBuilder::new()
+        .layer(token_cors)
         .layer(FormLayer::new())
         .layer(
             ClientAuthLayer::new(registry.clone())
@@ -506,7 +561,8 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
                     .extensions()
                     .get::<AuthenticatedClient>()
                     .expect("client auth");
-                let response = match issuer.token(params, client).await {
+                let addr = req.extensions().get::<RemoteAddr>().copied();
+                let response = match issuer.token(params, client, addr).await {
                     Ok(response) => response,
                     Err(err) => err.to_response(),
                 };
@@ -536,12 +592,22 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         let users = owner_users.clone();
         let owner_api = owner_api.clone();
         async move {
-            let user = req
+            let addr = req.extensions().get::<RemoteAddr>().copied();
+            let user = match req
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(decode_basic)
-                .filter(|(name, password)| verify_user(&users, name, password));
-            let Some((name, _)) = user else {
+            {
+                Some((name, password)) => match users.authenticate(&name, &password, addr) {
+                    Ok(()) => Some(name),
+                    Err(UserAuthError::Limited(retry)) => {
+                        return Ok::<_, Infallible>(too_many_attempts(retry).to_response());
+                    }
+                    Err(UserAuthError::Invalid) => None,
+                },
+                None => None,
+            };
+            let Some(name) = user else {
                 let mut response: http::Response<Full<Bytes>> = OAuthError::new(
                     StatusCode::UNAUTHORIZED,
                     ErrorCode::AccessDenied,

@@ -655,3 +655,57 @@ async fn two_nodes_share_revocation_through_redis() {
         "revoked on two, refused on one"
     );
 }
+
+#[tokio::test]
+async fn resource_owner_password_guessing_is_limited() {
+    let demo = Demo::start(&["--plain"], None);
+    let http = demo.http();
+    let mut last = None;
+    for i in 0..21 {
+        let reply = http
+            .get(demo.url("/users/me/authorizations"))
+            .basic_auth("alice", Some(format!("guess-{i}")))
+            .send()
+            .await
+            .unwrap();
+        last = Some(reply.status());
+        if i < 20 {
+            assert_eq!(reply.status(), 401);
+        } else {
+            assert_eq!(reply.status(), 429);
+            assert!(reply.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(last, Some(reqwest::StatusCode::TOO_MANY_REQUESTS));
+    // The password grant shares the same budget for this user and address.
+    let reply = http
+        .post(demo.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "alice-password"),
+            ("client_id", "spa-client"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 429);
+}
+
+#[tokio::test]
+async fn token_endpoint_answers_cors_preflights() {
+    let demo = Demo::start(&["--plain", "--cors-origin", "http://127.0.0.1:8765"], None);
+    let reply = demo
+        .http()
+        .request(reqwest::Method::OPTIONS, demo.url("/oauth2/token"))
+        .header("origin", "http://127.0.0.1:8765")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success());
+    assert_eq!(
+        reply.headers()["access-control-allow-origin"],
+        "http://127.0.0.1:8765"
+    );
+}
