@@ -285,6 +285,19 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<
     response
 }
 
+/// The successful token response of RFC 6749 §5.1.
+fn token_response(access: &str, refresh: &str) -> http::Response<Full<Bytes>> {
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+            "refresh_token": refresh,
+        }),
+    )
+}
+
 /// The resource owners, and a limit on failed password checks per (user, address), as for
 /// clients: 20 a minute, then 429 + `Retry-After`.
 #[derive(Clone)]
@@ -361,15 +374,7 @@ impl Issuer {
         self.register(TokenHash::of(&refresh), refresh_record)
             .await?;
         self.register(TokenHash::of(&access), access_record).await?;
-        Ok(json_response(
-            StatusCode::OK,
-            serde_json::json!({
-                "access_token": access,
-                "token_type": "Bearer",
-                "expires_in": ACCESS_TOKEN_TTL.as_secs(),
-                "refresh_token": refresh,
-            }),
-        ))
+        Ok(token_response(&access, &refresh))
     }
 
     async fn register(&self, hash: TokenHash, record: TokenRecord) -> Result<(), OAuthError> {
@@ -448,15 +453,7 @@ impl Issuer {
                 );
                 access_record.owner = record.owner.clone();
                 self.register(TokenHash::of(&access), access_record).await?;
-                Ok(json_response(
-                    StatusCode::OK,
-                    serde_json::json!({
-                        "access_token": access,
-                        "token_type": "Bearer",
-                        "expires_in": ACCESS_TOKEN_TTL.as_secs(),
-                        "refresh_token": refresh,
-                    }),
-                ))
+                Ok(token_response(&access, refresh))
             }
             Some(other) if !other.is_empty() => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
