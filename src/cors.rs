@@ -275,7 +275,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if req.method() != Method::OPTIONS && !req.headers().contains_key(header::ORIGIN) {
+        if !is_cors_request(&req) {
             // Not a CORS request (no `Origin`): there is nothing to allow or expose, so the
             // CORS machinery is skipped; only `Vary` is set, as `tower_http::cors` would.
             // `Cors::poll_ready` only polls the inner service, which is therefore ready.
@@ -297,6 +297,17 @@ where
 const VARY: HeaderValue = HeaderValue::from_static(
     "origin, access-control-request-method, access-control-request-headers",
 );
+
+/// Whether a request concerns CORS at all: a preflight, or a request with `Origin`.
+pub(crate) fn is_cors_request<B>(req: &Request<B>) -> bool {
+    req.method() == Method::OPTIONS || req.headers().contains_key(header::ORIGIN)
+}
+
+/// Adds the `Vary` of a response to a request that is not a CORS request, as
+/// `tower_http::cors` would.
+pub(crate) fn add_vary(headers: &mut http::HeaderMap) {
+    headers.append(header::VARY, VARY);
+}
 
 pin_project! {
     /// The response future of [`CorsPolicyService`].
@@ -331,7 +342,7 @@ where
         match self.project().kind.project() {
             CorsKindProj::Plain { future } => {
                 let mut response = ready!(future.poll(cx))?;
-                response.headers_mut().append(header::VARY, VARY);
+                add_vary(response.headers_mut());
                 Poll::Ready(Ok(response))
             }
             CorsKindProj::Cors { future } => {
@@ -417,27 +428,44 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let client = req.extensions().get::<AuthenticatedClient>();
-            let allowed = origin.as_bytes() != b"null"
-                && (self.origins.iter().any(|o| o.matches(origin))
-                    || client.is_some_and(|c| c.client().allows_origin(origin)));
-            if !allowed {
-                tracing::info!(
-                    client_id = client.map(|c| c.id()),
-                    outcome = "invalid_request",
-                    "request from an origin not allowed for the client"
-                );
-                return ResponseFuture::ready(
-                    OAuthError::invalid_request(
-                        "the request's origin is not allowed for this client",
-                    )
-                    .to_response(),
-                );
-            }
+        let client = req.extensions().get::<AuthenticatedClient>();
+        if let Err(err) = check_origin(&self.origins, req.headers(), client) {
+            return ResponseFuture::ready(err.to_response());
         }
         ResponseFuture::inner(self.inner.call(req))
     }
+}
+
+impl OriginCheckLayer {
+    /// The configured origins.
+    pub(crate) fn origins(&self) -> &[Origin] {
+        &self.origins
+    }
+}
+
+/// Refuses a request whose `Origin` is allowed neither in `origins` nor for `client`.
+pub(crate) fn check_origin(
+    origins: &[Origin],
+    headers: &http::HeaderMap,
+    client: Option<&AuthenticatedClient>,
+) -> Result<(), OAuthError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let allowed = origin.as_bytes() != b"null"
+        && (origins.iter().any(|o| o.matches(origin))
+            || client.is_some_and(|c| c.client().allows_origin(origin)));
+    if allowed {
+        return Ok(());
+    }
+    tracing::info!(
+        client_id = client.map(|c| c.id()),
+        outcome = "invalid_request",
+        "request from an origin not allowed for the client"
+    );
+    Err(OAuthError::invalid_request(
+        "the request's origin is not allowed for this client",
+    ))
 }
 
 #[cfg(test)]

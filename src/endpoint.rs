@@ -1,20 +1,24 @@
 //! The composed revocation endpoint and its builder.
 //!
-//! Outside in: CORS ([`crate::cors`]) -> form ([`crate::form`]) -> JSONP ([`crate::jsonp`])
-//! -> client authentication ([`crate::client_auth`]) -> origin check ([`crate::cors`]) ->
-//! revoke ([`crate::revoke`]).
+//! The endpoint runs, in order: CORS ([`crate::cors`]), form ([`crate::form`]), JSONP
+//! ([`crate::jsonp`]), client authentication ([`crate::client_auth`]), the origin check
+//! ([`crate::cors`]) and revocation ([`crate::revoke`]); each step answers as its layer
+//! does. The steps after CORS run in one future, with no request extension and no clone of
+//! a service per request: composing the layers gives the same answers, one boxed future
+//! and one clone per layer dearer.
 
 use std::{
     convert::Infallible,
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{request::Parts, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
@@ -22,17 +26,21 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    body::{BoxError, ResponseBody},
-    client_auth::{AuthFailureLimiter, ClientAuth, ClientAuthLayer, ClientRegistry},
-    cors::{CorsPolicy, CorsPolicyService, OriginCheck, DEFAULT_MAX_AGE},
-    form::{Form, FormLayer, DEFAULT_LIMIT},
-    jsonp::{Jsonp, JsonpBody, JsonpLayer},
-    revoke::{RevocationPolicy, RevokeService},
+    body::BoxError,
+    client_auth::{
+        authenticate_request, AuthFailureLimiter, ClientAuthLayer, ClientRegistry, RemoteAddr,
+    },
+    cors::{
+        add_vary, check_origin, is_cors_request, CorsPolicy, CorsPolicyService, DEFAULT_MAX_AGE,
+    },
+    form::{read_form, FormLayer, FormParams, FormPlan, DEFAULT_LIMIT},
+    jsonp::{find_callback, wrap, JsonpBody},
+    origin::Origin,
+    revoke::{execute, read_request, RevocationPolicy},
     store::TokenStore,
 };
 
-type Stack<R, S> = CorsPolicyService<Form<Jsonp<ClientAuth<OriginCheck<RevokeService<S>>, R>>>>;
-type StackBody = ResponseBody<JsonpBody<ResponseBody<ResponseBody<Full<Bytes>>>>>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The RFC 7009 revocation endpoint: CORS, form, JSONP, client authentication, the origin
 /// check and revocation composed into one `Clone + Send + Sync` service with
@@ -59,13 +67,15 @@ type StackBody = ResponseBody<JsonpBody<ResponseBody<ResponseBody<Full<Bytes>>>>
 ///
 /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
 pub struct RevocationEndpoint<R, S> {
-    inner: Stack<R, S>,
+    steps: Steps<R, S>,
+    cors: Arc<CorsPolicyService<Steps<R, S>>>,
 }
 
-impl<R: Clone, S: Clone> Clone for RevocationEndpoint<R, S> {
+impl<R, S> Clone for RevocationEndpoint<R, S> {
     fn clone(&self) -> Self {
         Self {
-            inner: self.inner.clone(),
+            steps: self.steps.clone(),
+            cors: self.cors.clone(),
         }
     }
 }
@@ -238,23 +248,129 @@ impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
             .map_err(|err| BuildError::new(format!("cors_origins: {err}")))?
             .max_age(self.cors_max_age)
             .allow_get(self.jsonp);
-        let cors_layer = cors.layer_with_clients(self.clients.clone());
-        let mut auth = ClientAuthLayer::new(self.clients).realm(&self.realm);
+        let mut auth = ClientAuthLayer::new(self.clients.clone()).realm(&self.realm);
         if let Some(limiter) = self.limiter {
             auth = auth.limit_failures(limiter);
         }
-        let revoke = RevokeService::new(self.store).policy(self.policy);
-        let inner = cors_layer.layer(
-            FormLayer::new()
-                .limit(self.body_limit)
-                .allow_get_with_callback(self.jsonp)
-                .layer(
-                    JsonpLayer::new()
-                        .enabled(self.jsonp)
-                        .layer(auth.layer(cors.origin_check().layer(revoke))),
-                ),
-        );
-        Ok(RevocationEndpoint { inner })
+        let steps = Steps {
+            inner: Arc::new(StepsInner {
+                form: FormLayer::new()
+                    .limit(self.body_limit)
+                    .allow_get_with_callback(self.jsonp),
+                jsonp: self.jsonp,
+                auth,
+                origins: cors.origin_check().origins().into(),
+                store: self.store,
+                policy: self.policy,
+            }),
+        };
+        let cors = cors.layer_with_clients(self.clients).layer(steps.clone());
+        Ok(RevocationEndpoint {
+            steps,
+            cors: Arc::new(cors),
+        })
+    }
+}
+
+/// The steps after CORS, in one future.
+struct Steps<R, S> {
+    inner: Arc<StepsInner<R, S>>,
+}
+
+impl<R, S> Clone for Steps<R, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+struct StepsInner<R, S> {
+    form: FormLayer,
+    jsonp: bool,
+    auth: ClientAuthLayer<R>,
+    origins: Arc<[Origin]>,
+    store: S,
+    policy: RevocationPolicy,
+}
+
+impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
+    /// Form, JSONP, then the rest. As in the layered stack, the form's refusals and a bad
+    /// callback are answered unwrapped.
+    async fn handle<B>(&self, req: Request<B>) -> Response<JsonpBody<Full<Bytes>>>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let params = match self.form.plan(&parts) {
+            Ok(FormPlan::Query(params)) => params,
+            Ok(FormPlan::Body { limit }) => match read_form(body, limit).await {
+                Ok((_, params)) => params,
+                Err(err) => return err.to_response(),
+            },
+            Err(err) => return err.to_response(),
+        };
+        let callback = if self.jsonp {
+            match find_callback(parts.uri.query(), Some(&params)) {
+                Ok(callback) => callback,
+                Err(err) => return err.to_response(),
+            }
+        } else {
+            None
+        };
+        let response = self.authenticated(&parts, &params).await;
+        match callback {
+            Some(callback) => wrap(response, &callback),
+            None => response.map(JsonpBody::plain),
+        }
+    }
+
+    /// Client authentication, the origin check and revocation. The client and the outcome
+    /// go in the response's extensions, for request logs.
+    async fn authenticated(&self, parts: &Parts, params: &FormParams) -> Response<Full<Bytes>> {
+        let client = match authenticate_request(
+            self.auth.registry(),
+            self.auth.config(),
+            &parts.headers,
+            Some(params),
+            parts.extensions.get::<RemoteAddr>().copied(),
+        )
+        .await
+        {
+            Ok(client) => client,
+            Err(err) => return err.to_response(),
+        };
+        let checked = check_origin(&self.origins, &parts.headers, Some(&client))
+            .and_then(|()| read_request(params, &client));
+        let mut response = match checked {
+            Ok((hash, hint)) => execute(&self.store, &self.policy, &client, &hash, hint).await,
+            Err(err) => err.to_response(),
+        };
+        response.extensions_mut().insert(client);
+        response
+    }
+}
+
+impl<R, S, B> Service<Request<B>> for Steps<R, S>
+where
+    R: ClientRegistry,
+    S: TokenStore,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<JsonpBody<Full<Bytes>>>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.handle(req).await) })
     }
 }
 
@@ -263,7 +379,7 @@ pin_project! {
     #[derive(Default)]
     pub struct EndpointBody {
         #[pin]
-        inner: StackBody,
+        inner: JsonpBody<Full<Bytes>>,
     }
 }
 
@@ -293,31 +409,22 @@ impl Body for EndpointBody {
     }
 }
 
-pin_project! {
-    /// The response future of [`RevocationEndpoint`].
-    pub struct EndpointFuture<F> {
-        #[pin]
-        inner: F,
-    }
+/// The response future of [`RevocationEndpoint`].
+pub struct EndpointFuture {
+    inner: BoxFuture<Result<Response<EndpointBody>, Infallible>>,
 }
 
-impl<F> fmt::Debug for EndpointFuture<F> {
+impl fmt::Debug for EndpointFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EndpointFuture").finish_non_exhaustive()
     }
 }
 
-impl<F> Future for EndpointFuture<F>
-where
-    F: Future<Output = Result<Response<StackBody>, Infallible>>,
-{
+impl Future for EndpointFuture {
     type Output = Result<Response<EndpointBody>, Infallible>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|r| r.map(|resp| resp.map(|inner| EndpointBody { inner })))
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
     }
 }
 
@@ -331,16 +438,32 @@ where
 {
     type Response = Response<EndpointBody>;
     type Error = Infallible;
-    type Future = EndpointFuture<<Stack<R, S> as Service<Request<B>>>::Future>;
+    type Future = EndpointFuture;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Every step is always ready.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        EndpointFuture {
-            inner: self.inner.call(req),
-        }
+        let inner: BoxFuture<_> = if is_cors_request(&req) {
+            // Preflights and requests with `Origin`: `tower_http::cors` over the steps.
+            // `Cors` is ready whenever its inner service is, and the steps always are.
+            let mut cors = CorsPolicyService::clone(&self.cors);
+            Box::pin(async move {
+                let response = cors.call(req).await?;
+                Ok(response.map(|inner| EndpointBody { inner }))
+            })
+        } else {
+            // Not a CORS request: only `Vary`, as `tower_http::cors` would set it.
+            let steps = self.steps.inner.clone();
+            Box::pin(async move {
+                let mut response = steps.handle(req).await;
+                add_vary(response.headers_mut());
+                Ok(response.map(|inner| EndpointBody { inner }))
+            })
+        };
+        EndpointFuture { inner }
     }
 }
 

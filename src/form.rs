@@ -434,6 +434,66 @@ fn reject<B>(err: OAuthError) -> Response<ResponseBody<B>> {
     err.to_response()
 }
 
+/// Where a request's parameters are, once its method and headers are checked.
+pub(crate) enum FormPlan {
+    /// A JSONP `GET`: the parameters of its query string.
+    Query(FormParams),
+    /// A `POST`: the body, at most `limit` bytes, is still to be read.
+    Body { limit: usize },
+}
+
+impl FormLayer {
+    /// The checks made before the body is read: method, content type, declared length,
+    /// and the whole of a JSONP `GET`.
+    pub(crate) fn plan(&self, parts: &http::request::Parts) -> Result<FormPlan, OAuthError> {
+        if parts.method == Method::GET && self.allow_get_with_callback {
+            let query = parts.uri.query().unwrap_or("");
+            if !query_has(query, "callback") {
+                return Err(OAuthError::method_not_allowed());
+            }
+            let params = FormParams::parse_query(query).map_err(FormError::into_oauth)?;
+            if params.contains("client_secret") {
+                return Err(OAuthError::invalid_request(
+                    "`client_secret` must not be sent in the URL",
+                ));
+            }
+            return Ok(FormPlan::Query(params));
+        }
+        if parts.method != Method::POST {
+            return Err(OAuthError::method_not_allowed());
+        }
+        match parts.headers.get(header::CONTENT_TYPE) {
+            Some(ct) if is_form_content_type(ct) => {}
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "the content type must be application/x-www-form-urlencoded",
+                ))
+            }
+        }
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > self.limit as u64) {
+            return Err(OAuthError::invalid_request("the request body is too large")
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+        }
+        Ok(FormPlan::Body { limit: self.limit })
+    }
+}
+
+/// Reads a body of at most `limit` bytes and parses it: the bytes and their parameters.
+pub(crate) async fn read_form<B>(body: B, limit: usize) -> Result<(Bytes, FormParams), OAuthError>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let bytes = read_limited(body, limit).await.map_err(body_error)?;
+    let params = FormParams::parse(&bytes).map_err(FormError::into_oauth)?;
+    Ok((bytes, params))
+}
+
 fn body_error(err: BoxError) -> OAuthError {
     if err.downcast_ref::<LengthLimitError>().is_some() {
         return OAuthError::invalid_request("the request body is too large")
@@ -502,68 +562,31 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-
-        if parts.method == Method::GET && self.config.allow_get_with_callback {
-            let query = parts.uri.query().unwrap_or("");
-            if !query_has(query, "callback") {
-                return ResponseFuture::ready(reject(OAuthError::method_not_allowed()));
+        match self.config.plan(&parts) {
+            Err(err) => ResponseFuture::ready(reject(err)),
+            Ok(FormPlan::Query(params)) => {
+                parts.extensions.insert(params);
+                let req = Request::from_parts(parts, Full::default());
+                ResponseFuture::inner(self.inner.call(req))
             }
-            let params = match FormParams::parse_query(query) {
-                Ok(params) => params,
-                Err(err) => return ResponseFuture::ready(reject(err.into_oauth())),
-            };
-            if params.contains("client_secret") {
-                return ResponseFuture::ready(reject(OAuthError::invalid_request(
-                    "`client_secret` must not be sent in the URL",
-                )));
-            }
-            parts.extensions.insert(params);
-            let req = Request::from_parts(parts, Full::default());
-            return ResponseFuture::inner(self.inner.call(req));
-        }
-
-        if parts.method != Method::POST {
-            return ResponseFuture::ready(reject(OAuthError::method_not_allowed()));
-        }
-        match parts.headers.get(header::CONTENT_TYPE) {
-            Some(ct) if is_form_content_type(ct) => {}
-            _ => {
-                return ResponseFuture::ready(reject(OAuthError::invalid_request(
-                    "the content type must be application/x-www-form-urlencoded",
-                )))
+            Ok(FormPlan::Body { limit }) => {
+                // The future owns a service that is ready: take it, leave a fresh clone
+                // behind.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ResponseFuture::steps(async move {
+                    let (bytes, params) = match read_form(body, limit).await {
+                        Ok(read) => read,
+                        Err(err) => return Ok(reject(err)),
+                    };
+                    parts.extensions.insert(params);
+                    let response = inner
+                        .call(Request::from_parts(parts, Full::new(bytes)))
+                        .await?;
+                    Ok(response.map(ResponseBody::new))
+                })
             }
         }
-        let limit = self.config.limit;
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > limit as u64) {
-            return ResponseFuture::ready(reject(
-                OAuthError::invalid_request("the request body is too large")
-                    .with_status(StatusCode::PAYLOAD_TOO_LARGE),
-            ));
-        }
-
-        // The future owns a service that is ready: take it, leave a fresh clone behind.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::steps(async move {
-            let bytes = match read_limited(body, limit).await {
-                Ok(bytes) => bytes,
-                Err(err) => return Ok(reject(body_error(err))),
-            };
-            let params = match FormParams::parse(&bytes) {
-                Ok(params) => params,
-                Err(err) => return Ok(reject(err.into_oauth())),
-            };
-            parts.extensions.insert(params);
-            let response = inner
-                .call(Request::from_parts(parts, Full::new(bytes)))
-                .await?;
-            Ok(response.map(ResponseBody::new))
-        })
     }
 }
 

@@ -57,7 +57,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{header, HeaderValue, Request, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -183,7 +183,7 @@ pub struct ClientAuthLayer<R> {
 }
 
 #[derive(Debug, Clone)]
-struct Config {
+pub(crate) struct Config {
     www_authenticate: HeaderValue,
     limiter: Option<AuthFailureLimiter>,
 }
@@ -278,108 +278,135 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        let tried_header = req.headers().contains_key(header::AUTHORIZATION);
-        let config = self.config.clone();
-        let reject = move |err: OAuthError| -> Response<ResponseBody<ResBody>> {
-            let err = if tried_header && err.status() == StatusCode::UNAUTHORIZED {
-                err.with_www_authenticate(config.www_authenticate.clone())
-            } else {
-                err
-            };
-            err.to_response()
-        };
-        let addr = req.extensions().get::<RemoteAddr>().copied();
-        let credentials = match ClientCredentials::from_request(
-            req.headers(),
-            req.extensions().get::<FormParams>(),
-        ) {
-            Ok(c) => c,
-            Err(err) => {
-                // Malformed or missing credentials guess no secret: nothing to count.
-                let oauth = match err {
-                    CredentialsError::MultipleMethods => {
-                        OAuthError::invalid_request(err.to_string())
-                    }
-                    _ => OAuthError::invalid_client(err.to_string()),
-                };
-                tracing::debug!(outcome = "invalid_client", reason = %err, "client authentication failed");
-                return ResponseFuture::ready(reject(oauth));
-            }
-        };
-        // The attempt spends its unit of the budget now, before the registry is asked, so
-        // that concurrent attempts cannot overspend it.
-        let attempt = match self
-            .config
-            .limiter
-            .as_ref()
-            .map(|l| l.begin(credentials.client_id(), addr))
-        {
-            None => None,
-            Some(Ok(attempt)) => Some(attempt),
-            Some(Err(retry)) => {
-                tracing::warn!(
-                    client_id = %LoggedId(credentials.client_id()),
-                    outcome = "rate_limited",
-                    "too many failed client authentications"
-                );
-                let err = OAuthError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    crate::error::ErrorCode::TemporarilyUnavailable,
-                    "too many failed client authentications; try again later",
-                )
-                .with_retry_after(retry);
-                return ResponseFuture::ready(err.to_response());
-            }
-        };
         let registry = self.registry.clone();
+        let config = self.config.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let start = std::time::Instant::now();
         ResponseFuture::steps(async move {
-            match authenticate(&registry, &credentials).await {
+            let result = authenticate_request(
+                &registry,
+                &config,
+                req.headers(),
+                req.extensions().get::<FormParams>(),
+                req.extensions().get::<RemoteAddr>().copied(),
+            )
+            .await;
+            match result {
                 Ok(client) => {
-                    if let Some(attempt) = attempt {
-                        attempt.succeeded();
-                    }
-                    tracing::debug!(
-                        client_id = %client.id(),
-                        method = client.method().as_str(),
-                        latency_us = start.elapsed().as_micros() as u64,
-                        "client authenticated"
-                    );
                     req.extensions_mut().insert(client.clone());
                     let mut response = inner.call(req).await?;
                     // For the host's request log: who was served, never how.
                     response.extensions_mut().insert(client);
                     Ok(response.map(ResponseBody::new))
                 }
-                Err(AuthError::Unavailable(err)) => {
-                    if let Some(attempt) = attempt {
-                        attempt.abandon();
-                    }
-                    tracing::error!(error = %err, "client registry unavailable");
-                    Ok(OAuthError::temporarily_unavailable(
-                        "the client registry is unavailable; try again later",
-                        1,
-                    )
-                    .to_response())
-                }
-                Err(_) => {
-                    if let Some(attempt) = attempt {
-                        attempt.failed();
-                    }
-                    let latency_us = start.elapsed().as_micros() as u64;
-                    tracing::debug!(
-                        client_id = %LoggedId(credentials.client_id()),
-                        outcome = "invalid_client",
-                        latency_us,
-                        "client authentication failed"
-                    );
-                    Ok(reject(OAuthError::invalid_client(
-                        "client authentication failed",
-                    )))
-                }
+                Err(err) => Ok(err.to_response()),
             }
         })
+    }
+}
+
+impl<R> ClientAuthLayer<R> {
+    /// The registry.
+    pub(crate) fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    /// The configuration shared by the layer's services.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// The whole client authentication of a request, failure limit and logs included: the
+/// client, or the error to answer with (with `WWW-Authenticate` when the client tried the
+/// `Authorization` header).
+pub(crate) async fn authenticate_request<R: ClientRegistry>(
+    registry: &R,
+    config: &Config,
+    headers: &HeaderMap,
+    params: Option<&FormParams>,
+    addr: Option<RemoteAddr>,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let tried_header = headers.contains_key(header::AUTHORIZATION);
+    let challenge = |err: OAuthError| -> OAuthError {
+        if tried_header && err.status() == StatusCode::UNAUTHORIZED {
+            err.with_www_authenticate(config.www_authenticate.clone())
+        } else {
+            err
+        }
+    };
+    let credentials = match ClientCredentials::from_request(headers, params) {
+        Ok(c) => c,
+        Err(err) => {
+            // Malformed or missing credentials guess no secret: nothing to count.
+            let oauth = match err {
+                CredentialsError::MultipleMethods => OAuthError::invalid_request(err.to_string()),
+                _ => OAuthError::invalid_client(err.to_string()),
+            };
+            tracing::debug!(outcome = "invalid_client", reason = %err, "client authentication failed");
+            return Err(challenge(oauth));
+        }
+    };
+    // The attempt spends its unit of the budget now, before the registry is asked, so that
+    // concurrent attempts cannot overspend it.
+    let attempt = match config
+        .limiter
+        .as_ref()
+        .map(|l| l.begin(credentials.client_id(), addr))
+    {
+        None => None,
+        Some(Ok(attempt)) => Some(attempt),
+        Some(Err(retry)) => {
+            tracing::warn!(
+                client_id = %LoggedId(credentials.client_id()),
+                outcome = "rate_limited",
+                "too many failed client authentications"
+            );
+            return Err(OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                crate::error::ErrorCode::TemporarilyUnavailable,
+                "too many failed client authentications; try again later",
+            )
+            .with_retry_after(retry));
+        }
+    };
+    let start = std::time::Instant::now();
+    match authenticate(registry, &credentials).await {
+        Ok(client) => {
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
+            }
+            tracing::debug!(
+                client_id = %client.id(),
+                method = client.method().as_str(),
+                latency_us = start.elapsed().as_micros() as u64,
+                "client authenticated"
+            );
+            Ok(client)
+        }
+        Err(AuthError::Unavailable(err)) => {
+            if let Some(attempt) = attempt {
+                attempt.abandon();
+            }
+            tracing::error!(error = %err, "client registry unavailable");
+            Err(OAuthError::temporarily_unavailable(
+                "the client registry is unavailable; try again later",
+                1,
+            ))
+        }
+        Err(_) => {
+            if let Some(attempt) = attempt {
+                attempt.failed();
+            }
+            tracing::debug!(
+                client_id = %LoggedId(credentials.client_id()),
+                outcome = "invalid_client",
+                latency_us = start.elapsed().as_micros() as u64,
+                "client authentication failed"
+            );
+            Err(challenge(OAuthError::invalid_client(
+                "client authentication failed",
+            )))
+        }
     }
 }

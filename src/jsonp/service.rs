@@ -38,12 +38,26 @@ impl<S> Jsonp<S> {
     inner_service_accessors!(S);
 }
 
-/// Finds the request's `callback`: `Ok(None)` without one, an error when it is given more
-/// than once or is not a valid name.
-fn find_callback<B>(req: &Request<B>) -> Result<Option<Callback>, OAuthError> {
+/// Finds a request's `callback` in its query string and its parsed form: `Ok(None)`
+/// without one, an error when it is given more than once or is not a valid name.
+pub(crate) fn find_callback(
+    query: Option<&str>,
+    params: Option<&FormParams>,
+) -> Result<Option<Callback>, OAuthError> {
+    let result = scan_callback(query, params);
+    if let Err(err) = &result {
+        tracing::debug!(outcome = "invalid_request", reason = %err.description(), "JSONP callback refused");
+    }
+    result
+}
+
+fn scan_callback(
+    query: Option<&str>,
+    params: Option<&FormParams>,
+) -> Result<Option<Callback>, OAuthError> {
     let mut found: Option<std::borrow::Cow<'_, str>> = None;
     let mut count = 0usize;
-    for pair in req.uri().query().unwrap_or("").split('&') {
+    for pair in query.unwrap_or("").split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if form_decode(name.as_bytes()).as_deref() != Some("callback") {
             continue;
@@ -53,7 +67,7 @@ fn find_callback<B>(req: &Request<B>) -> Result<Option<Callback>, OAuthError> {
             OAuthError::invalid_request("the `callback` parameter is not valid urlencoded UTF-8")
         })?);
     }
-    if let Some(params) = req.extensions().get::<FormParams>() {
+    if let Some(params) = params {
         // Query parameters of a JSONP `GET` were counted above.
         if params.source() == ParamSource::Body {
             if let Some(value) = params.get("callback") {
@@ -92,7 +106,7 @@ const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 const JAVASCRIPT: HeaderValue = HeaderValue::from_static("application/javascript; charset=utf-8");
 
 /// Wraps a JSON or empty response for `callback`; passes any other through with `nosniff`.
-fn wrap<B: Body>(response: Response<B>, callback: &Callback) -> Response<JsonpBody<B>> {
+pub(crate) fn wrap<B: Body>(response: Response<B>, callback: &Callback) -> Response<JsonpBody<B>> {
     let (mut parts, body) = response.into_parts();
     parts
         .headers
@@ -136,12 +150,9 @@ where
         if !self.enabled {
             return ResponseFuture::inner(self.inner.call(req), None);
         }
-        match find_callback(&req) {
+        match find_callback(req.uri().query(), req.extensions().get::<FormParams>()) {
             Ok(callback) => ResponseFuture::inner(self.inner.call(req), callback),
-            Err(err) => {
-                tracing::debug!(outcome = "invalid_request", reason = %err.description(), "JSONP callback refused");
-                ResponseFuture::reject(err)
-            }
+            Err(err) => ResponseFuture::reject(err),
         }
     }
 }

@@ -242,70 +242,93 @@ where
             );
         };
         // Hashed here: the future carries the digest, never a copy of the token.
-        let hash = match params.get("token") {
-            Some(t) if !t.is_empty() => TokenHash::of(t),
-            _ => {
-                tracing::info!(
-                    client_id = client.id(),
-                    outcome = "invalid_request",
-                    "revocation without token"
-                );
-                return ResponseFuture::ready(
-                    OAuthError::invalid_request("the `token` parameter is required").to_response(),
-                );
-            }
+        let (hash, hint) = match read_request(params, client) {
+            Ok(read) => read,
+            Err(err) => return ResponseFuture::ready(err.to_response()),
         };
-        let hint = params
-            .get("token_type_hint")
-            .and_then(parse_token_type_hint);
         let client = client.clone();
         let store = self.store.clone();
         let policy = self.policy;
-        let start = std::time::Instant::now();
         ResponseFuture {
             inner: Kind::Pending(Box::pin(async move {
-                let result = revoke_hash(&store, &client, &hash, hint, &policy).await;
-                let latency_us = start.elapsed().as_micros() as u64;
-                let response = match result {
-                    Ok(outcome) => {
-                        let outcome_name = match outcome {
-                            RevocationOutcome::Revoked {
-                                scope: RevocationScope::Grant,
-                                ..
-                            } => "revoked_grant",
-                            RevocationOutcome::Revoked { .. } => "revoked",
-                            RevocationOutcome::NotActive => "not_active",
-                            RevocationOutcome::IssuedToAnotherClient => "foreign_token",
-                        };
-                        tracing::info!(
-                            client_id = client.id(),
-                            outcome = outcome_name,
-                            latency_us,
-                            "token revocation"
-                        );
-                        let mut response = match answer(outcome, &client, &policy) {
-                            Ok(()) => success(),
-                            Err(err) => err.to_response(),
-                        };
-                        response.extensions_mut().insert(outcome);
-                        response
-                    }
-                    Err(err) => {
-                        tracing::error!(
-                            client_id = client.id(),
-                            error = %err,
-                            latency_us,
-                            "token store unavailable"
-                        );
-                        OAuthError::temporarily_unavailable(
-                            "the token store is unavailable; try again later",
-                            1,
-                        )
-                        .to_response()
-                    }
-                };
-                Ok(response)
+                Ok(execute(&store, &policy, &client, &hash, hint).await)
             })),
+        }
+    }
+}
+
+/// The token's digest and the hint of a revocation request; an error without `token`.
+pub(crate) fn read_request(
+    params: &FormParams,
+    client: &AuthenticatedClient,
+) -> Result<(TokenHash, Option<TokenKind>), OAuthError> {
+    let hash = match params.get("token") {
+        Some(t) if !t.is_empty() => TokenHash::of(t),
+        _ => {
+            tracing::info!(
+                client_id = client.id(),
+                outcome = "invalid_request",
+                "revocation without token"
+            );
+            return Err(OAuthError::invalid_request(
+                "the `token` parameter is required",
+            ));
+        }
+    };
+    let hint = params
+        .get("token_type_hint")
+        .and_then(parse_token_type_hint);
+    Ok((hash, hint))
+}
+
+/// Revokes in `store` and answers: 200 once the store confirmed, an RFC 6749 error, or
+/// 503 when the store fails. The outcome goes in the response's extensions.
+pub(crate) async fn execute<S: TokenStore>(
+    store: &S,
+    policy: &RevocationPolicy,
+    client: &AuthenticatedClient,
+    hash: &TokenHash,
+    hint: Option<TokenKind>,
+) -> Response<Full<Bytes>> {
+    let start = std::time::Instant::now();
+    let result = revoke_hash(store, client, hash, hint, policy).await;
+    let latency_us = start.elapsed().as_micros() as u64;
+    match result {
+        Ok(outcome) => {
+            let outcome_name = match outcome {
+                RevocationOutcome::Revoked {
+                    scope: RevocationScope::Grant,
+                    ..
+                } => "revoked_grant",
+                RevocationOutcome::Revoked { .. } => "revoked",
+                RevocationOutcome::NotActive => "not_active",
+                RevocationOutcome::IssuedToAnotherClient => "foreign_token",
+            };
+            tracing::info!(
+                client_id = client.id(),
+                outcome = outcome_name,
+                latency_us,
+                "token revocation"
+            );
+            let mut response = match answer(outcome, client, policy) {
+                Ok(()) => success(),
+                Err(err) => err.to_response(),
+            };
+            response.extensions_mut().insert(outcome);
+            response
+        }
+        Err(err) => {
+            tracing::error!(
+                client_id = client.id(),
+                error = %err,
+                latency_us,
+                "token store unavailable"
+            );
+            OAuthError::temporarily_unavailable(
+                "the token store is unavailable; try again later",
+                1,
+            )
+            .to_response()
         }
     }
 }
