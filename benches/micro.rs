@@ -11,6 +11,8 @@
 //!   should cost the same (O(1); what grows is cache misses, not work).
 //! - Revoking a grant of 100 tokens by its refresh token, against a grant of 1: one flag,
 //!   whatever the count.
+//! - One whole request through `RevocationEndpoint` in process (no socket), against a
+//!   service that only reads the body: what the endpoint adds to the HTTP server's work.
 
 use std::{
     hint::black_box,
@@ -235,6 +237,64 @@ fn cascade(c: &mut Criterion) {
     group.finish();
 }
 
+/// A revocation request with valid Basic credentials, as the load benchmark sends.
+fn revocation_request(token: &str) -> http::Request<Full<Bytes>> {
+    http::Request::post("/oauth2/revoke")
+        .header("host", "127.0.0.1")
+        .header("authorization", encode_basic(CLIENT_ID, "s3cret-s3cret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from(format!(
+            "token={token}&token_type_hint=access_token"
+        ))))
+        .expect("a valid request")
+}
+
+fn endpoint(c: &mut Criterion) {
+    use http_body_util::BodyExt;
+    use tower::{Service, ServiceExt};
+    use tower_oauth_revoke::{
+        client_auth::{Client, MemoryClientRegistry},
+        RevocationEndpoint,
+    };
+
+    let mut group = c.benchmark_group("endpoint");
+    let store = store_of(1_000);
+    let mut full = RevocationEndpoint::builder()
+        .clients(MemoryClientRegistry::new([Client::confidential(
+            CLIENT_ID,
+            "s3cret-s3cret",
+        )]))
+        .store(store)
+        .cors_origins(["https://app.example.com"])
+        .jsonp(true)
+        .build()
+        .expect("the endpoint builds");
+    let mut bare = tower::service_fn(|req: http::Request<Full<Bytes>>| async move {
+        let _ = req.into_body().collect().await;
+        Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))
+    });
+    let unknown = token(u64::MAX);
+    group.bench_function("bare_read_body", |b| {
+        b.iter_batched(
+            || revocation_request(&unknown),
+            |req| now(bare.ready().now_or_never().unwrap().unwrap().call(req)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("revoke_unknown_token", |b| {
+        b.iter_batched(
+            || revocation_request(&unknown),
+            |req| {
+                let response = now(full.call(req)).unwrap();
+                assert_eq!(response.status(), 200);
+                response
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -245,6 +305,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parsing, jsonp, store_ops, cascade
+    targets = parsing, jsonp, store_ops, cascade, endpoint
 }
 criterion_main!(benches);
