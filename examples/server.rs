@@ -535,6 +535,8 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
         .jsonp(true)
+        // The request log below reads the client and the outcome from the response.
+        .annotate_responses(true)
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
 

@@ -251,7 +251,12 @@ where
         let policy = self.policy;
         ResponseFuture {
             inner: Kind::Pending(Box::pin(async move {
-                Ok(execute(&store, &policy, &client, &hash, hint).await)
+                let (mut response, outcome) = execute(&store, &policy, &client, &hash, hint).await;
+                if let Some(outcome) = outcome {
+                    // For the host's request log.
+                    response.extensions_mut().insert(outcome);
+                }
+                Ok(response)
             })),
         }
     }
@@ -282,14 +287,14 @@ pub(crate) fn read_request(
 }
 
 /// Revokes in `store` and answers: 200 once the store confirmed, an RFC 6749 error, or
-/// 503 when the store fails. The outcome goes in the response's extensions.
+/// 503 when the store fails; with the outcome, unless the store failed.
 pub(crate) async fn execute<S: TokenStore>(
     store: &S,
     policy: &RevocationPolicy,
     client: &AuthenticatedClient,
     hash: &TokenHash,
     hint: Option<TokenKind>,
-) -> Response<Full<Bytes>> {
+) -> (Response<Full<Bytes>>, Option<RevocationOutcome>) {
     let start = std::time::Instant::now();
     let result = revoke_hash(store, client, hash, hint, policy).await;
     let latency_us = start.elapsed().as_micros() as u64;
@@ -310,12 +315,11 @@ pub(crate) async fn execute<S: TokenStore>(
                 latency_us,
                 "token revocation"
             );
-            let mut response = match answer(outcome, client, policy) {
+            let response = match answer(outcome, client, policy) {
                 Ok(()) => success(),
                 Err(err) => err.to_response(),
             };
-            response.extensions_mut().insert(outcome);
-            response
+            (response, Some(outcome))
         }
         Err(err) => {
             tracing::error!(
@@ -324,11 +328,12 @@ pub(crate) async fn execute<S: TokenStore>(
                 latency_us,
                 "token store unavailable"
             );
-            OAuthError::temporarily_unavailable(
+            let response = OAuthError::temporarily_unavailable(
                 "the token store is unavailable; try again later",
                 1,
             )
-            .to_response()
+            .to_response();
+            (response, None)
         }
     }
 }
