@@ -37,16 +37,18 @@ impl ClientAuthMethod {
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     method: ClientAuthMethod,
-    client_id: String,
-    secret: Option<String>,
+    // The id, then the secret if any: one allocation for both.
+    text: String,
+    id_len: usize,
+    has_secret: bool,
 }
 
 impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientCredentials")
             .field("method", &self.method)
-            .field("client_id", &self.client_id)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("client_id", &self.client_id())
+            .field("secret", &self.has_secret.then_some("<redacted>"))
             .finish()
     }
 }
@@ -84,31 +86,39 @@ impl fmt::Display for CredentialsError {
 impl std::error::Error for CredentialsError {}
 
 impl ClientCredentials {
-    /// Credentials for `client_secret_basic`.
-    pub fn basic(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+    fn new(method: ClientAuthMethod, client_id: &str, secret: Option<&str>) -> Self {
+        let mut text = String::with_capacity(client_id.len() + secret.map_or(0, str::len));
+        text.push_str(client_id);
+        text.push_str(secret.unwrap_or(""));
         Self {
-            method: ClientAuthMethod::ClientSecretBasic,
-            client_id: client_id.into(),
-            secret: Some(secret.into()),
+            method,
+            text,
+            id_len: client_id.len(),
+            has_secret: secret.is_some(),
         }
+    }
+
+    /// Credentials for `client_secret_basic`.
+    pub fn basic(client_id: impl AsRef<str>, secret: impl AsRef<str>) -> Self {
+        Self::new(
+            ClientAuthMethod::ClientSecretBasic,
+            client_id.as_ref(),
+            Some(secret.as_ref()),
+        )
     }
 
     /// Credentials for `client_secret_post`.
-    pub fn post(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            method: ClientAuthMethod::ClientSecretPost,
-            client_id: client_id.into(),
-            secret: Some(secret.into()),
-        }
+    pub fn post(client_id: impl AsRef<str>, secret: impl AsRef<str>) -> Self {
+        Self::new(
+            ClientAuthMethod::ClientSecretPost,
+            client_id.as_ref(),
+            Some(secret.as_ref()),
+        )
     }
 
     /// A public client's `client_id` alone.
-    pub fn public(client_id: impl Into<String>) -> Self {
-        Self {
-            method: ClientAuthMethod::None,
-            client_id: client_id.into(),
-            secret: None,
-        }
+    pub fn public(client_id: impl AsRef<str>) -> Self {
+        Self::new(ClientAuthMethod::None, client_id.as_ref(), None)
     }
 
     /// The method used.
@@ -118,12 +128,12 @@ impl ClientCredentials {
 
     /// The client id.
     pub fn client_id(&self) -> &str {
-        &self.client_id
+        &self.text[..self.id_len]
     }
 
     /// The secret, if the method carries one.
     pub fn secret(&self) -> Option<&str> {
-        self.secret.as_deref()
+        self.has_secret.then(|| &self.text[self.id_len..])
     }
 
     /// Reads the credentials of a request: the `Authorization` header and the parsed form.
@@ -152,11 +162,13 @@ impl ClientCredentials {
         let body_id = params.and_then(|p| p.get("client_id"));
         let body_secret = params.and_then(|p| p.get("client_secret"));
         if let Some(value) = headers.get(header::AUTHORIZATION) {
-            let (id, secret) = decode_basic(value).ok_or(CredentialsError::MalformedBasic)?;
-            if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
-                return Err(CredentialsError::MultipleMethods);
-            }
-            return Ok(Self::basic(id, secret));
+            return decode_basic_with(value, |id, secret| {
+                if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
+                    return Err(CredentialsError::MultipleMethods);
+                }
+                Ok(Self::basic(id, secret))
+            })
+            .ok_or(CredentialsError::MalformedBasic)?;
         }
         match (body_id, body_secret) {
             (Some(id), Some(secret)) if !id.is_empty() => Ok(Self::post(id, secret)),
@@ -174,6 +186,11 @@ impl ClientCredentials {
 /// are split at the first `:`, then each half is form-decoded and must be UTF-8; the id
 /// must not be empty.
 pub fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
+    decode_basic_with(value, |id, secret| (id.to_owned(), secret.to_owned()))
+}
+
+/// [`decode_basic`], handing the id and the secret to `f` without copying them.
+fn decode_basic_with<T>(value: &HeaderValue, f: impl FnOnce(&str, &str) -> T) -> Option<T> {
     let value = value.as_bytes();
     let space = value.iter().position(|&b| b == b' ')?;
     let (scheme, rest) = value.split_at(space);
@@ -211,7 +228,7 @@ pub fn decode_basic(value: &HeaderValue) -> Option<(String, String)> {
     if id.is_empty() {
         return None;
     }
-    Some((id.into_owned(), secret.into_owned()))
+    Some(f(&id, &secret))
 }
 
 /// Encodes Basic credentials as [RFC 6749 §2.3.1] asks: each of id and secret
