@@ -25,6 +25,12 @@
 //! | `LOAD_TOKENS` | 1000000 | tokens in the store (access + refresh per grant) |
 //! | `LOAD_SERVER_THREADS` | 1 | server runtime worker threads |
 //! | `LOAD_CLIENT_THREADS` | 1 | load generator runtime threads |
+//! | `LOAD_BARE_EXTRA_NS` | 0 | calibration: A also spins this long per request, to show what a known cost does to the ratios |
+//!
+//! The server's CPU per request is also split into user and kernel time
+//! (`/proc/self/task/*/stat`, in 10 ms ticks): what the endpoint adds is user time; the
+//! kernel's share grows too when the load generator, waiting on a slower server, has to be
+//! woken more often.
 
 use std::{
     convert::Infallible,
@@ -127,6 +133,8 @@ struct RoundResult {
     p50_us: f64,
     p99_us: f64,
     cpu_us_per_req: f64,
+    user_us_per_req: f64,
+    sys_us_per_req: f64,
     client_cpu_us_per_req: f64,
     errors: u64,
     real: u64,
@@ -134,6 +142,14 @@ struct RoundResult {
 
 async fn bare(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let _body = req.into_body().collect().await;
+    let extra = *BARE_EXTRA_NS.get_or_init(|| env_or("LOAD_BARE_EXTRA_NS", 0));
+    if extra > 0 {
+        // Calibration only: a known amount of work per request.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_nanos(extra) {
+            std::hint::spin_loop();
+        }
+    }
     Ok(Response::new(Full::default()))
 }
 
@@ -168,6 +184,35 @@ async fn serve_full(
         });
     }
 }
+
+static BARE_EXTRA_NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// User and kernel CPU time of this process, in clock ticks (the sums over its threads).
+fn process_user_sys_ticks() -> (u64, u64) {
+    let (mut user, mut sys) = (0, 0);
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for task in tasks.flatten() {
+            if let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) {
+                // Fields after the command name, which is in parentheses: utime is the
+                // 12th of them, stime the 13th.
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                let fields: Vec<&str> = rest.split_whitespace().collect();
+                user += fields
+                    .get(11)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                sys += fields
+                    .get(12)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    (user, sys)
+}
+
+/// Microseconds per clock tick (`USER_HZ` is 100 on Linux).
+const TICK_US: f64 = 10_000.0;
 
 /// CPU time used by this whole process, in nanoseconds (the sum over its threads).
 fn process_cpu_ns() -> u64 {
@@ -262,10 +307,17 @@ fn server_main() {
          connections, server {server_threads} thread(s), load generator {client_threads} \
          thread(s) in a separate process"
     );
-    println!("(cpu: CPU time per request, kernel included, over all threads of each process)");
     println!(
-        "{:<14} {:>10} {:>9} {:>9} {:>12} {:>12} {:>7}",
-        "round", "req/s", "p50 µs", "p99 µs", "server cpu", "client cpu", "errors"
+        "(cpu: CPU µs per request over all threads of each process; the server's is split \
+         into user + kernel)"
+    );
+    let extra = env_or::<u64>("LOAD_BARE_EXTRA_NS", 0);
+    if extra > 0 {
+        println!("calibration: A spins {extra} ns per request");
+    }
+    println!(
+        "{:<14} {:>10} {:>9} {:>9} {:>23} {:>12} {:>7}",
+        "round", "req/s", "p50 µs", "p99 µs", "server cpu = user + sys", "client cpu", "errors"
     );
 
     let exe = std::env::current_exe().expect("current exe");
@@ -280,6 +332,7 @@ fn server_main() {
                 Target::Full => full_addr,
             };
             let cpu_before = process_cpu_ns();
+            let ticks_before = process_user_sys_ticks();
             let mut child = Command::new(&exe)
                 .arg("--load-client")
                 .arg(addr.to_string())
@@ -299,6 +352,7 @@ fn server_main() {
             let status = child.wait().expect("wait for the load generator");
             assert!(status.success(), "the load generator failed: {status}");
             let cpu_after = process_cpu_ns();
+            let ticks_after = process_user_sys_ticks();
             let fields: Vec<f64> = line
                 .split_whitespace()
                 .filter_map(|f| f.split_once('=').and_then(|(_, v)| v.parse().ok()))
@@ -316,6 +370,8 @@ fn server_main() {
                 p50_us: p50_ns / 1000.0,
                 p99_us: p99_ns / 1000.0,
                 cpu_us_per_req: (cpu_after - cpu_before) as f64 / 1000.0 / served,
+                user_us_per_req: (ticks_after.0 - ticks_before.0) as f64 * TICK_US / served,
+                sys_us_per_req: (ticks_after.1 - ticks_before.1) as f64 * TICK_US / served,
                 errors: errors as u64,
                 real: real as u64,
             };
@@ -323,12 +379,14 @@ fn server_main() {
                 offset = (offset + result.real / 2 + 1) % grants;
             }
             println!(
-                "{:<14} {:>10.0} {:>9.1} {:>9.1} {:>12.2} {:>12.2} {:>7}",
+                "{:<14} {:>10.0} {:>9.1} {:>9.1} {:>7.2} = {:>5.2} + {:>5.2} {:>12.2} {:>7}",
                 format!("{}.{}", round + 1, target.name()),
                 result.rps,
                 result.p50_us,
                 result.p99_us,
                 result.cpu_us_per_req,
+                result.user_us_per_req,
+                result.sys_us_per_req,
                 result.client_cpu_us_per_req,
                 result.errors
             );
@@ -349,19 +407,25 @@ fn server_main() {
     let cpu_ratio = col(&|r| r.1.cpu_us_per_req / r.0.cpu_us_per_req);
     println!("medians over {rounds} rounds:");
     println!(
-        "  A bare hyper : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs, load generator {:>6.2} µs",
+        "  A bare hyper : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs \
+         (user {:>5.2}, kernel {:>5.2}), load generator {:>6.2} µs",
         a_rps,
         col(&|r| r.0.p50_us),
         col(&|r| r.0.p99_us),
         col(&|r| r.0.cpu_us_per_req),
+        col(&|r| r.0.user_us_per_req),
+        col(&|r| r.0.sys_us_per_req),
         col(&|r| r.0.client_cpu_us_per_req)
     );
     println!(
-        "  B full stack : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs, load generator {:>6.2} µs",
+        "  B full stack : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs \
+         (user {:>5.2}, kernel {:>5.2}), load generator {:>6.2} µs",
         b_rps,
         col(&|r| r.1.p50_us),
         col(&|r| r.1.p99_us),
         col(&|r| r.1.cpu_us_per_req),
+        col(&|r| r.1.user_us_per_req),
+        col(&|r| r.1.sys_us_per_req),
         col(&|r| r.1.client_cpu_us_per_req)
     );
     println!(
