@@ -18,7 +18,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{request::Parts, Request, Response};
+use http::{request::Parts, HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use pin_project_lite::pin_project;
@@ -346,54 +346,82 @@ struct StepsInner<R, S> {
 }
 
 impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
-    /// Form, JSONP, then the rest. As in the layered stack, the form's refusals and a bad
-    /// callback are answered unwrapped.
-    async fn handle<B>(&self, req: Request<B>) -> Response<JsonpBody<Full<Bytes>>>
+    /// Form, JSONP, then the rest, with `Vary` when `tower_http::cors` is not in front. As
+    /// in the layered stack, the form's refusals and a bad callback are answered unwrapped.
+    ///
+    /// This is the one future of a request: it takes the steps by `Arc` and keeps across
+    /// its awaits only what the later steps read, so that it stays small to move.
+    async fn handle<B>(
+        self: Arc<Self>,
+        req: Request<B>,
+        vary: bool,
+    ) -> Result<Response<JsonpBody<Full<Bytes>>>, Infallible>
     where
         B: Body,
         B::Error: Into<BoxError>,
     {
         let (parts, body) = req.into_parts();
-        let params = match self.form.plan(&parts) {
-            Ok(FormPlan::Query(params)) => params,
-            Ok(FormPlan::Body { limit }) => match read_form(body, limit).await {
-                Ok((_, params)) => params,
-                Err(err) => return err.to_response(),
-            },
-            Err(err) => return err.to_response(),
-        };
-        let callback = if self.jsonp {
-            match find_callback(parts.uri.query(), Some(&params)) {
-                Ok(callback) => callback,
-                Err(err) => return err.to_response(),
+        let plan = self.form.plan(&parts);
+        let Parts {
+            uri,
+            headers,
+            extensions,
+            ..
+        } = parts;
+        let addr = extensions.get::<RemoteAddr>().copied();
+        drop(extensions);
+        let mut response = 'answer: {
+            let params = match plan {
+                Ok(FormPlan::Query(params)) => params,
+                Ok(FormPlan::Body { limit }) => match read_form(body, limit).await {
+                    Ok((_, params)) => params,
+                    Err(err) => break 'answer err.to_response(),
+                },
+                Err(err) => break 'answer err.to_response(),
+            };
+            let callback = if self.jsonp {
+                match find_callback(uri.query(), Some(&params)) {
+                    Ok(callback) => callback,
+                    Err(err) => break 'answer err.to_response(),
+                }
+            } else {
+                None
+            };
+            drop(uri);
+            let response = self.authenticated(&headers, addr, &params).await;
+            match callback {
+                Some(callback) => wrap(response, &callback),
+                None => response.map(JsonpBody::plain),
             }
-        } else {
-            None
         };
-        let response = self.authenticated(&parts, &params).await;
-        match callback {
-            Some(callback) => wrap(response, &callback),
-            None => response.map(JsonpBody::plain),
+        if vary {
+            add_vary(response.headers_mut());
         }
+        Ok(response)
     }
 
     /// Client authentication, the origin check and revocation; with
     /// [`annotate_responses`](RevocationEndpointBuilder::annotate_responses), the client and
     /// the outcome go in the response's extensions.
-    async fn authenticated(&self, parts: &Parts, params: &FormParams) -> Response<Full<Bytes>> {
+    async fn authenticated(
+        &self,
+        headers: &HeaderMap,
+        addr: Option<RemoteAddr>,
+        params: &FormParams,
+    ) -> Response<Full<Bytes>> {
         let client = match authenticate_request(
             self.auth.registry(),
             self.auth.config(),
-            &parts.headers,
+            headers,
             Some(params),
-            parts.extensions.get::<RemoteAddr>().copied(),
+            addr,
         )
         .await
         {
             Ok(client) => client,
             Err(err) => return err.to_response(),
         };
-        let checked = check_origin(&self.origins, &parts.headers, Some(&client))
+        let checked = check_origin(&self.origins, headers, Some(&client))
             .and_then(|()| read_request(params, &client));
         let (mut response, outcome) = match checked {
             Ok((hash, hint)) => execute(&self.store, &self.policy, &client, &hash, hint).await,
@@ -427,8 +455,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner = self.inner.clone();
-        Box::pin(async move { Ok(inner.handle(req).await) })
+        Box::pin(self.inner.clone().handle(req, false))
     }
 }
 
@@ -469,7 +496,7 @@ impl Body for EndpointBody {
 
 /// The response future of [`RevocationEndpoint`].
 pub struct EndpointFuture {
-    inner: BoxFuture<Result<Response<EndpointBody>, Infallible>>,
+    inner: BoxFuture<Result<Response<JsonpBody<Full<Bytes>>>, Infallible>>,
 }
 
 impl fmt::Debug for EndpointFuture {
@@ -482,7 +509,10 @@ impl Future for EndpointFuture {
     type Output = Result<Response<EndpointBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        self.inner
+            .as_mut()
+            .poll(cx)
+            .map(|r| r.map(|response| response.map(|inner| EndpointBody { inner })))
     }
 }
 
@@ -507,19 +537,10 @@ where
         let inner: BoxFuture<_> = if is_cors_request(&req) {
             // Preflights and requests with `Origin`: `tower_http::cors` over the steps.
             // `Cors` is ready whenever its inner service is, and the steps always are.
-            let mut cors = CorsPolicyService::clone(&self.cors);
-            Box::pin(async move {
-                let response = cors.call(req).await?;
-                Ok(response.map(|inner| EndpointBody { inner }))
-            })
+            Box::pin(CorsPolicyService::clone(&self.cors).call(req))
         } else {
             // Not a CORS request: only `Vary`, as `tower_http::cors` would set it.
-            let steps = self.steps.inner.clone();
-            Box::pin(async move {
-                let mut response = steps.handle(req).await;
-                add_vary(response.headers_mut());
-                Ok(response.map(|inner| EndpointBody { inner }))
-            })
+            Box::pin(self.steps.inner.clone().handle(req, true))
         };
         EndpointFuture { inner }
     }
