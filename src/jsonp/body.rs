@@ -39,7 +39,8 @@ pin_project! {
     enum Kind<B> {
         Plain { #[pin] body: B },
         Own { body: Full<Bytes> },
-        Wrapped { #[pin] body: B, state: Wrap },
+        // Boxed: the usual, unwrapped body stays small to move.
+        Wrapped { #[pin] body: B, state: Box<Wrap> },
     }
 }
 
@@ -83,14 +84,14 @@ impl<B> JsonpBody<B> {
         Self {
             kind: Kind::Wrapped {
                 body,
-                state: Wrap {
+                state: Box::new(Wrap {
                     prefix: Some(prefix.freeze()),
                     carry: [0; 2],
                     carry_len: 0,
                     inner_done: false,
                     finished: false,
                     trailers: None,
-                },
+                }),
             },
         }
     }
