@@ -89,7 +89,8 @@ impl std::fmt::Display for LoggedId<'_> {
 }
 
 /// The client that authenticated this request, in the request's extensions (and, for
-/// request logs, in the response's).
+/// request logs, in the response's; from [`RevocationEndpoint`](crate::RevocationEndpoint),
+/// with [`annotate_responses`](crate::RevocationEndpointBuilder::annotate_responses)).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     client: Client,

@@ -18,7 +18,9 @@
 //! [`RevocationPolicy::access_token_scope`] says the grant. `token_type_hint`
 //! (`access_token`, `refresh_token` or their `urn:ietf:params:oauth:token-type:` forms)
 //! orders the look-up only; an unknown hint is ignored. The [`RevocationOutcome`] goes in
-//! the response's extensions, for request logs. Every answer carries
+//! the response's extensions, for request logs (from
+//! [`RevocationEndpoint`](crate::RevocationEndpoint), with
+//! [`annotate_responses`](crate::RevocationEndpointBuilder::annotate_responses)). Every answer carries
 //! `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
 //! ```
