@@ -26,6 +26,7 @@
 //! | `LOAD_SERVER_THREADS` | 1 | server runtime worker threads |
 //! | `LOAD_CLIENT_THREADS` | 1 | load generator runtime threads |
 //! | `LOAD_BARE_EXTRA_NS` | 0 | calibration: A also spins this long per request, to show what a known cost does to the ratios |
+//! | `LOAD_FLOOR` | 0 | 1: B is not the endpoint but the floor, a hand-written handler doing only the work no revocation can skip (see `floor`) |
 //!
 //! The server's CPU per request is also split into user and kernel time
 //! (`/proc/self/task/*/stat`, in 10 ms ticks): what the endpoint adds is user time; the
@@ -54,8 +55,12 @@ use tokio::{
     net::{TcpListener, TcpStream},
 };
 use tower_oauth_revoke::{
-    client_auth::{encode_basic, Client, MemoryClientRegistry},
-    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
+    client_auth::{decode_basic, encode_basic, Client, ClientRegistry, MemoryClientRegistry},
+    form::FormParams,
+    store::{
+        GrantId, MemoryStore, RevocationRequest, RevocationScope, TokenHash, TokenKind,
+        TokenRecord, TokenStore,
+    },
     RevocationEndpoint,
 };
 
@@ -122,6 +127,7 @@ impl Target {
     fn name(self) -> &'static str {
         match self {
             Target::Bare => "A bare hyper",
+            Target::Full if floor_mode() => "B floor",
             Target::Full => "B full stack",
         }
     }
@@ -167,6 +173,77 @@ async fn serve_bare(listener: TcpListener) {
     }
 }
 
+/// The floor (`LOAD_FLOOR=1`): only the work no revocation endpoint can skip, written out
+/// with this crate's public parsers and no framework: decode Basic, find the client, check
+/// its secret's digest, parse the form, hash the token, revoke in the store, answer with the
+/// `no-store` headers. No CORS, no JSONP, no error bodies, no logs: the load sends valid
+/// requests only.
+async fn floor(
+    req: Request<Incoming>,
+    registry: MemoryClientRegistry,
+    store: MemoryStore,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = http::StatusCode::BAD_REQUEST;
+    let credentials = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(decode_basic);
+    if let Some((id, secret)) = credentials {
+        let client = registry.find_client(&id).await.ok().flatten();
+        let token = FormParams::parse(&bytes).ok();
+        let token = token.as_ref().and_then(|p| p.get("token"));
+        if let (Some(client), Some(token)) = (client, token) {
+            if client.verify_secret(&secret) {
+                let request = RevocationRequest {
+                    client_id: &id,
+                    hint: None,
+                    access_token_scope: RevocationScope::Token,
+                };
+                if store.revoke(&TokenHash::of(token), request).await.is_ok() {
+                    *response.status_mut() = http::StatusCode::OK;
+                }
+            }
+        }
+    }
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        http::header::PRAGMA,
+        http::HeaderValue::from_static("no-cache"),
+    );
+    Ok(response)
+}
+
+async fn serve_floor(listener: TcpListener, registry: MemoryClientRegistry, store: MemoryStore) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (registry, store) = (registry.clone(), store.clone());
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(move |req| {
+                        floor(req, registry.clone(), store.clone())
+                    }),
+                )
+                .await;
+        });
+    }
+}
+
 async fn serve_full(
     listener: TcpListener,
     endpoint: RevocationEndpoint<MemoryClientRegistry, MemoryStore>,
@@ -186,6 +263,11 @@ async fn serve_full(
 }
 
 static BARE_EXTRA_NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Whether B is the floor handler rather than the endpoint (`LOAD_FLOOR=1`).
+fn floor_mode() -> bool {
+    env_or::<u8>("LOAD_FLOOR", 0) == 1
+}
 
 /// User and kernel CPU time of this process, in clock ticks (the sums over its threads).
 fn process_user_sys_ticks() -> (u64, u64) {
@@ -291,14 +373,18 @@ fn server_main() {
         started.elapsed()
     );
     let registry = MemoryClientRegistry::new([Client::confidential(CLIENT_ID, CLIENT_SECRET)]);
-    let endpoint = full_endpoint(registry, store.clone());
+    let endpoint = full_endpoint(registry.clone(), store.clone());
 
     let (bare_addr, full_addr) = rt.block_on(async {
         let a = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let b = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addrs = (a.local_addr().unwrap(), b.local_addr().unwrap());
         tokio::spawn(serve_bare(a));
-        tokio::spawn(serve_full(b, endpoint));
+        if floor_mode() {
+            tokio::spawn(serve_floor(b, registry, store.clone()));
+        } else {
+            tokio::spawn(serve_full(b, endpoint));
+        }
         addrs
     });
 
@@ -418,8 +504,9 @@ fn server_main() {
         col(&|r| r.0.client_cpu_us_per_req)
     );
     println!(
-        "  B full stack : {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs \
+        "  {:<13}: {:>8.0} req/s  p50 {:>7.1} µs  p99 {:>7.1} µs  cpu/req: server {:>6.2} µs \
          (user {:>5.2}, kernel {:>5.2}), load generator {:>6.2} µs",
+        Target::Full.name(),
         b_rps,
         col(&|r| r.1.p50_us),
         col(&|r| r.1.p99_us),
