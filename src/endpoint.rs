@@ -4,8 +4,9 @@
 //! ([`crate::jsonp`]), client authentication ([`crate::client_auth`]), the origin check
 //! ([`crate::cors`]) and revocation ([`crate::revoke`]); each step answers as its layer
 //! does. The steps after CORS run in one future, with no request extension and no clone of
-//! a service per request: composing the layers gives the same answers, one boxed future
-//! and one clone per layer dearer.
+//! a service per request. Composing the layers gives the same answers
+//! (`tests/equivalence.rs` checks it on generated requests), one boxed future and one clone
+//! per layer dearer.
 
 use std::{
     convert::Infallible,
