@@ -10,9 +10,10 @@
 //! ```
 //!
 //! configured as the builder configures it (same registry, origins, preflight max age,
-//! JSONP flag, realm, body limit, failure limit and policy), and sends both the same generated sequences of
-//! requests, in process. Every answer must have the same status, the same headers (as a
-//! multiset of name and value, in any order) and the same body bytes.
+//! JSONP flag, realm, body limit, failure limit and policy), and sends both the same
+//! generated sequences of requests, in process. Every answer must have the same status,
+//! the same headers (as a multiset of name and value, in any order) and the same body
+//! bytes.
 //!
 //! Revocation and the failure limiter keep state, so each side has its own store, filled
 //! identically (same tokens, kinds, clients and grant ids), and its own limiter; a case is
