@@ -436,13 +436,6 @@ where
     }
 }
 
-impl OriginCheckLayer {
-    /// The configured origins.
-    pub(crate) fn origins(&self) -> &[Origin] {
-        &self.origins
-    }
-}
-
 /// Refuses a request whose `Origin` is allowed neither in `origins` nor for `client`.
 pub(crate) fn check_origin(
     origins: &[Origin],

@@ -309,7 +309,7 @@ impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
                     .allow_get_with_callback(self.jsonp),
                 jsonp: self.jsonp,
                 auth,
-                origins: cors.origin_check().origins().into(),
+                origins: cors.configured_origins().into(),
                 store: self.store,
                 policy: self.policy,
                 annotate: self.annotate,
