@@ -10,6 +10,9 @@
 //! It runs 100,000 revocations at 256 connections, in the normal suite (about half a minute
 //! in a debug build on two cores) and as `cargo test --release --test soak`;
 //! `SOAK_REVOCATIONS=N` changes the count.
+//!
+//! Time is a [`ManualClock`] the tests move: however slowly the machine runs a round, no
+//! token expires before the round ends, and none is waited for afterwards.
 
 use std::{
     alloc::System,
@@ -37,8 +40,8 @@ use tower_oauth_revoke::{
     client_auth::{encode_basic, AuthFailureLimiter, Client, MemoryClientRegistry, RemoteAddr},
     guard::BearerGuardLayer,
     store::{
-        GrantId, MemoryStore, RevocationOutcome, RevocationRequest, TokenHash, TokenKind,
-        TokenRecord, TokenStore,
+        GrantId, ManualClock, MemoryStore, RevocationOutcome, RevocationRequest, TokenHash,
+        TokenKind, TokenRecord, TokenStore,
     },
     RevocationEndpoint,
 };
@@ -133,7 +136,13 @@ struct Tally {
     slowest: Duration,
 }
 
-async fn connection(addr: SocketAddr, store: MemoryStore, worker: usize, count: usize) -> Tally {
+async fn connection(
+    addr: SocketAddr,
+    store: MemoryStore,
+    clock: ManualClock,
+    worker: usize,
+    count: usize,
+) -> Tally {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -149,7 +158,7 @@ async fn connection(addr: SocketAddr, store: MemoryStore, worker: usize, count: 
         } else {
             TokenKind::AccessToken
         };
-        let expires = SystemTime::now() + SHORT_EXPIRY;
+        let expires = clock.now() + SHORT_EXPIRY;
         store
             .issue(
                 hash,
@@ -247,6 +256,7 @@ fn soak_revocations_at_256_connections() {
 async fn load(
     addr: SocketAddr,
     store: &MemoryStore,
+    clock: &ManualClock,
     connections: &Connections,
     total: usize,
 ) -> (Tally, Duration) {
@@ -254,7 +264,13 @@ async fn load(
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CONNECTIONS {
         let count = total / CONNECTIONS + usize::from(worker < total % CONNECTIONS);
-        workers.spawn(connection(addr, store.clone(), worker, count));
+        workers.spawn(connection(
+            addr,
+            store.clone(),
+            clock.clone(),
+            worker,
+            count,
+        ));
     }
     let mut tally = Tally::default();
     while let Some(t) = workers.join_next().await {
@@ -278,20 +294,19 @@ async fn load(
     (tally, elapsed)
 }
 
-/// Waits out the short expiry of the last token issued (the store counts whole seconds),
-/// then purges.
-async fn expire_and_purge(store: &MemoryStore, tally: &Tally) {
+/// Moves the clock past the short expiry of the last token issued (the store counts whole
+/// seconds), then purges.
+fn expire_and_purge(store: &MemoryStore, clock: &ManualClock, tally: &Tally) {
     let latest = tally.latest_expiry.expect("tokens were issued");
-    if let Ok(left) = (latest + Duration::from_secs(1)).duration_since(SystemTime::now()) {
-        tokio::time::sleep(left).await;
-    }
+    clock.set(clock.now().max(latest + Duration::from_secs(1)));
     store.purge_expired();
 }
 
 async fn soak() {
     let total = revocations();
-    let store = MemoryStore::new();
-    let far = SystemTime::now() + Duration::from_secs(3600);
+    let clock = ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let far = clock.now() + Duration::from_secs(3600);
     for i in 0..RESIDENT {
         let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), far);
         store
@@ -304,16 +319,16 @@ async fn soak() {
 
     // A warm-up round sets the level: lazily built runtime, timer and connection
     // structures, and the store's tables at their working size.
-    let (warm_up, _) = load(addr, &store, &connections, 4 * CONNECTIONS).await;
+    let (warm_up, _) = load(addr, &store, &clock, &connections, 4 * CONNECTIONS).await;
     assert_eq!(warm_up.errors, 0);
-    expire_and_purge(&store, &warm_up).await;
+    expire_and_purge(&store, &clock, &warm_up);
     let start_len = store.len();
     let start_heap = live_heap();
 
-    let (tally, elapsed) = load(addr, &store, &connections, total).await;
+    let (tally, elapsed) = load(addr, &store, &clock, &connections, total).await;
     let peak_len = store.len();
     let peak_heap = live_heap();
-    expire_and_purge(&store, &tally).await;
+    expire_and_purge(&store, &clock, &tally);
     let end_len = store.len();
     let end_heap = live_heap();
 
@@ -360,7 +375,8 @@ fn endpoint_heap_returns_to_its_level() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let store = MemoryStore::new();
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(clock.clone());
         let registry = MemoryClientRegistry::new([Client::confidential("app", "app-secret")]);
         let endpoint = RevocationEndpoint::builder()
             .clients(registry)
@@ -371,7 +387,7 @@ fn endpoint_heap_returns_to_its_level() {
         const PER_ROUND: usize = 20_000;
         let mut level = 0;
         for round in 0..4 {
-            let expires = SystemTime::now() + Duration::from_secs(1);
+            let expires = clock.now() + Duration::from_secs(1);
             for i in 0..PER_ROUND {
                 let token = format!("in-process-{round}-{i}");
                 let record =
@@ -391,9 +407,7 @@ fn endpoint_heap_returns_to_its_level() {
                 assert_eq!(response.status(), StatusCode::OK);
                 response.into_body().collect().await.unwrap();
             }
-            if let Ok(left) = (expires + Duration::from_secs(1)).duration_since(SystemTime::now()) {
-                tokio::time::sleep(left).await;
-            }
+            clock.advance(Duration::from_secs(2));
             store.purge_expired();
             if round == 0 {
                 level = live_heap();
@@ -425,11 +439,12 @@ fn store_memory_returns_to_its_level() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let store = MemoryStore::new();
+        let clock = ManualClock::new();
+        let store = MemoryStore::with_clock(clock.clone());
         let round = |round: usize| {
-            let store = store.clone();
+            let (store, clock) = (store.clone(), clock.clone());
             async move {
-                let expires = SystemTime::now() + SHORT_EXPIRY;
+                let expires = clock.now() + SHORT_EXPIRY;
                 let mut tasks = tokio::task::JoinSet::new();
                 for task in 0..CONNECTIONS {
                     let store = store.clone();
@@ -453,11 +468,7 @@ fn store_memory_returns_to_its_level() {
                 while let Some(done) = tasks.join_next().await {
                     done.unwrap();
                 }
-                if let Ok(left) =
-                    (expires + Duration::from_secs(1)).duration_since(SystemTime::now())
-                {
-                    tokio::time::sleep(left).await;
-                }
+                clock.set(expires + Duration::from_secs(1));
                 store.purge_expired();
             }
         };

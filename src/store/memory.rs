@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::{
+    clock::{Clock, SystemClock},
     GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest, RevocationScope,
     StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
 };
@@ -61,16 +62,24 @@ struct Inner {
     names: RwLock<Interner>,
     next_purge: AtomicU32,
     purge_cursor: AtomicUsize,
+    clock: Box<dyn Clock>,
 }
 
 impl Default for Inner {
     fn default() -> Self {
+        Self::with_clock(Box::new(SystemClock))
+    }
+}
+
+impl Inner {
+    fn with_clock(clock: Box<dyn Clock>) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             owners: Mutex::default(),
             names: RwLock::default(),
             next_purge: AtomicU32::new(0),
             purge_cursor: AtomicUsize::new(0),
+            clock,
         }
     }
 }
@@ -190,10 +199,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn now_secs() -> u32 {
-    to_secs(SystemTime::now())
-}
-
 fn to_secs(t: SystemTime) -> u32 {
     let secs = t
         .duration_since(UNIX_EPOCH)
@@ -207,9 +212,21 @@ fn from_secs(secs: u32) -> SystemTime {
 }
 
 impl MemoryStore {
-    /// An empty store.
+    /// An empty store, on the system clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty store that reads the time from `clock`: a [`ManualClock`](super::ManualClock)
+    /// lets a test decide when tokens expire and when purges run.
+    pub fn with_clock(clock: impl Clock) -> Self {
+        Self {
+            inner: Arc::new(Inner::with_clock(Box::new(clock))),
+        }
+    }
+
+    fn now_secs(&self) -> u32 {
+        to_secs(self.inner.clock.now())
     }
 
     /// The number of token entries held (including expired ones not yet purged and tokens
@@ -225,7 +242,7 @@ impl MemoryStore {
 
     /// Removes every expired token and grant, one shard at a time.
     pub fn purge_expired(&self) {
-        let now = now_secs();
+        let now = self.now_secs();
         for i in 0..SHARDS {
             self.purge_shard(i, now);
         }
@@ -344,7 +361,7 @@ impl MemoryStore {
     }
 
     fn issue_sync(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
-        let now = now_secs();
+        let now = self.now_secs();
         self.maybe_purge(now);
         let expires_at = to_secs(record.expires_at);
         let client = self.intern(&record.client_id);
@@ -419,7 +436,7 @@ impl MemoryStore {
     }
 
     fn inspect_sync(&self, token: &TokenHash) -> Option<TokenRecord> {
-        let (entry, grant) = self.active(token, now_secs())?;
+        let (entry, grant) = self.active(token, self.now_secs())?;
         Some(TokenRecord {
             kind: entry.kind,
             client_id: self.name(grant.client),
@@ -430,7 +447,7 @@ impl MemoryStore {
     }
 
     fn revoke_sync(&self, token: &TokenHash, request: RevocationRequest<'_>) -> RevocationOutcome {
-        let now = now_secs();
+        let now = self.now_secs();
         let Some((entry, grant)) = self.active(token, now) else {
             return RevocationOutcome::NotActive;
         };
@@ -476,7 +493,7 @@ impl MemoryStore {
             .or_insert(GrantEntry {
                 client: NO_OWNER,
                 owner: NO_OWNER,
-                expires_at: now_secs().saturating_add(3600),
+                expires_at: self.now_secs().saturating_add(3600),
                 revoked: true,
             })
             .revoked = true;
@@ -487,7 +504,7 @@ impl MemoryStore {
         else {
             return 0;
         };
-        let now = now_secs();
+        let now = self.now_secs();
         // Holding the owners lock keeps new grants of this owner out until all are revoked.
         let owners = lock(&self.inner.owners);
         let Some(list) = owners.get(&owner) else {
@@ -512,7 +529,7 @@ impl MemoryStore {
         let Some(owner) = self.lookup_name(owner) else {
             return Vec::new();
         };
-        let now = now_secs();
+        let now = self.now_secs();
         let grants: Vec<GrantId> = match lock(&self.inner.owners).get(&owner) {
             Some(list) => list.clone(),
             None => return Vec::new(),
@@ -609,8 +626,10 @@ mod tests {
 
     #[tokio::test]
     async fn purge_frees_expired_entries() {
-        let store = MemoryStore::new();
-        let past = SystemTime::now() - Duration::from_secs(5);
+        // The clock stands still: no incremental purge can run while the loop issues.
+        let clock = crate::store::ManualClock::new();
+        let store = MemoryStore::with_clock(clock.clone());
+        let past = clock.now() - Duration::from_secs(5);
         for i in 0..1000 {
             store
                 .issue(
@@ -624,6 +643,39 @@ mod tests {
         store.purge_expired();
         assert_eq!(store.len(), 0);
         assert!(lock(&store.inner.owners).is_empty());
+    }
+
+    #[tokio::test]
+    async fn issuing_purges_one_shard_per_second_of_the_clock() {
+        let clock = crate::store::ManualClock::new();
+        let store = MemoryStore::with_clock(clock.clone());
+        let expires = clock.now() + Duration::from_secs(10);
+        for i in 0..(SHARDS * 100) {
+            let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires);
+            store
+                .issue(TokenHash::of(&format!("t{i}")), record)
+                .await
+                .unwrap();
+        }
+        let issued = store.len();
+        clock.advance(Duration::from_secs(11));
+        // Within one second of the clock, one shard is purged however many tokens are issued.
+        let later = clock.now() + Duration::from_secs(60);
+        for i in 0..100 {
+            let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), later);
+            store
+                .issue(TokenHash::of(&format!("u{i}")), record)
+                .await
+                .unwrap();
+        }
+        let after_one = store.len();
+        assert!(after_one < issued + 100, "one shard was purged");
+        assert!(
+            after_one > issued / 2,
+            "only one shard was purged: {issued} -> {after_one}"
+        );
+        store.purge_expired();
+        assert_eq!(store.len(), 100);
     }
 
     #[tokio::test]

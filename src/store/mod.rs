@@ -57,6 +57,7 @@ use sha2::{Digest, Sha256};
 
 use crate::body::BoxError;
 
+mod clock;
 pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]
@@ -66,6 +67,7 @@ mod redis;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use memory::MemoryStore;
 
 /// The SHA-256 digest of a token: how stores key tokens, never by the token itself.
