@@ -22,6 +22,22 @@ use tower_oauth_revoke::{
     },
 };
 
+/// A test that cannot run here (no Redis, no browser) fails, unless the user opted out of
+/// that kind of test with the environment variable `opt_out` set to `1`; then it says so and
+/// returns, and the caller skips.
+///
+/// `SKIP_REDIS_TESTS=1` and `SKIP_BROWSER_TESTS=1` are the two opt-outs (see the README).
+pub fn skip_or_fail(opt_out: &str, why: &str) {
+    if std::env::var(opt_out).is_ok_and(|v| v == "1") {
+        eprintln!("SKIPPED ({opt_out}=1): {why}");
+        return;
+    }
+    panic!(
+        "{why}. `.ci/redis.sh` starts a Redis and `.ci/browser.sh` installs Chromium; \
+         to run the other tests without this one, set {opt_out}=1"
+    );
+}
+
 /// Serves `service` on a free 127.0.0.1 port until the test ends; each request carries
 /// the peer's [`RemoteAddr`].
 pub async fn serve<S, B>(service: S) -> SocketAddr
