@@ -598,14 +598,14 @@ mod tests {
         async fn find_client(
             &self,
             _client_id: &str,
-        ) -> Result<Option<Client>, crate::store::StoreError> {
+        ) -> Result<Option<Client>, crate::client_auth::RegistryError> {
             Ok(None)
         }
 
         async fn origin_registered(
             &self,
             _origin: &HeaderValue,
-        ) -> Result<bool, crate::store::StoreError> {
+        ) -> Result<bool, crate::client_auth::RegistryError> {
             Ok(true)
         }
     }

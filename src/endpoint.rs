@@ -369,7 +369,7 @@ impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
             extensions,
             ..
         } = parts;
-        let addr = extensions.get::<RemoteAddr>().copied();
+        let addr = RemoteAddr::from_extensions(&extensions);
         drop(extensions);
         let mut response = 'answer: {
             let params = match plan {

@@ -255,6 +255,26 @@ impl fmt::Display for OAuthError {
 
 impl std::error::Error for OAuthError {}
 
+/// With the `axum` feature, an axum handler can return `Result<_, OAuthError>`:
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use tower_oauth_revoke::error::OAuthError;
+///
+/// async fn token() -> Result<&'static str, OAuthError> {
+///     Err(OAuthError::invalid_request("`grant_type` is required"))
+/// }
+/// let app: Router = Router::new().route("/token", post(token));
+/// # let _ = app;
+/// ```
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+impl axum::response::IntoResponse for OAuthError {
+    fn into_response(self) -> axum::response::Response {
+        self.to_response::<Full<Bytes>>().map(axum::body::Body::new)
+    }
+}
+
 pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Sets `Cache-Control: no-store` and `Pragma: no-cache` ([RFC 6749 §5.1]).

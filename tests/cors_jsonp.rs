@@ -9,14 +9,14 @@ use std::{
 
 use bytes::Bytes;
 use common::{send, serve, Reply};
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::Frame;
 use http_body_util::{Full, StreamBody};
 use tower::ServiceBuilder;
 use tower_oauth_revoke::{
-    client_auth::{Client, ClientRegistry, MemoryClientRegistry},
+    client_auth::{Client, ClientRegistry, MemoryClientRegistry, RegistryError},
     jsonp::JsonpLayer,
-    store::{GrantId, MemoryStore, StoreError, TokenHash, TokenKind, TokenRecord, TokenStore},
+    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
     RevocationEndpoint,
 };
 
@@ -201,8 +201,12 @@ async fn error_responses_carry_cors_headers_and_expose_auth_headers() {
 struct DownRegistry;
 
 impl ClientRegistry for DownRegistry {
-    async fn find_client(&self, _client_id: &str) -> Result<Option<Client>, StoreError> {
-        Err(StoreError::new("registry down"))
+    async fn find_client(&self, _client_id: &str) -> Result<Option<Client>, RegistryError> {
+        Err(RegistryError::new("registry down"))
+    }
+
+    async fn origin_registered(&self, _origin: &HeaderValue) -> Result<bool, RegistryError> {
+        Err(RegistryError::new("registry down"))
     }
 }
 

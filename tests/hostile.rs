@@ -32,8 +32,10 @@ use tokio::{
 use tower::Layer;
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_oauth_revoke::{
-    client_auth::{AuthFailureLimiter, Client, ClientRegistry, MemoryClientRegistry},
-    store::{GrantId, MemoryStore, StoreError, TokenHash, TokenKind, TokenRecord, TokenStore},
+    client_auth::{
+        AuthFailureLimiter, Client, ClientRegistry, MemoryClientRegistry, RegistryError,
+    },
+    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
     RevocationEndpoint,
 };
 
@@ -588,7 +590,7 @@ impl ClientRegistry for SlowRegistry {
     fn find_client(
         &self,
         client_id: &str,
-    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send {
         let this = self.clone();
         let client_id = client_id.to_owned();
         async move {
@@ -596,6 +598,13 @@ impl ClientRegistry for SlowRegistry {
             let _permit = this.gate.acquire().await.expect("gate open");
             this.inner.find_client(&client_id).await
         }
+    }
+
+    fn origin_registered(
+        &self,
+        origin: &http::HeaderValue,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
+        self.inner.origin_registered(origin)
     }
 }
 

@@ -4,18 +4,58 @@ use std::{
     collections::HashMap,
     fmt,
     net::{IpAddr, Ipv6Addr, SocketAddr},
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
     time::{Duration, Instant},
 };
 
+use http::Extensions;
+
 /// The remote address of a request's connection, as a request extension.
 ///
-/// The host inserts it (hyper hands the peer address to the accept loop; axum's
-/// `ConnectInfo<SocketAddr>` can be copied into it with a small `map_request`), so that
-/// [`AuthFailureLimiter`] counts failures per client id **and** address. Without it every
-/// request counts as coming from one unknown address, and anyone could lock a client out.
+/// The host inserts it, so that [`AuthFailureLimiter`] counts failures per client id
+/// **and** address. Without it every request counts as coming from one unknown address,
+/// anyone could lock a client out, and the limiter says so once, at `warn` level.
+///
+/// - **hyper**: the accept loop has the peer's address; insert it in each request (see
+///   `examples/hyper.rs`).
+/// - **axum** (feature `axum`): serve with
+///   `into_make_service_with_connect_info::<SocketAddr>()`; the crate reads axum's
+///   `ConnectInfo<SocketAddr>` as well as `RemoteAddr`, so nothing else is needed.
+///
+/// Behind a reverse proxy, the connection's address is the proxy's: insert the client's
+/// address from the proxy's header instead, and only from a proxy you trust.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use tower_oauth_revoke::client_auth::RemoteAddr;
+///
+/// let mut request = http::Request::new(());
+/// let peer: SocketAddr = "192.0.2.7:50000".parse().unwrap();
+/// request.extensions_mut().insert(RemoteAddr(peer));
+/// assert_eq!(RemoteAddr::from_extensions(request.extensions()), Some(RemoteAddr(peer)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
+
+impl RemoteAddr {
+    /// The remote address a request carries: its `RemoteAddr` extension, else (feature
+    /// `axum`) axum's `ConnectInfo<SocketAddr>`.
+    pub fn from_extensions(extensions: &Extensions) -> Option<Self> {
+        if let Some(addr) = extensions.get::<RemoteAddr>() {
+            return Some(*addr);
+        }
+        #[cfg(feature = "axum")]
+        if let Some(axum::extract::ConnectInfo(addr)) =
+            extensions.get::<axum::extract::ConnectInfo<SocketAddr>>()
+        {
+            return Some(RemoteAddr(*addr));
+        }
+        None
+    }
+}
 
 /// Limits failed client authentications per client id and remote address.
 ///
@@ -62,6 +102,8 @@ struct LimiterInner {
     window: Duration,
     capacity: usize,
     counts: Mutex<HashMap<Key, Window>>,
+    /// Whether the limiter has warned that requests come without an address.
+    warned_no_addr: AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -139,11 +181,19 @@ impl AuthFailureLimiter {
                 window,
                 capacity: capacity.max(8),
                 counts: Mutex::new(HashMap::new()),
+                warned_no_addr: AtomicBool::new(false),
             }),
         }
     }
 
-    fn key(client_id: &str, addr: Option<RemoteAddr>) -> Key {
+    fn key(&self, client_id: &str, addr: Option<RemoteAddr>) -> Key {
+        if addr.is_none() && !self.inner.warned_no_addr.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "AuthFailureLimiter: a request carries no RemoteAddr, so every such request \
+                 shares one failure budget and anyone can lock a client out; insert \
+                 RemoteAddr (or serve axum with ConnectInfo<SocketAddr>)"
+            );
+        }
         (id_key(client_id), address_key(addr))
     }
 
@@ -165,7 +215,7 @@ impl AuthFailureLimiter {
 
     /// If the pair has spent its budget, the seconds until it may try again.
     pub fn check(&self, client_id: &str, addr: Option<RemoteAddr>) -> Option<u64> {
-        let key = Self::key(client_id, addr);
+        let key = self.key(client_id, addr);
         let counts = self.lock();
         let (w, elapsed) = self.live(&counts, &key)?;
         (w.failures >= self.inner.max_failures).then(|| retry_after(self.inner.window - elapsed))
@@ -179,7 +229,7 @@ impl AuthFailureLimiter {
     /// an attempt that could not be judged, e.g. the registry was unavailable). An attempt
     /// dropped without a verdict (the client went away mid-check) stays counted.
     pub fn begin(&self, client_id: &str, addr: Option<RemoteAddr>) -> Result<AuthAttempt, u64> {
-        let key = Self::key(client_id, addr);
+        let key = self.key(client_id, addr);
         let now = Instant::now();
         let mut counts = self.lock();
         if let Some((w, elapsed)) = self.live(&counts, &key) {
@@ -204,7 +254,7 @@ impl AuthFailureLimiter {
 
     /// Records a failure of the pair.
     pub fn record_failure(&self, client_id: &str, addr: Option<RemoteAddr>) {
-        let key = Self::key(client_id, addr);
+        let key = self.key(client_id, addr);
         let now = Instant::now();
         let mut counts = self.lock();
         self.count_failure(&mut counts, key, now);
@@ -264,7 +314,7 @@ impl AuthFailureLimiter {
     /// Clears the pair's count after a success (and marks it proven, see
     /// [`begin`](Self::begin)).
     pub fn record_success(&self, client_id: &str, addr: Option<RemoteAddr>) {
-        self.prove(Self::key(client_id, addr));
+        self.prove(self.key(client_id, addr));
     }
 
     fn refund(&self, key: &Key) {

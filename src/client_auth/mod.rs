@@ -48,6 +48,7 @@
 //! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
 //! [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
 
+pub mod conformance;
 mod credentials;
 mod limiter;
 mod registry;
@@ -66,7 +67,9 @@ pub use self::{
         decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError,
     },
     limiter::{AuthAttempt, AuthFailureLimiter, RemoteAddr},
-    registry::{Client, ClientKind, ClientRegistry, MemoryClientRegistry, SecretDigest},
+    registry::{
+        Client, ClientKind, ClientRegistry, MemoryClientRegistry, RegistryError, SecretDigest,
+    },
 };
 pub use crate::future::ResponseFuture;
 use crate::{body::ResponseBody, error::OAuthError, form::FormParams};
@@ -132,7 +135,7 @@ pub enum AuthError {
     /// The client is unknown, the secret wrong, or the method not allowed for the client.
     Rejected,
     /// The registry could not be asked.
-    Unavailable(crate::store::StoreError),
+    Unavailable(RegistryError),
 }
 
 /// Authenticates presented credentials against a registry: the pure step of the layer.
@@ -289,7 +292,7 @@ where
                 &config,
                 req.headers(),
                 req.extensions().get::<FormParams>(),
-                req.extensions().get::<RemoteAddr>().copied(),
+                RemoteAddr::from_extensions(req.extensions()),
             )
             .await;
             match result {

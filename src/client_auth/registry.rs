@@ -8,9 +8,37 @@ use subtle::ConstantTimeEq;
 
 use super::ClientAuthMethod;
 use crate::{
+    body::BoxError,
     origin::{InvalidOrigin, Origin},
-    store::StoreError,
 };
+
+/// The client registry could not be asked (its database is down, say); nothing may be
+/// assumed about the client. The endpoints answer 503 `temporarily_unavailable`.
+#[derive(Debug)]
+pub struct RegistryError {
+    source: BoxError,
+}
+
+impl RegistryError {
+    /// Wraps the registry's own error.
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        Self {
+            source: source.into(),
+        }
+    }
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client registry unavailable: {}", self.source)
+    }
+}
+
+impl std::error::Error for RegistryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
 
 /// Whether a client can keep a secret ([RFC 6749 §2.1]).
 ///
@@ -239,20 +267,36 @@ pub(crate) const DECOY: SecretDigest = SecretDigest([0x5a; 32]);
 /// Where clients are registered: the seam between client authentication and the host's
 /// client database.
 ///
-/// ```
-/// use std::future::Future;
-/// use tower_oauth_revoke::client_auth::{Client, ClientRegistry};
-/// use tower_oauth_revoke::store::StoreError;
+/// Both methods must answer from the same data: a CORS preflight asks
+/// [`origin_registered`](Self::origin_registered) (it carries no credentials), the request
+/// that follows is checked against the authenticated client's own
+/// [`origins`](Client::origins). A registry that answered `false` to the first while its
+/// clients listed origins would let the request through while the browser, lacking
+/// `Access-Control-*` headers on the preflight, reports a CORS error. Run
+/// [`conformance::check`](super::conformance::check) in your registry's tests.
 ///
-/// /// A registry that knows one public client.
+/// ```
+/// use http::HeaderValue;
+/// use tower_oauth_revoke::client_auth::{Client, ClientRegistry, RegistryError};
+///
+/// /// A registry that knows one public client, a browser app.
 /// #[derive(Clone)]
-/// struct OneClient;
+/// struct OneClient(Client);
 ///
 /// impl ClientRegistry for OneClient {
-///     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-///         Ok((client_id == "spa").then(|| Client::public("spa")))
+///     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, RegistryError> {
+///         Ok((client_id == self.0.id()).then(|| self.0.clone()))
+///     }
+///
+///     async fn origin_registered(&self, origin: &HeaderValue) -> Result<bool, RegistryError> {
+///         Ok(self.0.allows_origin(origin))
 ///     }
 /// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let spa = Client::public("spa").with_origins(["https://app.example.com"]).unwrap();
+/// tower_oauth_revoke::client_auth::conformance::check(&OneClient(spa.clone()), [spa]).await;
+/// # }
 /// ```
 pub trait ClientRegistry: Clone + Send + Sync + 'static {
     /// The client with this id, if registered. An error means the registry could not be
@@ -260,31 +304,29 @@ pub trait ClientRegistry: Clone + Send + Sync + 'static {
     fn find_client(
         &self,
         client_id: &str,
-    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send;
 
-    /// Whether any registered client allows this browser origin; CORS preflights, which
-    /// carry no credentials, ask this. The default allows none.
+    /// Whether any registered client allows this browser origin (exactly: scheme, host and
+    /// port, as [`Client::allows_origin`] compares). CORS preflights ask this; it must be
+    /// `true` for every origin some client lists, and `false` for any other.
     fn origin_registered(
         &self,
         origin: &HeaderValue,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = origin;
-        async { Ok(false) }
-    }
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 }
 
 impl<T: ClientRegistry> ClientRegistry for Arc<T> {
     fn find_client(
         &self,
         client_id: &str,
-    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send {
         (**self).find_client(client_id)
     }
 
     fn origin_registered(
         &self,
         origin: &HeaderValue,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
         (**self).origin_registered(origin)
     }
 }
@@ -351,11 +393,11 @@ impl MemoryClientRegistry {
 }
 
 impl ClientRegistry for MemoryClientRegistry {
-    async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+    async fn find_client(&self, client_id: &str) -> Result<Option<Client>, RegistryError> {
         Ok(self.inner.clients.get(client_id).cloned())
     }
 
-    async fn origin_registered(&self, origin: &HeaderValue) -> Result<bool, StoreError> {
+    async fn origin_registered(&self, origin: &HeaderValue) -> Result<bool, RegistryError> {
         Ok(self.inner.origins.iter().any(|o| o.matches(origin)))
     }
 }
@@ -372,6 +414,21 @@ mod tests {
         assert!(!c.verify_secret(""));
         assert!(!Client::public("p").verify_secret(""));
         assert!(!format!("{c:?}").contains("s3cr"));
+    }
+
+    #[tokio::test]
+    async fn memory_registry_passes_the_conformance_checks() {
+        let clients = [
+            Client::public("spa")
+                .with_origins(["http://127.0.0.1:8765", "https://app.example.com"])
+                .unwrap(),
+            Client::confidential("server", "secret"),
+            Client::confidential("portal", "secret")
+                .with_origins(["https://portal.example.com:8443"])
+                .unwrap(),
+        ];
+        let registry = MemoryClientRegistry::new(clients.clone());
+        crate::client_auth::conformance::check(&registry, clients).await;
     }
 
     #[tokio::test]
