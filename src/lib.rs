@@ -56,6 +56,7 @@ pub mod origin;
 pub mod owner;
 pub mod revoke;
 pub mod store;
+pub mod trace;
 
 pub use endpoint::{
     BuildError, EndpointBody, EndpointFuture, RevocationEndpoint, RevocationEndpointBuilder,

@@ -393,6 +393,87 @@ async fn a_full_run_at_trace_logs_no_token_or_secret() {
     );
 }
 
+/// Revokes by JSON-P `GET` (the token in the query string) through `app`, logging at TRACE
+/// into a subscriber of this thread only, and returns what was logged.
+async fn jsonp_get_logged(app: Router, token: &str) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test runs on one thread (tokio's current-thread runtime): the server's tasks log
+    // into this subscriber, and no other test's.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let addr = common::serve(app).await;
+    let req = Request::get(format!(
+        "http://{addr}/oauth2/revoke?token={token}&client_id=spa&callback=app.done"
+    ))
+    .body(Full::default())
+    .unwrap();
+    let reply = common::send(req).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body, "/**/app.done();");
+    captured.text()
+}
+
+/// The endpoint as the README mounts it: JSON-P on, under `tower_oauth_revoke::trace::layer()`.
+fn jsonp_app(store: MemoryStore) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
+    RevocationEndpoint::builder()
+        .clients(MemoryClientRegistry::new([Client::public("spa")]))
+        .store(store)
+        .jsonp(true)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
+    let store = MemoryStore::new();
+    let token = format!("jsonp-{:032x}", rand::random::<u128>());
+    let record = TokenRecord::new(
+        TokenKind::AccessToken,
+        "spa",
+        GrantId::random(),
+        SystemTime::now() + Duration::from_secs(600),
+    );
+    store.issue(TokenHash::of(&token), record).await.unwrap();
+    let app = Router::new()
+        .route_service("/oauth2/revoke", jsonp_app(store.clone()))
+        .layer(tower_oauth_revoke::trace::layer());
+    let logs = jsonp_get_logged(app, &token).await;
+    assert!(
+        logs.contains("path=/oauth2/revoke"),
+        "the span records the path:\n{logs}"
+    );
+    assert_no_leaks(&logs, &[token.clone()], "trace::layer()");
+    assert!(store
+        .inspect(&TokenHash::of(&token))
+        .await
+        .unwrap()
+        .is_none());
+
+    // The control: tower-http's default span logs the URI, token and all. Without it this
+    // test could pass by logging nothing.
+    let token = format!("jsonp-{:032x}", rand::random::<u128>());
+    let record = TokenRecord::new(
+        TokenKind::AccessToken,
+        "spa",
+        GrantId::random(),
+        SystemTime::now() + Duration::from_secs(600),
+    );
+    store.issue(TokenHash::of(&token), record).await.unwrap();
+    let app = Router::new()
+        .route_service("/oauth2/revoke", jsonp_app(store))
+        .layer(TraceLayer::new_for_http());
+    let logs = jsonp_get_logged(app, &token).await;
+    assert!(
+        logs.contains(&token),
+        "tower-http's default span was expected to log the query:\n{logs}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The demo server binary.
 
