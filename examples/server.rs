@@ -28,7 +28,6 @@ use axum::{
     response::{IntoResponse, Response},
     Router,
 };
-use base64::Engine as _;
 use bytes::Bytes;
 use clap::Parser;
 use http::{header, HeaderValue, StatusCode};
@@ -269,11 +268,6 @@ struct Issuer {
     users: Users,
 }
 
-fn new_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
 fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
@@ -355,7 +349,6 @@ impl Issuer {
         owner: Option<&str>,
     ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
         let grant = GrantId::random();
-        let (access, refresh) = (new_token(), new_token());
         let now = SystemTime::now();
         let mut refresh_record = TokenRecord::new(
             TokenKind::RefreshToken,
@@ -371,14 +364,14 @@ impl Issuer {
             now + ACCESS_TOKEN_TTL,
         );
         access_record.owner = owner.map(Into::into);
-        self.register(TokenHash::of(&refresh), refresh_record)
-            .await?;
-        self.register(TokenHash::of(&access), access_record).await?;
+        let refresh = self.mint(refresh_record).await?;
+        let access = self.mint(access_record).await?;
         Ok(token_response(&access, &refresh))
     }
 
-    async fn register(&self, hash: TokenHash, record: TokenRecord) -> Result<(), OAuthError> {
-        self.store.issue(hash, record).await.map_err(|e| match e {
+    /// A new token, registered with the store.
+    async fn mint(&self, record: TokenRecord) -> Result<String, OAuthError> {
+        self.store.mint(record).await.map_err(|e| match e {
             IssueError::GrantRevoked => OAuthError::invalid_grant("the grant has been revoked"),
             IssueError::Store(_) => {
                 OAuthError::temporarily_unavailable("the token store is unavailable", 1)
@@ -444,7 +437,6 @@ impl Issuer {
                         ))
                     }
                 };
-                let access = new_token();
                 let mut access_record = TokenRecord::new(
                     TokenKind::AccessToken,
                     client.id(),
@@ -452,7 +444,7 @@ impl Issuer {
                     SystemTime::now() + ACCESS_TOKEN_TTL,
                 );
                 access_record.owner = record.owner.clone();
-                self.register(TokenHash::of(&access), access_record).await?;
+                let access = self.mint(access_record).await?;
                 Ok(token_response(&access, refresh))
             }
             Some(other) if !other.is_empty() => Err(OAuthError::new(

@@ -389,6 +389,42 @@ pub trait TokenStore: Clone + Send + Sync + 'static {
         &self,
         owner: &str,
     ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
+
+    /// Makes a new token ([`generate_token`]), registers it with `record`, and returns it:
+    /// what a token endpoint does for each token it issues. Only the token's hash reaches
+    /// the store.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_oauth_revoke::store::{
+    ///     GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore,
+    /// };
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let store = MemoryStore::new();
+    /// let expires_at = SystemTime::now() + Duration::from_secs(3600);
+    /// let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires_at);
+    /// let token = store.mint(record).await.unwrap();
+    /// assert_eq!(token.len(), 43);
+    /// assert!(store.inspect(&TokenHash::of(&token)).await.unwrap().is_some());
+    /// # }
+    /// ```
+    fn mint(&self, record: TokenRecord) -> impl Future<Output = Result<String, IssueError>> + Send {
+        let token = generate_token();
+        let hash = TokenHash::of(&token);
+        async move { self.issue(hash, record).await.map(|()| token) }
+    }
+}
+
+/// A new opaque token: 256 random bits from a cryptographically secure generator (rand's
+/// `ThreadRng`, seeded and reseeded by the operating system), as 43 characters of unpadded
+/// base64url ([RFC 4648 §5]): safe in URLs, forms and headers.
+///
+/// [RFC 4648 §5]: https://www.rfc-editor.org/rfc/rfc4648#section-5
+pub fn generate_token() -> String {
+    use base64::Engine as _;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 impl<T: TokenStore> TokenStore for Arc<T> {
