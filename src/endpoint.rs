@@ -95,7 +95,7 @@ impl RevocationEndpoint<(), ()> {
             clients: (),
             store: (),
             body_limit: DEFAULT_LIMIT,
-            realm: "oauth".to_owned(),
+            realm: crate::error::DEFAULT_REALM.to_owned(),
             policy: RevocationPolicy::default(),
             limiter: None,
             cors_origins: Vec::new(),
@@ -196,7 +196,8 @@ impl<R, S> RevocationEndpointBuilder<R, S> {
         self
     }
 
-    /// The realm of `WWW-Authenticate: Basic realm="..."` (default `oauth`).
+    /// The realm of `WWW-Authenticate: Basic realm="..."` (default
+    /// [`DEFAULT_REALM`](crate::error::DEFAULT_REALM), `oauth`).
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
         self.realm = realm.into();
         self

@@ -275,6 +275,23 @@ impl axum::response::IntoResponse for OAuthError {
     }
 }
 
+/// The realm of every `WWW-Authenticate` challenge the crate sends unless told otherwise:
+/// the revocation endpoint's, [`ClientAuthLayer`](crate::client_auth::ClientAuthLayer)'s and
+/// [`BearerGuardLayer`](crate::guard::BearerGuardLayer)'s alike.
+pub const DEFAULT_REALM: &str = "oauth";
+
+/// A `WWW-Authenticate` challenge, `SCHEME realm="REALM"` followed by `params` (e.g.
+/// `, error="invalid_token"`). Quotes, backslashes and control characters are dropped from
+/// the realm, so no realm can break the header.
+pub(crate) fn challenge(scheme: &str, realm: &str, params: &str) -> HeaderValue {
+    let clean: String = realm
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    HeaderValue::from_str(&format!("{scheme} realm=\"{clean}\"{params}"))
+        .unwrap_or_else(|_| HeaderValue::from_str(scheme).expect("a token68 scheme name"))
+}
+
 pub(crate) const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// Sets `Cache-Control: no-store` and `Pragma: no-cache` ([RFC 6749 §5.1]).
@@ -323,6 +340,17 @@ impl fmt::Write for StrBuf<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn challenges_drop_what_would_break_the_header() {
+        assert_eq!(challenge("Basic", "oauth", ""), "Basic realm=\"oauth\"");
+        assert_eq!(
+            challenge("Bearer", "a\"b\\c\nd", ", error=\"invalid_token\""),
+            "Bearer realm=\"abcd\", error=\"invalid_token\""
+        );
+        // Non-ASCII cannot go in a header value: the bare scheme, still a valid challenge.
+        assert_eq!(challenge("Basic", "réalm", ""), "Basic");
+    }
 
     #[test]
     fn json_escapes_description() {

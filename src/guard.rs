@@ -59,7 +59,7 @@ use tower_service::Service;
 pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
-    error::{set_no_store, ErrorCode, OAuthError},
+    error::{challenge, set_no_store, ErrorCode, OAuthError, DEFAULT_REALM},
     store::{TokenHash, TokenKind, TokenStore},
 };
 
@@ -80,28 +80,20 @@ struct Challenges {
 
 impl Challenges {
     fn new(realm: &str) -> Self {
-        let clean: String = realm
-            .chars()
-            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-            .collect();
-        let value = |extra: &str| {
-            HeaderValue::from_str(&format!("Bearer realm=\"{clean}\"{extra}"))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-        };
         Self {
-            missing: value(""),
-            invalid_token: value(", error=\"invalid_token\""),
-            invalid_request: value(", error=\"invalid_request\""),
+            missing: challenge("Bearer", realm, ""),
+            invalid_token: challenge("Bearer", realm, ", error=\"invalid_token\""),
+            invalid_request: challenge("Bearer", realm, ", error=\"invalid_request\""),
         }
     }
 }
 
 impl<S> BearerGuardLayer<S> {
-    /// Checks tokens against `store`, realm `api`.
+    /// Checks tokens against `store`, realm [`DEFAULT_REALM`] (`oauth`).
     pub fn new(store: S) -> Self {
         Self {
             store,
-            challenges: Arc::new(Challenges::new("api")),
+            challenges: Arc::new(Challenges::new(DEFAULT_REALM)),
         }
     }
 

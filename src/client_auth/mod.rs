@@ -45,6 +45,54 @@
 //! # }
 //! ```
 //!
+//! # Your own token endpoint in axum
+//!
+//! The same two layers, failure limiter included, in front of an axum handler that reads
+//! what they found with `Extension`. Wrap the handler with `ServiceBuilder` and mount it
+//! with `route_service`: chaining `.layer(..)` on a `MethodRouter` cannot infer the
+//! handler's error type (`E0283`). With the feature `axum`, a handler may return
+//! `Result<_, OAuthError>`. `examples/axum.rs` is the whole app.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use axum::{handler::HandlerWithoutStateExt, Extension, Json, Router};
+//! use tower::ServiceBuilder;
+//! use tower_oauth_revoke::{
+//!     client_auth::{AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, MemoryClientRegistry},
+//!     error::OAuthError,
+//!     form::{FormLayer, FormParams},
+//!     store::{GrantId, MemoryStore, TokenKind, TokenRecord, TokenStore},
+//! };
+//!
+//! let registry = MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]);
+//! let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
+//! let store = MemoryStore::new();
+//!
+//! let handler = {
+//!     let store = store.clone();
+//!     move |Extension(client): Extension<AuthenticatedClient>,
+//!           Extension(params): Extension<FormParams>| async move {
+//!         if params.get("grant_type") != Some("client_credentials") {
+//!             return Err(OAuthError::invalid_request("grant_type must be client_credentials"));
+//!         }
+//!         let expires_at = SystemTime::now() + Duration::from_secs(3600);
+//!         let record = TokenRecord::new(TokenKind::AccessToken, client.id(), GrantId::random(), expires_at);
+//!         let token = store
+//!             .mint(record)
+//!             .await
+//!             .map_err(|_| OAuthError::temporarily_unavailable("the store is unavailable", 1))?;
+//!         // A real token response also sets `Cache-Control: no-store` (RFC 6749 §5.1).
+//!         Ok(Json(serde_json::json!({ "access_token": token, "token_type": "Bearer" })))
+//!     }
+//! };
+//! let token_endpoint = ServiceBuilder::new()
+//!     .layer(FormLayer::new())
+//!     .layer(ClientAuthLayer::new(registry).limit_failures(limiter))
+//!     .service(handler.into_service());
+//! let app: Router = Router::new().route_service("/oauth2/token", token_endpoint);
+//! # let _ = app;
+//! ```
+//!
 //! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
 //! [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
 
@@ -72,7 +120,11 @@ pub use self::{
     },
 };
 pub use crate::future::ResponseFuture;
-use crate::{body::ResponseBody, error::OAuthError, form::FormParams};
+use crate::{
+    body::ResponseBody,
+    error::{challenge, OAuthError, DEFAULT_REALM},
+    form::FormParams,
+};
 
 /// A presented client id as it goes into logs: an unknown id is attacker text, so it is
 /// cut to 64 characters and escaped (no line breaks or control characters reach a log).
@@ -193,12 +245,13 @@ pub(crate) struct Config {
 }
 
 impl<R> ClientAuthLayer<R> {
-    /// Authenticates against `registry`, realm `oauth`, no failure limit.
+    /// Authenticates against `registry`, realm [`DEFAULT_REALM`] (`oauth`), no failure
+    /// limit.
     pub fn new(registry: R) -> Self {
         Self {
             registry,
             config: Arc::new(Config {
-                www_authenticate: HeaderValue::from_static("Basic realm=\"oauth\""),
+                www_authenticate: challenge("Basic", DEFAULT_REALM, ""),
                 limiter: None,
             }),
         }
@@ -211,13 +264,7 @@ impl<R> ClientAuthLayer<R> {
     /// Sets the realm of `WWW-Authenticate: Basic realm="..."`. Quotes, backslashes and
     /// control characters are dropped from it.
     pub fn realm(mut self, realm: &str) -> Self {
-        let clean: String = realm
-            .chars()
-            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-            .collect();
-        let value = HeaderValue::from_str(&format!("Basic realm=\"{clean}\""))
-            .unwrap_or_else(|_| HeaderValue::from_static("Basic realm=\"oauth\""));
-        self.config_mut().www_authenticate = value;
+        self.config_mut().www_authenticate = challenge("Basic", realm, "");
         self
     }
 
