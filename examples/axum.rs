@@ -1,43 +1,137 @@
-//! Mount the RFC 7009 revocation endpoint in an axum app, with a guarded API beside it.
+//! An axum app that issues tokens, revokes them (RFC 7009) and guards an API, mounted the
+//! way a production app should be:
+//!
+//! - the failure limiter counts per client id *and* remote address, which axum hands over
+//!   as `ConnectInfo<SocketAddr>` (feature `axum`);
+//! - request spans record the path, never the query string (a JSON-P `GET` carries the
+//!   token there);
+//! - the token endpoint reuses the crate's form and client-authentication layers, and
+//!   mints tokens with `TokenStore::mint`.
 //!
 //! ```text
 //! cargo run --example axum
-//! curl -u app:app-secret -d token=demo-token http://127.0.0.1:3000/oauth2/revoke
-//! curl -H "Authorization: Bearer demo-token" http://127.0.0.1:3000/api   # 401 now
+//! TOKEN=$(curl -s -u app:app-secret -d grant_type=client_credentials \
+//!         http://127.0.0.1:3000/oauth2/token | jq -r .access_token)
+//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api              # 200
+//! curl -u app:app-secret -d "token=$TOKEN" http://127.0.0.1:3000/oauth2/revoke  # 200
+//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:3000/api              # 401
 //! ```
 
-use std::time::{Duration, SystemTime};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime},
+};
 
-use axum::{routing::get, Router};
+use axum::{response::IntoResponse, routing::get, Extension, Json, Router};
+use http::header;
+use tower::ServiceBuilder;
 use tower_oauth_revoke::{
-    client_auth::{Client, MemoryClientRegistry},
+    client_auth::{
+        AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, ClientKind,
+        MemoryClientRegistry,
+    },
+    error::{ErrorCode, OAuthError},
+    form::{FormLayer, FormParams},
     guard::BearerGuardLayer,
-    store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord, TokenStore},
+    store::{GrantId, MemoryStore, TokenKind, TokenRecord, TokenStore},
     RevocationEndpoint,
 };
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=debug,tower_oauth_revoke::trace=debug".into()),
+        )
+        .init();
+
     let clients = MemoryClientRegistry::new([Client::confidential("app", "app-secret")]);
     let store = MemoryStore::new();
-
-    // Your token endpoint registers what it issues; here, one demo token.
-    let expires = SystemTime::now() + Duration::from_secs(3600);
-    let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
-    store.issue(TokenHash::of("demo-token"), record).await?;
+    // 20 failed authentications per client id and address a minute, then 429.
+    let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
 
     let revoke = RevocationEndpoint::builder()
-        .clients(clients)
+        .clients(clients.clone())
         .store(store.clone())
+        .limit_failures(limiter.clone())
         .build()?;
 
-    let app = Router::new().route_service("/oauth2/revoke", revoke).route(
-        "/api",
-        get(|| async { "hello, holder of an active token" }).layer(BearerGuardLayer::new(store)),
-    );
+    // The host's own token endpoint: the same bounded form and client authentication
+    // (limiter included) in front of a handler that reads what they found. Layers go
+    // around the handler with ServiceBuilder and mount with `route_service`.
+    let token = ServiceBuilder::new()
+        .layer(FormLayer::new())
+        .layer(ClientAuthLayer::new(clients).limit_failures(limiter))
+        .service(axum::handler::HandlerWithoutStateExt::into_service({
+            let store = store.clone();
+            move |Extension(client): Extension<AuthenticatedClient>,
+                  Extension(params): Extension<FormParams>| {
+                issue_token(store.clone(), client, params)
+            }
+        }));
+
+    let app = Router::new()
+        .route_service("/oauth2/revoke", revoke)
+        .route_service("/oauth2/token", token)
+        .route(
+            "/api",
+            get(|| async { "hello, holder of an active token" })
+                .layer(BearerGuardLayer::new(store)),
+        )
+        .layer(tower_oauth_revoke::trace::layer());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    // ConnectInfo gives every request its peer address, which the limiter reads.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
+}
+
+/// `grant_type=client_credentials`: one access token, registered in the store by its hash.
+async fn issue_token(
+    store: MemoryStore,
+    client: AuthenticatedClient,
+    params: FormParams,
+) -> Result<impl IntoResponse, OAuthError> {
+    if params.get("grant_type") != Some("client_credentials") {
+        return Err(OAuthError::new(
+            http::StatusCode::BAD_REQUEST,
+            ErrorCode::UnsupportedGrantType,
+            "only client_credentials is supported here",
+        ));
+    }
+    if client.kind() == ClientKind::Public {
+        return Err(OAuthError::new(
+            http::StatusCode::BAD_REQUEST,
+            ErrorCode::UnauthorizedClient,
+            "a public client cannot use client_credentials",
+        ));
+    }
+    let ttl = Duration::from_secs(3600);
+    let record = TokenRecord::new(
+        TokenKind::AccessToken,
+        client.id(),
+        GrantId::random(),
+        SystemTime::now() + ttl,
+    );
+    let access_token = store
+        .mint(record)
+        .await
+        .map_err(|_| OAuthError::temporarily_unavailable("the token store is unavailable", 1))?;
+    // RFC 6749 §5.1: token responses are never cached.
+    let no_store = [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ];
+    let body = Json(serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": ttl.as_secs(),
+    }));
+    Ok((no_store, body))
 }

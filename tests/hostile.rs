@@ -651,3 +651,46 @@ async fn concurrent_guesses_cannot_overspend_the_budget() {
         "no guess beyond the budget was checked"
     );
 }
+
+/// An axum app served with `into_make_service_with_connect_info::<SocketAddr>()`, as the
+/// README mounts it, and nothing else: the limiter reads axum's `ConnectInfo`, so the
+/// attacker's failures lock only the attacker's address.
+#[tokio::test]
+async fn axum_connect_info_is_the_limiters_address() {
+    let store = MemoryStore::new();
+    issue(&store, "owner-token").await;
+    let revoke = RevocationEndpoint::builder()
+        .clients(registry())
+        .store(store.clone())
+        .limit_failures(AuthFailureLimiter::new(3, Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let app = axum::Router::new().route_service(PATH, revoke);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+
+    let attacker = client_from(ATTACKER);
+    for guess in 0..3 {
+        let reply = revoke_from(&attacker, addr, ID, &format!("guess-{guess}"), "t").await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let reply = revoke_from(&attacker, addr, ID, SECRET, "owner-token").await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+
+    // Without the address, the owner would share the attacker's spent budget: 429.
+    let owner = client_from(OWNER);
+    let reply = revoke_from(&owner, addr, ID, SECRET, "owner-token").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(store
+        .inspect(&TokenHash::of("owner-token"))
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -474,6 +474,32 @@ async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
     );
 }
 
+#[tokio::test]
+async fn the_limiter_warns_once_when_requests_carry_no_address() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let limiter = AuthFailureLimiter::new(3, Duration::from_secs(60));
+    let peer = tower_oauth_revoke::client_auth::RemoteAddr("127.0.0.1:1".parse().unwrap());
+    limiter.begin(APP, Some(peer)).unwrap().failed();
+    assert_eq!(captured.text(), "", "an address was given");
+    for _ in 0..3 {
+        limiter.record_failure(APP, None);
+    }
+    let logs = captured.text();
+    assert_eq!(
+        logs.matches("carries no RemoteAddr").count(),
+        1,
+        "one warning:\n{logs}"
+    );
+    assert!(logs.contains("WARN"), "{logs}");
+}
+
 // ---------------------------------------------------------------------------------------
 // The demo server binary.
 
