@@ -447,7 +447,7 @@ async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
         logs.contains("path=/oauth2/revoke"),
         "the span records the path:\n{logs}"
     );
-    assert_no_leaks(&logs, &[token.clone()], "trace::layer()");
+    assert_no_leaks(&logs, std::slice::from_ref(&token), "trace::layer()");
     assert!(store
         .inspect(&TokenHash::of(&token))
         .await
