@@ -60,9 +60,34 @@ use tower_oauth_revoke::{
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// The `--config` file format, shown by `--help`.
+const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; replaces all built-in demo data):
+
+  [[clients]]
+  id = "my client"                  # any non-empty string, unique
+  secret = "s3cr:t+ &x"             # leave out for a public client (client_id alone)
+  name = "My app"                   # optional: shown to resource owners
+  origins = ["https://app.example"] # optional: this client's allowed CORS origins
+
+  [[users]]                         # resource owners (password grant, owner API)
+  name = "alice"
+  password = "alice-password"
+
+  [[tokens]]                        # optional: pre-issued access tokens
+  value = "f4839307-c5a3-3d09-8452-af56b0d70491"
+  client = "my client"              # must name a client above
+  user = "alice"                    # optional: the resource owner
+  expires_in = 86400                # optional: seconds (default one day)
+
+Unknown keys, an empty or repeated client id, an invalid origin, or a token naming an
+unknown client stop the server with a message (exit status 2).
+
+ENVIRONMENT:
+  RUST_LOG   log filter (default info): one event per request on stderr"#;
+
 /// A small, complete OAuth 2.0 authorization server built from tower-oauth-revoke.
 #[derive(Debug, Parser)]
-#[command(name = "server", version)]
+#[command(name = "server", version, after_long_help = CONFIG_HELP)]
 struct Args {
     /// Socket address to listen on.
     #[arg(long, default_value = "127.0.0.1:9443")]
@@ -73,7 +98,8 @@ struct Args {
     /// An allowed CORS origin (e.g. http://127.0.0.1:8765); may be repeated.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     cors_origins: Vec<String>,
-    /// A TOML file of clients, users and tokens that replaces the built-in demo data.
+    /// A TOML file of clients, users and tokens that replaces the built-in demo data (its
+    /// format: see the end of --help).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers

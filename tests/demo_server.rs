@@ -707,3 +707,52 @@ async fn token_endpoint_answers_cors_preflights() {
         "http://127.0.0.1:8765"
     );
 }
+
+/// The configuration format as the README and `--help` document it: each example, as
+/// written, starts the server with its client, user and pre-issued token.
+#[tokio::test]
+async fn the_documented_config_examples_are_what_the_server_reads() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = &readme[readme
+        .find("### Configuration file (`--config`)")
+        .expect("the README documents --config")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let from_readme = section[start..start + section[start..].find("```").unwrap()].to_owned();
+
+    let help = Command::new(server_binary())
+        .arg("--help")
+        .output()
+        .expect("--help runs");
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let block = &help[help
+        .find("CONFIGURATION")
+        .expect("--help documents --config")..];
+    let block = &block[block.find('\n').unwrap() + 1..block.find("Unknown keys").unwrap()];
+
+    for (source, config) in [("README", from_readme.as_str()), ("--help", block)] {
+        let demo = Demo::start(&[], Some(config));
+        // The pre-issued token, of the configured client, for alice.
+        let reply = demo.userinfo("f4839307-c5a3-3d09-8452-af56b0d70491").await;
+        assert_eq!(reply.status(), 200, "{source}");
+        let body: serde_json::Value = reply.json().await.unwrap();
+        assert_eq!(body["sub"], "alice", "{source}");
+        assert_eq!(body["client_id"], "my client", "{source}");
+        // The client authenticates with its secret, the user with her password.
+        let token = demo
+            .oauth_client("my client", Some("s3cr:t+ &x"))
+            .exchange_password(
+                &oauth2::ResourceOwnerUsername::new("alice".into()),
+                &oauth2::ResourceOwnerPassword::new("alice-password".into()),
+            )
+            .request_async(&demo.http())
+            .await
+            .unwrap_or_else(|e| panic!("{source}: {e:?}"));
+        assert_eq!(
+            demo.userinfo(token.access_token().secret()).await.status(),
+            200,
+            "{source}"
+        );
+    }
+}

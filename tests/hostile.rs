@@ -222,7 +222,8 @@ async fn a_one_mib_body_is_413() {
 
 #[tokio::test]
 async fn a_body_that_never_ends_is_cut_off_while_others_are_served() {
-    let deadline = Duration::from_millis(1500);
+    // Long enough that the honest request is served well within it on a loaded machine.
+    let deadline = Duration::from_secs(3);
     let (addr, store) = server(deadline).await;
 
     // Announces 100 bytes, sends 10, then waits forever.
