@@ -348,8 +348,11 @@ mod tests {
             challenge("Bearer", "a\"b\\c\nd", ", error=\"invalid_token\""),
             "Bearer realm=\"abcd\", error=\"invalid_token\""
         );
-        // Non-ASCII cannot go in a header value: the bare scheme, still a valid challenge.
-        assert_eq!(challenge("Basic", "réalm", ""), "Basic");
+        // Non-ASCII goes through as the UTF-8 bytes of obs-text.
+        assert_eq!(
+            challenge("Basic", "réalm\u{7f}", "").as_bytes(),
+            "Basic realm=\"réalm\"".as_bytes()
+        );
     }
 
     #[test]
