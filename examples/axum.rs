@@ -1,8 +1,10 @@
 //! An axum app that issues tokens, revokes them (RFC 7009) and guards an API, mounted the
 //! way a production app should be:
 //!
-//! - the failure limiter counts per client id *and* remote address, which axum hands over
-//!   as `ConnectInfo<SocketAddr>` (feature `axum`);
+//! - `serve::Server` closes idle connections, caps them and backs off accept errors, and
+//!   gives each request its `RemoteAddr`; with `AXUM_SERVE=1` the example uses axum's own
+//!   server instead, where the address comes from `ConnectInfo<SocketAddr>` (feature `axum`):
+//!   either way the failure limiter counts per client id *and* remote address;
 //! - request spans record the path, never the query string (a JSON-P `GET` carries the
 //!   token there);
 //! - the token endpoint reuses the crate's form and client-authentication layers, and
@@ -33,6 +35,7 @@ use tower_oauth_revoke::{
     error::{ErrorCode, OAuthError},
     form::{FormLayer, FormParams},
     guard::BearerGuardLayer,
+    serve::Server,
     store::{GrantId, MemoryStore, TokenKind, TokenRecord, TokenStore},
     RevocationEndpoint,
 };
@@ -83,12 +86,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    // ConnectInfo gives every request its peer address, which the limiter reads.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    if std::env::var_os("AXUM_SERVE").is_some() {
+        // axum's own server: ConnectInfo gives every request its peer address, which the
+        // limiter reads. It has no idle timeout or connection cap.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await?;
+    } else {
+        // For the open internet: idle connections closed after 10 s whatever their stage,
+        // connections capped below the descriptor limit, accept errors backed off, and
+        // RemoteAddr in every request (feature `serve`).
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        Server::new().serve(listener, app, shutdown).await?;
+    }
     Ok(())
 }
 

@@ -5,13 +5,9 @@
 //! curl -u app:app-secret -d token=any-token http://127.0.0.1:3001/oauth2/revoke
 //! ```
 
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
 use tower_oauth_revoke::{
-    client_auth::{Client, MemoryClientRegistry, RemoteAddr},
+    client_auth::{Client, MemoryClientRegistry},
+    serve::Server,
     store::MemoryStore,
     RevocationEndpoint,
 };
@@ -28,20 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
-        // The endpoint serves every path; route in front of it if the host has others.
-        // RemoteAddr lets a failure limiter count per address.
-        let service = tower::ServiceBuilder::new()
-            .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(RemoteAddr(peer));
-                req
-            })
-            .service(revoke.clone());
-        tokio::spawn(async move {
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .await;
-        });
-    }
+    // The endpoint serves every path; route in front of it if the host has others.
+    // `Server` is hyper-util's auto (HTTP/1 + HTTP/2) connection builder in an accept loop
+    // with an idle timeout, a connection cap and accept back-off; it gives each request its
+    // RemoteAddr, so that a failure limiter counts per address.
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    Server::new().serve(listener, revoke, shutdown).await?;
+    Ok(())
 }

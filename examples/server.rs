@@ -32,10 +32,6 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::Full;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::{conn::auto, graceful::GracefulShutdown},
-};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -50,6 +46,7 @@ use tower_oauth_revoke::{
     form::{FormLayer, FormParams},
     guard::BearerGuardLayer,
     owner::{OwnerAuthorizations, ResourceOwner},
+    serve::Server,
     store::{
         GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
         StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
@@ -770,58 +767,19 @@ async fn run(args: Args) -> Result<(), String> {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let router = router.clone();
-        let service =
-            hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(RemoteAddr(peer));
-                router.clone().oneshot(req.map(Body::new))
-            });
-        let builder = builder.clone();
-        let tls = tls.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            match tls {
-                Some(tls) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), tls.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-                None => {
-                    let conn =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn.into_owned()).await;
-                }
-            }
-        });
-    }
-    drop(listener);
-    tracing::info!("shutting down");
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(10)) => {}
-    }
+    // Idle connections closed after 10 s whatever their stage, connections capped below
+    // the descriptor limit, accept errors backed off: see `tower_oauth_revoke::serve`.
+    let server = Server::new().idle_timeout(Duration::from_secs(10));
+    tracing::debug!(max_connections = server.connection_limit(), "serving");
+    let served = match tls {
+        Some(tls) => {
+            server
+                .serve_with(listener, move |stream| tls.accept(stream), router, shutdown)
+                .await
+        }
+        None => server.serve(listener, router, shutdown).await,
+    };
+    tracing::info!("stopped");
+    served.map_err(|e| e.to_string())?;
     Ok(())
 }

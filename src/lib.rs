@@ -55,6 +55,9 @@ pub mod jsonp;
 pub mod origin;
 pub mod owner;
 pub mod revoke;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 pub mod store;
 pub mod trace;
 

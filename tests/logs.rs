@@ -12,7 +12,6 @@ use std::{
     convert::Infallible,
     io::{BufRead, BufReader, Read},
     net::SocketAddr,
-    path::PathBuf,
     process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -503,40 +502,13 @@ async fn the_limiter_warns_once_when_requests_carry_no_address() {
 // ---------------------------------------------------------------------------------------
 // The demo server binary.
 
-/// Builds the demo server with the profile of this test binary (a no-op after `cargo test`,
-/// which builds the examples) and returns its path.
-fn demo_server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf();
-    let target_dir = profile_dir.parent().unwrap().to_path_buf();
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args(["build", "--quiet", "--example", "server", "--manifest-path"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target_dir);
-    if release {
-        cargo.arg("--release");
-    }
-    if cfg!(feature = "redis") {
-        cargo.args(["--features", "redis"]);
-    }
-    let status = cargo.status().expect("cargo runs");
-    assert!(status.success(), "cargo build --example server failed");
-    profile_dir.join("examples").join("server")
-}
-
 const DEMO_ID: &str = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a";
 const DEMO_SECRET: &str = "FJdj7G956wqKw3d4X0BWONMIu00a";
 const DEMO_PREISSUED: &str = "f4839307-c5a3-3d09-8452-af56b0d70491";
 
 #[tokio::test]
 async fn the_demo_server_logs_no_token_or_secret_at_trace() {
-    let binary = tokio::task::spawn_blocking(demo_server_binary)
+    let binary = tokio::task::spawn_blocking(common::demo_server_binary)
         .await
         .unwrap();
     let mut child = Command::new(&binary)

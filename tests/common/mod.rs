@@ -1,7 +1,7 @@
 //! Shared end-to-end helpers: a real hyper server on loopback and a small HTTP client.
 #![allow(dead_code, unreachable_pub)]
 
-use std::{convert::Infallible, net::SocketAddr};
+use std::{convert::Infallible, net::SocketAddr, path::PathBuf, process::Command};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
@@ -163,4 +163,31 @@ impl TokenStore for DownStore {
     async fn clients_of_owner(&self, _: &str) -> Result<Vec<OwnerGrants>, StoreError> {
         Err(down())
     }
+}
+
+/// Builds the demo server with the profile of this test binary (a no-op after `cargo test`,
+/// which builds the examples) and returns its path.
+pub fn demo_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    let target_dir = profile_dir.parent().unwrap().to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--quiet", "--example", "server", "--manifest-path"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir);
+    if release {
+        cargo.arg("--release");
+    }
+    if cfg!(feature = "redis") {
+        cargo.args(["--features", "redis"]);
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "cargo build --example server failed");
+    profile_dir.join("examples").join("server")
 }
