@@ -275,6 +275,25 @@ impl axum::response::IntoResponse for OAuthError {
     }
 }
 
+/// Refuses a request that repeats a header that must appear once ([RFC 9110 §5.3]:
+/// `Authorization`, `Content-Type` and `Origin` are not lists): a proxy in front may read
+/// one copy and this server the other. 400 `invalid_request` naming the header.
+///
+/// [RFC 9110 §5.3]: https://www.rfc-editor.org/rfc/rfc9110#section-5.3
+pub(crate) fn refuse_repeated(
+    headers: &HeaderMap,
+    name: &header::HeaderName,
+) -> Result<(), OAuthError> {
+    let mut values = headers.get_all(name).iter();
+    if values.next().is_some() && values.next().is_some() {
+        return Err(OAuthError::invalid_request(format!(
+            "the {} header must not be repeated",
+            name.as_str()
+        )));
+    }
+    Ok(())
+}
+
 /// The realm of every `WWW-Authenticate` challenge the crate sends unless told otherwise:
 /// the revocation endpoint's, [`ClientAuthLayer`](crate::client_auth::ClientAuthLayer)'s and
 /// [`BearerGuardLayer`](crate::guard::BearerGuardLayer)'s alike.

@@ -462,6 +462,7 @@ impl FormLayer {
         if parts.method != Method::POST {
             return Err(OAuthError::method_not_allowed());
         }
+        crate::error::refuse_repeated(&parts.headers, &header::CONTENT_TYPE)?;
         match parts.headers.get(header::CONTENT_TYPE) {
             Some(ct) if is_form_content_type(ct) => {}
             _ => {

@@ -59,7 +59,7 @@ use tower_service::Service;
 pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
-    error::{challenge, set_no_store, ErrorCode, OAuthError, DEFAULT_REALM},
+    error::{challenge, refuse_repeated, set_no_store, ErrorCode, OAuthError, DEFAULT_REALM},
     store::{TokenHash, TokenKind, TokenStore},
 };
 
@@ -199,6 +199,12 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        if let Err(err) = refuse_repeated(req.headers(), &header::AUTHORIZATION) {
+            return ResponseFuture::ready(
+                err.with_www_authenticate(self.challenges.invalid_request.clone())
+                    .to_response(),
+            );
+        }
         let hash = match bearer(req.headers().get(header::AUTHORIZATION)) {
             Bearer::Missing => {
                 return ResponseFuture::ready(unauthorized(&self.challenges.missing));
@@ -308,6 +314,30 @@ mod tests {
             parts.headers,
             String::from_utf8(body.to_vec()).unwrap(),
         )
+    }
+
+    #[tokio::test]
+    async fn two_authorization_headers_are_refused() {
+        let store = MemoryStore::new();
+        let later = SystemTime::now() + Duration::from_secs(60);
+        let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), later);
+        store.issue(TokenHash::of("acc"), record).await.unwrap();
+        let svc = BearerGuardLayer::new(store.clone()).layer(service_fn(
+            |_req: Request<Full<Bytes>>| async move {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"in"))))
+            },
+        ));
+        let req = Request::get("/")
+            .header("authorization", "Bearer acc")
+            .header("authorization", "Bearer other")
+            .body(Full::default())
+            .unwrap();
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"oauth\", error=\"invalid_request\""
+        );
     }
 
     #[tokio::test]

@@ -66,6 +66,8 @@ pub enum CredentialsError {
     /// Two methods at once: Basic plus `client_secret` in the body, or a body `client_id`
     /// that differs from the Basic one.
     MultipleMethods,
+    /// Two `Authorization` headers: a proxy may have read the other one.
+    RepeatedHeader,
 }
 
 impl fmt::Display for CredentialsError {
@@ -79,6 +81,7 @@ impl fmt::Display for CredentialsError {
             CredentialsError::MultipleMethods => {
                 "the request uses more than one client authentication method"
             }
+            CredentialsError::RepeatedHeader => "the authorization header must not be repeated",
         })
     }
 }
@@ -161,7 +164,11 @@ impl ClientCredentials {
     ) -> Result<Self, CredentialsError> {
         let body_id = params.and_then(|p| p.get("client_id"));
         let body_secret = params.and_then(|p| p.get("client_secret"));
-        if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+        if let Some(value) = authorization.next() {
+            if authorization.next().is_some() {
+                return Err(CredentialsError::RepeatedHeader);
+            }
             return decode_basic_with(value, |id, secret| {
                 if body_secret.is_some() || body_id.is_some_and(|b| b != id) {
                     return Err(CredentialsError::MultipleMethods);
