@@ -51,6 +51,7 @@ use tower_oauth_revoke::{
         GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
         StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
     },
+    trace::Escaped,
     RevocationEndpoint,
 };
 
@@ -511,8 +512,8 @@ async fn log_request(req: Request, next: Next) -> Response {
     };
     tracing::info!(
         %method,
-        path = %path,
-        client_id = %client_id,
+        path = %Escaped(&path),
+        client_id = %Escaped(&client_id),
         status = response.status().as_u16(),
         outcome,
         latency_us = start.elapsed().as_micros() as u64,
@@ -540,8 +541,7 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
     // The token endpoint serves browser apps too (a public client's password grant).
     let token_cors = CorsPolicy::new()
         .origins(&args.cors_origins)
-        .map_err(|e| format!("--cors-origin: {e}"))?
-        .layer_with_clients(registry.clone());
+        .map_err(|e| format!("--cors-origin: {e}"))?;
 
     let revoke = RevocationEndpoint::builder()
         .clients(registry.clone())
@@ -560,11 +560,14 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         users: users.clone(),
     };
     let token = ServiceBuilder::new()
-        .layer(token_cors)
+        .layer(token_cors.layer_with_clients(registry.clone()))
         .layer(FormLayer::new())
         .layer(
+            // A page on another site cannot spend a client's budget: origins nothing allows
+            // are refused before the credentials are looked at.
             ClientAuthLayer::new(registry.clone())
                 .realm("demo")
+                .cors(&token_cors)
                 .limit_failures(limiter),
         )
         .service(service_fn(move |req: http::Request<Full<Bytes>>| {
@@ -600,12 +603,24 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         }));
 
     let owner_api =
-        OwnerAuthorizations::new(store, registry).mount_path("/users/me/authorizations");
+        OwnerAuthorizations::new(store, registry.clone()).mount_path("/users/me/authorizations");
     let owner_users = users;
+    let owner_registry = registry.clone();
     let owners = service_fn(move |mut req: http::Request<Body>| {
         let users = owner_users.clone();
         let owner_api = owner_api.clone();
+        let (cors, registry) = (token_cors.clone(), owner_registry.clone());
         async move {
+            // A page on another site cannot spend a user's password budget.
+            if let Err(err) = cors.refuse_unknown_origin(&registry, req.headers()).await {
+                return Ok::<_, Infallible>(err.to_response());
+            }
+            if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+                return Ok(OAuthError::invalid_request(
+                    "the authorization header must not be repeated",
+                )
+                .to_response());
+            }
             let addr = req.extensions().get::<RemoteAddr>().copied();
             let user = match req
                 .headers()

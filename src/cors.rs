@@ -75,6 +75,7 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::trace::Escaped;
 use crate::{
     body::ResponseBody,
     client_auth::{AuthenticatedClient, ClientRegistry},
@@ -203,6 +204,20 @@ impl CorsPolicy {
         CorsPolicyLayer {
             inner: self.base().allow_origin(allow),
         }
+    }
+
+    /// Refuses (400 `invalid_request`) a request that repeats `Origin`, or whose `Origin` is
+    /// neither configured here nor listed by a client of `registry`: the check
+    /// [`ClientAuthLayer::cors`](crate::client_auth::ClientAuthLayer::cors) makes before
+    /// looking at credentials, for endpoints that authenticate someone else (a resource
+    /// owner's password, say) and must not let a page on another site spend that budget.
+    /// A registry failure is 503.
+    pub async fn refuse_unknown_origin<R: ClientRegistry>(
+        &self,
+        registry: &R,
+        headers: &http::HeaderMap,
+    ) -> Result<(), OAuthError> {
+        crate::client_auth::known_origin(registry, &self.origins, headers).await
     }
 
     /// The layer that refuses, after client authentication, an origin allowed neither
@@ -452,7 +467,7 @@ pub(crate) fn check_origin(
         return Ok(());
     }
     tracing::info!(
-        client_id = client.map(|c| c.id()),
+        client_id = %Escaped(client.map_or("-", |c| c.id())),
         outcome = "invalid_request",
         "request from an origin not allowed for the client"
     );

@@ -299,7 +299,9 @@ impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
             .map_err(|err| BuildError::new(format!("cors_origins: {err}")))?
             .max_age(self.cors_max_age)
             .allow_get(self.jsonp);
-        let mut auth = ClientAuthLayer::new(self.clients.clone()).realm(&self.realm);
+        let mut auth = ClientAuthLayer::new(self.clients.clone())
+            .realm(&self.realm)
+            .cors(&cors);
         if let Some(limiter) = self.limiter {
             auth = auth.limit_failures(limiter);
         }

@@ -65,6 +65,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
+use crate::trace::Escaped;
 use crate::{
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
@@ -244,7 +245,7 @@ where
                     match store.revoke_client_for_owner(owner.id(), &client_id).await {
                         Ok(grants) => {
                             tracing::info!(
-                                client_id = %client_id,
+                                client_id = %Escaped(&client_id),
                                 grants,
                                 outcome = "owner_revoked",
                                 "resource owner revoked a client's access"

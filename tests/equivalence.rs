@@ -174,7 +174,9 @@ fn layered<S: TokenStore>(setup: &Setup, store: S) -> Layered<S> {
         .unwrap()
         .max_age(setup.cors_max_age)
         .allow_get(setup.jsonp);
-    let mut auth = ClientAuthLayer::new(registry()).realm(setup.realm);
+    let mut auth = ClientAuthLayer::new(registry())
+        .realm(setup.realm)
+        .cors(&cors);
     if let Some((max, window)) = setup.limiter {
         auth = auth.limit_failures(AuthFailureLimiter::new(max, window));
     }

@@ -695,3 +695,123 @@ async fn axum_connect_info_is_the_limiters_address() {
         .unwrap()
         .is_none());
 }
+
+/// A POST from `client` (one source address) with these headers and form body.
+async fn post_from(
+    client: &HttpClient<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> common::Reply {
+    let mut request = Request::post(format!("http://{addr}{PATH}"))
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    let response = client.request(request).await.expect("request failed");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    common::Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// What a page on another site can make its visitors' browsers send (cross-origin posts,
+/// a public client's id with a made-up secret, a confidential client's id alone, as a JSONP
+/// `<script>` would) spends no failure budget: the client, the SPA and the user behind that
+/// address are still served. Real wrong secrets are still limited.
+#[tokio::test]
+async fn a_hostile_page_cannot_lock_out_its_visitors_address() {
+    let limiter = AuthFailureLimiter::new(3, Duration::from_secs(60));
+    let (addr, store) = server_with(registry(), Duration::from_secs(10), Some(limiter)).await;
+    let visitor = client_from(OWNER);
+    let evil = [("origin", "https://evil.example")];
+    for i in 0..10 {
+        // Cross-site, with a wrong secret: refused before the credentials are looked at.
+        let auth = common::basic(ID, &format!("guess-{i}"));
+        let reply = post_from(
+            &visitor,
+            addr,
+            &[evil[0], ("authorization", &auth)],
+            "token=t",
+        )
+        .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.json()["error"], "invalid_request");
+        // The public client with a secret it does not have.
+        let reply = post_from(&visitor, addr, &[], "client_id=spa&client_secret=x&token=t").await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        // The confidential client named alone: nothing to guess.
+        let reply = post_from(&visitor, addr, &[], &format!("client_id={ID}&token=t")).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    // Still served at that address.
+    issue(&store, "visitor-token").await;
+    let reply = revoke_from(&visitor, addr, ID, SECRET, "visitor-token").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = post_from(&visitor, addr, &[], "client_id=spa&token=t").await;
+    assert_eq!(reply.status, 200, "the SPA: {}", reply.body);
+
+    // Real guesses are still counted: three wrong secrets, then 429.
+    for i in 0..3 {
+        let reply = revoke_from(&visitor, addr, ID, &format!("wrong-{i}"), "t").await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+    }
+    let reply = revoke_from(&visitor, addr, ID, SECRET, "t").await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+}
+
+/// RFC 9110 §5.3: `Authorization`, `Content-Type` and `Origin` are not lists. Two of any is
+/// 400 `invalid_request`, and nothing is revoked.
+#[tokio::test]
+async fn repeated_singleton_headers_are_refused() {
+    let (addr, store) = server(Duration::from_secs(10)).await;
+    issue(&store, "kept").await;
+    let basic = common::basic(ID, SECRET);
+    let other = common::basic("spa", "");
+    let origin = "https://app.example";
+    for (what, extra) in [
+        (
+            "authorization",
+            vec![
+                ("authorization", basic.as_str()),
+                ("authorization", other.as_str()),
+            ],
+        ),
+        (
+            "content-type",
+            vec![
+                ("authorization", basic.as_str()),
+                ("content-type", "text/plain"),
+            ],
+        ),
+        (
+            "origin",
+            vec![
+                ("authorization", basic.as_str()),
+                ("origin", origin),
+                ("origin", origin),
+            ],
+        ),
+    ] {
+        let client = client_from(OWNER);
+        let reply = post_from(&client, addr, &extra, "token=kept").await;
+        assert_eq!(reply.status, 400, "two {what} headers: {}", reply.body);
+        assert_eq!(reply.json()["error"], "invalid_request", "{what}");
+        assert!(
+            reply.body.contains(what) && reply.body.contains("repeated"),
+            "the answer names {what}: {}",
+            reply.body
+        );
+    }
+    assert!(store
+        .inspect(&TokenHash::of("kept"))
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -367,7 +367,7 @@ async fn a_full_run_at_trace_logs_no_token_or_secret() {
         .collect();
     assert!(revocations.len() >= 4, "{logs}");
     assert!(
-        revocations.iter().any(|l| l.contains("client_id=\"app\"")
+        revocations.iter().any(|l| l.contains("client_id=app")
             && l.contains("outcome=\"revoked\"")
             && l.contains("latency_us=")),
         "{revocations:#?}"
@@ -702,4 +702,112 @@ async fn the_demo_server_logs_no_token_or_secret_at_trace() {
                 && l.contains("outcome=\"revoked\"")),
         "{requests:#?}"
     );
+}
+
+/// Hostile values in every field a request controls (client ids by Basic and in the body,
+/// user names, the owner API's path) never forge or break a log line of the demo server
+/// at TRACE: every line is one event, and no control character, line or paragraph
+/// separator reaches the log raw.
+#[tokio::test]
+async fn hostile_values_cannot_forge_log_lines() {
+    let binary = tokio::task::spawn_blocking(common::demo_server_binary)
+        .await
+        .unwrap();
+    let mut child = Command::new(&binary)
+        .args(["--plain", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "trace")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the demo server starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child.stdout.take().unwrap();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = addr_tx.send(first);
+        for _ in lines {}
+    });
+    let line = addr_rx.await.unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .parse()
+        .unwrap();
+
+    let hostile = [
+        "app\nFORGED level=ERROR",
+        "app\r\nFORGED",
+        "x\u{1b}[31mFORGED",
+        "nul\0FORGED",
+        "sep\u{2028}FORGED\u{2029}",
+        "quote\"FORGED\\",
+    ];
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let alice = common::basic("alice", "alice-password");
+    for value in hostile {
+        // A client id by Basic, in the body (confidential and public forms), and a user name.
+        let basic = common::basic(value, "wrong");
+        common::post_form(
+            addr,
+            "/oauth2/revoke",
+            &[("authorization", &basic)],
+            "token=t",
+        )
+        .await;
+        let body = format!("client_id={}&client_secret=x&token=t", enc(value));
+        common::post_form(addr, "/oauth2/revoke", &[], &body).await;
+        let body = format!("client_id={}&token=t", enc(value));
+        common::post_form(addr, "/oauth2/revoke", &[], &body).await;
+        let body = format!(
+            "grant_type=password&client_id=spa-client&username={}&password=x",
+            enc(value)
+        );
+        common::post_form(addr, "/oauth2/token", &[], &body).await;
+        // A client id in the owner API's path, for an authenticated owner.
+        let path = format!(
+            "/users/me/authorizations/{}",
+            enc(value).replace('+', "%20")
+        );
+        let request = Request::delete(format!("http://{addr}{path}"))
+            .header("authorization", &alice)
+            .body(Full::default())
+            .unwrap();
+        common::send(request).await;
+    }
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = child.wait();
+    let logs = stderr_reader.join().unwrap();
+    assert!(
+        logs.contains("resource owner revoked"),
+        "the owner events ran:\n{logs}"
+    );
+    for line in logs.lines() {
+        assert!(
+            line.starts_with("20") || line.starts_with("\u{1b}["),
+            "a line that is no event (forged or broken): {line:?}"
+        );
+        assert!(
+            !line.contains("\nFORGED") && !line.starts_with("FORGED"),
+            "{line:?}"
+        );
+        let raw: Vec<char> = line
+            .chars()
+            .filter(|c| (c.is_control() && *c != '\t') || matches!(c, '\u{2028}' | '\u{2029}'))
+            .collect();
+        assert!(raw.is_empty(), "raw {raw:?} in the log line {line:?}");
+    }
 }

@@ -122,26 +122,12 @@ pub use self::{
 pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
-    error::{challenge, OAuthError, DEFAULT_REALM},
+    cors::CorsPolicy,
+    error::{challenge, refuse_repeated, OAuthError, DEFAULT_REALM},
     form::FormParams,
+    origin::Origin,
+    trace::Escaped,
 };
-
-/// A presented client id as it goes into logs: an unknown id is attacker text, so it is
-/// cut to 64 characters and escaped (no line breaks or control characters reach a log).
-struct LoggedId<'a>(&'a str);
-
-impl std::fmt::Display for LoggedId<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut chars = self.0.chars();
-        for c in chars.by_ref().take(64) {
-            write!(f, "{}", c.escape_debug())?;
-        }
-        if chars.next().is_some() {
-            f.write_str("...")?;
-        }
-        Ok(())
-    }
-}
 
 /// The client that authenticated this request, in the request's extensions (and, for
 /// request logs, in the response's; from [`RevocationEndpoint`](crate::RevocationEndpoint),
@@ -188,6 +174,8 @@ pub enum AuthError {
     Rejected,
     /// The registry could not be asked.
     Unavailable(RegistryError),
+    /// A public client presented a secret: it has none, so there was nothing to check.
+    SecretForPublicClient,
 }
 
 /// Authenticates presented credentials against a registry: the pure step of the layer.
@@ -213,7 +201,10 @@ pub async fn authenticate<R: ClientRegistry>(
             // A public client has no secret: it may only name itself, by `client_id` or by
             // Basic with an empty secret.
             let _ = registry::DECOY.verify(presented);
-            presented.is_empty() && client.auth_methods().contains(&ClientAuthMethod::None)
+            if !presented.is_empty() {
+                return Err(AuthError::SecretForPublicClient);
+            }
+            client.auth_methods().contains(&ClientAuthMethod::None)
         }
         ClientKind::Confidential => {
             let verified = client.verify_secret(presented);
@@ -242,6 +233,8 @@ pub struct ClientAuthLayer<R> {
 pub(crate) struct Config {
     www_authenticate: HeaderValue,
     limiter: Option<AuthFailureLimiter>,
+    /// Browser origins allowed for every client, besides each client's own.
+    origins: Arc<[Origin]>,
 }
 
 impl<R> ClientAuthLayer<R> {
@@ -253,6 +246,7 @@ impl<R> ClientAuthLayer<R> {
             config: Arc::new(Config {
                 www_authenticate: challenge("Basic", DEFAULT_REALM, ""),
                 limiter: None,
+                origins: Arc::from(Vec::new()),
             }),
         }
     }
@@ -265,6 +259,18 @@ impl<R> ClientAuthLayer<R> {
     /// control characters are dropped from it.
     pub fn realm(mut self, realm: &str) -> Self {
         self.config_mut().www_authenticate = challenge("Basic", realm, "");
+        self
+    }
+
+    /// The browser origins allowed for every client: a [`CorsPolicy`]'s configured origins.
+    ///
+    /// A request whose `Origin` is neither one of these nor listed by any client of the
+    /// registry is refused (400 `invalid_request`) before its credentials are looked at, so
+    /// that a page on another site cannot spend a client's failure budget from its
+    /// visitor's address. By default only the clients' own origins are allowed. Requests
+    /// without `Origin` (servers) are not affected.
+    pub fn cors(mut self, policy: &CorsPolicy) -> Self {
+        self.config_mut().origins = policy.configured_origins().into();
         self
     }
 
@@ -371,6 +377,10 @@ impl<R> ClientAuthLayer<R> {
 /// The whole client authentication of a request, failure limit and logs included: the
 /// client, or the error to answer with (with `WWW-Authenticate` when the client tried the
 /// `Authorization` header).
+///
+/// The failure budget counts only real guesses: a request from an origin nothing allows,
+/// malformed credentials, and credentials with no secret to check (a confidential client
+/// named alone, a public client with a secret) are refused without spending it.
 pub(crate) async fn authenticate_request<R: ClientRegistry>(
     registry: &R,
     config: &Config,
@@ -378,6 +388,7 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     params: Option<&FormParams>,
     addr: Option<RemoteAddr>,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    known_origin(registry, &config.origins, headers).await?;
     let tried_header = headers.contains_key(header::AUTHORIZATION);
     let challenge = |err: OAuthError| -> OAuthError {
         if tried_header && err.status() == StatusCode::UNAUTHORIZED {
@@ -391,25 +402,31 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
         Err(err) => {
             // Malformed or missing credentials guess no secret: nothing to count.
             let oauth = match err {
-                CredentialsError::MultipleMethods => OAuthError::invalid_request(err.to_string()),
+                CredentialsError::MultipleMethods | CredentialsError::RepeatedHeader => {
+                    OAuthError::invalid_request(err.to_string())
+                }
                 _ => OAuthError::invalid_client(err.to_string()),
             };
             tracing::debug!(outcome = "invalid_client", reason = %err, "client authentication failed");
             return Err(challenge(oauth));
         }
     };
+    // A secret is a guess. A client named alone guesses nothing (there is nothing to
+    // guess), so its budget is left alone.
+    let guesses = credentials.secret().is_some_and(|s| !s.is_empty());
     // The attempt spends its unit of the budget now, before the registry is asked, so that
     // concurrent attempts cannot overspend it.
     let attempt = match config
         .limiter
         .as_ref()
+        .filter(|_| guesses)
         .map(|l| l.begin(credentials.client_id(), addr))
     {
         None => None,
         Some(Ok(attempt)) => Some(attempt),
         Some(Err(retry)) => {
             tracing::warn!(
-                client_id = %LoggedId(credentials.client_id()),
+                client_id = %Escaped(credentials.client_id()),
                 outcome = "rate_limited",
                 "too many failed client authentications"
             );
@@ -424,13 +441,25 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     // Timed only for the debug events below: a clock read is not free.
     let start = tracing::enabled!(tracing::Level::DEBUG).then(std::time::Instant::now);
     let latency_us = || start.map(|s| s.elapsed().as_micros() as u64);
+    let failed = |reason: &'static str| {
+        tracing::debug!(
+            client_id = %Escaped(credentials.client_id()),
+            outcome = "invalid_client",
+            reason,
+            latency_us = latency_us(),
+            "client authentication failed"
+        );
+        Err(challenge(OAuthError::invalid_client(
+            "client authentication failed",
+        )))
+    };
     match authenticate(registry, &credentials).await {
         Ok(client) => {
             if let Some(attempt) = attempt {
                 attempt.succeeded();
             }
             tracing::debug!(
-                client_id = %client.id(),
+                client_id = %Escaped(client.id()),
                 method = client.method().as_str(),
                 latency_us = latency_us(),
                 "client authenticated"
@@ -447,19 +476,54 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
                 1,
             ))
         }
+        Err(AuthError::SecretForPublicClient) => {
+            // Nothing was guessed: the unit goes back.
+            if let Some(attempt) = attempt {
+                attempt.abandon();
+            }
+            failed("a public client sent a secret")
+        }
         Err(_) => {
             if let Some(attempt) = attempt {
                 attempt.failed();
             }
-            tracing::debug!(
-                client_id = %LoggedId(credentials.client_id()),
-                outcome = "invalid_client",
-                latency_us = latency_us(),
-                "client authentication failed"
-            );
-            Err(challenge(OAuthError::invalid_client(
-                "client authentication failed",
-            )))
+            failed(if guesses { "rejected" } else { "no secret" })
         }
     }
+}
+
+/// Refuses a request that repeats `Origin`, or whose `Origin` nothing allows (neither
+/// `origins` nor any client of the registry), before its credentials are looked at.
+pub(crate) async fn known_origin<R: ClientRegistry>(
+    registry: &R,
+    origins: &[Origin],
+    headers: &HeaderMap,
+) -> Result<(), OAuthError> {
+    refuse_repeated(headers, &header::ORIGIN)?;
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    if origins.iter().any(|o| o.matches(origin)) {
+        return Ok(());
+    }
+    // `null` and anything else that is not an origin never reach the registry.
+    let well_formed = origin.to_str().is_ok_and(|s| Origin::parse(s).is_ok());
+    let registered = well_formed
+        && registry.origin_registered(origin).await.map_err(|err| {
+            tracing::error!(error = %err, "client registry unavailable");
+            OAuthError::temporarily_unavailable(
+                "the client registry is unavailable; try again later",
+                1,
+            )
+        })?;
+    if registered {
+        return Ok(());
+    }
+    tracing::info!(
+        outcome = "invalid_request",
+        "request from an origin no client may use"
+    );
+    Err(OAuthError::invalid_request(
+        "the request's origin is not allowed",
+    ))
 }

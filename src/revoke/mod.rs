@@ -56,6 +56,7 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower_service::Service;
 
+use crate::trace::Escaped;
 use crate::{
     client_auth::{AuthenticatedClient, ClientKind},
     error::{set_no_store, OAuthError},
@@ -273,7 +274,7 @@ pub(crate) fn read_request(
         Some(t) if !t.is_empty() => TokenHash::of(t),
         _ => {
             tracing::info!(
-                client_id = client.id(),
+                client_id = %Escaped(client.id()),
                 outcome = "invalid_request",
                 "revocation without token"
             );
@@ -313,7 +314,7 @@ pub(crate) async fn execute<S: TokenStore>(
                 RevocationOutcome::IssuedToAnotherClient => "foreign_token",
             };
             tracing::info!(
-                client_id = client.id(),
+                client_id = %Escaped(client.id()),
                 outcome = outcome_name,
                 latency_us,
                 "token revocation"
@@ -326,7 +327,7 @@ pub(crate) async fn execute<S: TokenStore>(
         }
         Err(err) => {
             tracing::error!(
-                client_id = client.id(),
+                client_id = %Escaped(client.id()),
                 error = %err,
                 latency_us,
                 "token store unavailable"
