@@ -39,7 +39,7 @@ use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_oauth_revoke::{
     client_auth::{
         decode_basic, AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, ClientKind,
-        MemoryClientRegistry, RemoteAddr, SecretDigest,
+        MemoryClientRegistry, RemoteAddr,
     },
     cors::CorsPolicy,
     error::{set_no_store, ErrorCode, OAuthError},
@@ -318,9 +318,15 @@ fn token_response(access: &str, refresh: &str) -> http::Response<Full<Bytes>> {
 
 /// The resource owners, and a limit on failed password checks per (user, address), as for
 /// clients: 20 a minute, then 429 + `Retry-After`.
+///
+/// Passwords are kept as Argon2id hashes (PHC strings), as a password database should keep
+/// them; SHA-256, fine for the generated secrets of clients, is far too fast for passwords
+/// people choose.
 #[derive(Clone)]
 struct Users {
-    digests: Arc<HashMap<String, SecretDigest>>,
+    hashes: Arc<HashMap<String, String>>,
+    /// Checked for an unknown user, so that it costs what a wrong password costs.
+    decoy: Arc<String>,
     limiter: AuthFailureLimiter,
 }
 
@@ -329,7 +335,40 @@ enum UserAuthError {
     Limited(u64),
 }
 
+/// An Argon2id hash of `password` with a random salt, as a PHC string.
+fn hash_password(password: &str) -> String {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes of salt");
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with its default parameters")
+        .to_string()
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
 impl Users {
+    fn new(config: &DemoConfig) -> Self {
+        Self {
+            hashes: Arc::new(
+                config
+                    .users
+                    .iter()
+                    .map(|u| (u.name.clone(), hash_password(&u.password)))
+                    .collect(),
+            ),
+            decoy: Arc::new(hash_password("decoy")),
+            limiter: AuthFailureLimiter::new(20, Duration::from_secs(60)),
+        }
+    }
+
     fn authenticate(
         &self,
         name: &str,
@@ -340,10 +379,10 @@ impl Users {
             .limiter
             .begin(name, addr)
             .map_err(UserAuthError::Limited)?;
-        let ok = match self.digests.get(name) {
-            Some(digest) => digest.verify(password),
+        let ok = match self.hashes.get(name) {
+            Some(hash) => verify_password(password, hash),
             None => {
-                let _ = SecretDigest::from_bytes([0x5a; 32]).verify(password);
+                let _ = verify_password(password, &self.decoy);
                 false
             }
         };
@@ -528,16 +567,7 @@ async fn log_request(req: Request, next: Next) -> Response {
 fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
     let registry = registry(config)?;
     let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
-    let users = Users {
-        digests: Arc::new(
-            config
-                .users
-                .iter()
-                .map(|u| (u.name.clone(), SecretDigest::of(&u.password)))
-                .collect(),
-        ),
-        limiter: AuthFailureLimiter::new(20, Duration::from_secs(60)),
-    };
+    let users = Users::new(config);
     // The token endpoint serves browser apps too (a public client's password grant).
     let token_cors = CorsPolicy::new()
         .origins(&args.cors_origins)
