@@ -220,3 +220,58 @@ async fn a_server_short_of_descriptors_still_answers_a_new_client() {
     );
     assert!(log.len() < 64 * 1024, "{} bytes of log", log.len());
 }
+
+/// A TLS connection that completes its handshake and then sends nothing is closed after
+/// the idle timeout too; so is one that never finishes its handshake.
+#[tokio::test]
+async fn idle_tls_connections_are_closed() {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = service_fn(|_req: Request<hyper::body::Incoming>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+    });
+    tokio::spawn(Server::new().idle_timeout(IDLE).serve_with(
+        listener,
+        move |tcp| acceptor.accept(tcp),
+        service,
+        std::future::pending(),
+    ));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(client_config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .expect("the handshake completes");
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(BOUND, tls.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "an idle TLS connection stayed open");
+    let after = start.elapsed();
+    eprintln!("TLS after the handshake: closed after {after:?}");
+    assert!(after >= IDLE / 2, "closed after only {after:?}");
+
+    // A handshake never finished: a ClientHello never comes.
+    let silent = TcpStream::connect(addr).await.unwrap();
+    closed_by_server(silent, "TCP before the TLS handshake").await;
+}

@@ -756,3 +756,88 @@ async fn the_documented_config_examples_are_what_the_server_reads() {
         );
     }
 }
+
+/// What a page on another site can make a visitor's browser send to the demo, 25 times
+/// each (more than the 20 failures a minute the limiters allow), leaves the user, the SPA
+/// and the confidential client at that address served.
+#[tokio::test]
+async fn a_hostile_page_cannot_lock_out_users_or_clients() {
+    let demo = Demo::start(&[], None);
+    let http = demo.http();
+    let evil = "https://evil.example";
+    for i in 0..25 {
+        // The owner API and the password grant, cross-site, with wrong passwords.
+        let reply = http
+            .get(demo.url("/users/me/authorizations"))
+            .header("origin", evil)
+            .basic_auth("alice", Some(format!("guess-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 400, "owner API from {evil}");
+        let reply = http
+            .post(demo.url("/oauth2/token"))
+            .header("origin", evil)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "spa-client"),
+                ("username", "alice"),
+                ("password", &format!("guess-{i}")),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 400, "token endpoint from {evil}");
+        // A JSONP <script> naming the confidential client, without a secret.
+        let reply = http
+            .get(demo.url(&format!(
+                "/oauth2/revoke?token=t&client_id={APP}&callback=cb"
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200, "JSONP answers 200");
+        let body = reply.text().await.unwrap();
+        assert!(body.contains("invalid_client"), "{body}");
+        // The SPA with a secret it does not have.
+        let reply = http
+            .post(demo.url("/oauth2/revoke"))
+            .form(&[
+                ("client_id", "spa-client"),
+                ("client_secret", "x"),
+                ("token", "t"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 401);
+    }
+    // All still served at that address.
+    let reply = http
+        .get(demo.url("/users/me/authorizations"))
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "alice");
+    let reply = http
+        .post(demo.url("/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa-client"),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "the SPA's password grant");
+    let reply = http
+        .post(demo.url("/oauth2/revoke"))
+        .basic_auth(APP, Some(APP_SECRET))
+        .form(&[("token", "unknown")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "the confidential client");
+}
