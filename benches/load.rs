@@ -96,9 +96,7 @@ fn full_endpoint(
     store: MemoryStore,
 ) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
     // The whole stack: CORS (requests without Origin pass through it) and JSONP included.
-    RevocationEndpoint::builder()
-        .clients(registry)
-        .store(store)
+    RevocationEndpoint::builder(registry, store)
         .cors_origins(["https://app.example.com"])
         .jsonp(true)
         .build()

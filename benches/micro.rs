@@ -259,16 +259,14 @@ fn endpoint(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("endpoint");
     let store = store_of(1_000);
-    let mut full = RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::confidential(
-            CLIENT_ID,
-            "s3cret-s3cret",
-        )]))
-        .store(store)
-        .cors_origins(["https://app.example.com"])
-        .jsonp(true)
-        .build()
-        .expect("the endpoint builds");
+    let mut full = RevocationEndpoint::builder(
+        MemoryClientRegistry::new([Client::confidential(CLIENT_ID, "s3cret-s3cret")]),
+        store,
+    )
+    .cors_origins(["https://app.example.com"])
+    .jsonp(true)
+    .build()
+    .expect("the endpoint builds");
     let mut bare = tower::service_fn(|req: http::Request<Full<Bytes>>| async move {
         let _ = req.into_body().collect().await;
         Ok::<_, std::convert::Infallible>(http::Response::new(Full::<Bytes>::default()))

@@ -38,14 +38,12 @@ const REQUESTS_PER_RUN: usize = 8_000;
 const PAIRS: usize = 4;
 
 fn endpoint<S: TokenStore>(store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
-    RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::confidential(
-            "app",
-            "app-secret",
-        )]))
-        .store(store)
-        .build()
-        .unwrap()
+    RevocationEndpoint::builder(
+        MemoryClientRegistry::new([Client::confidential("app", "app-secret")]),
+        store,
+    )
+    .build()
+    .unwrap()
 }
 
 /// Registers `n` fresh access tokens and returns them.

@@ -54,9 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 20 failed authentications per client id and address a minute, then 429.
     let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
 
-    let revoke = RevocationEndpoint::builder()
-        .clients(clients.clone())
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(clients.clone(), store.clone())
         .limit_failures(limiter.clone())
         .build()?;
 

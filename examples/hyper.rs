@@ -14,13 +14,11 @@ use tower_oauth_revoke::{
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let revoke = RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::confidential(
-            "app",
-            "app-secret",
-        )]))
-        .store(MemoryStore::new())
-        .build()?;
+    let revoke = RevocationEndpoint::builder(
+        MemoryClientRegistry::new([Client::confidential("app", "app-secret")]),
+        MemoryStore::new(),
+    )
+    .build()?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     println!("listening on http://{}", listener.local_addr()?);

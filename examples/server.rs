@@ -38,12 +38,13 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_http::timeout::RequestBodyDeadlineLayer;
 use tower_oauth_revoke::{
     client_auth::{
-        decode_basic, AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, ClientKind,
+        decode_basic, AuthFailureLimiter, AuthenticatedClient, Client, ClientKind,
         MemoryClientRegistry, RemoteAddr,
     },
     cors::CorsPolicy,
+    endpoint::{Endpoint, EndpointStep, StepRequest},
     error::{set_no_store, ErrorCode, OAuthError},
-    form::{FormLayer, FormParams},
+    form::FormParams,
     guard::BearerGuardLayer,
     owner::{OwnerAuthorizations, ResourceOwner},
     serve::Server,
@@ -292,8 +293,8 @@ struct Issuer {
     users: Users,
 }
 
-fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Full<Bytes>> {
-    let mut response = http::Response::new(Full::new(Bytes::from(body.to_string())));
+fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Bytes> {
+    let mut response = http::Response::new(Bytes::from(body.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -304,7 +305,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<
 }
 
 /// The successful token response of RFC 6749 §5.1.
-fn token_response(access: &str, refresh: &str) -> http::Response<Full<Bytes>> {
+fn token_response(access: &str, refresh: &str) -> http::Response<Bytes> {
     json_response(
         StatusCode::OK,
         serde_json::json!({
@@ -410,7 +411,7 @@ impl Issuer {
         &self,
         client: &AuthenticatedClient,
         owner: Option<&str>,
-    ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
+    ) -> Result<http::Response<Bytes>, OAuthError> {
         let grant = GrantId::random();
         let now = SystemTime::now();
         let mut refresh_record = TokenRecord::new(
@@ -447,7 +448,7 @@ impl Issuer {
         params: &FormParams,
         client: &AuthenticatedClient,
         addr: Option<RemoteAddr>,
-    ) -> Result<http::Response<Full<Bytes>>, OAuthError> {
+    ) -> Result<http::Response<Bytes>, OAuthError> {
         match params.get("grant_type") {
             Some("client_credentials") => {
                 if client.kind() == ClientKind::Public {
@@ -520,6 +521,13 @@ impl Issuer {
     }
 }
 
+impl EndpointStep for Issuer {
+    async fn answer(&self, request: StepRequest<'_>) -> Result<http::Response<Bytes>, OAuthError> {
+        self.token(request.params(), request.client(), request.remote_addr())
+            .await
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Request log: one event per request, never a token, a secret or a query string.
 
@@ -573,9 +581,7 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         .origins(&args.cors_origins)
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
-    let revoke = RevocationEndpoint::builder()
-        .clients(registry.clone())
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -589,33 +595,16 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
         store: store.clone(),
         users: users.clone(),
     };
-    let token = ServiceBuilder::new()
-        .layer(token_cors.layer_with_clients(registry.clone()))
-        .layer(FormLayer::new())
-        .layer(
-            // A page on another site cannot spend a client's budget: origins nothing allows
-            // are refused before the credentials are looked at.
-            ClientAuthLayer::new(registry.clone())
-                .realm("demo")
-                .cors(&token_cors)
-                .limit_failures(limiter),
-        )
-        .service(service_fn(move |req: http::Request<Full<Bytes>>| {
-            let issuer = issuer.clone();
-            async move {
-                let params = req.extensions().get::<FormParams>().expect("form layer");
-                let client = req
-                    .extensions()
-                    .get::<AuthenticatedClient>()
-                    .expect("client auth");
-                let addr = req.extensions().get::<RemoteAddr>().copied();
-                let response = match issuer.token(params, client, addr).await {
-                    Ok(response) => response,
-                    Err(err) => err.to_response(),
-                };
-                Ok::<_, Infallible>(response)
-            }
-        }));
+    // The token endpoint is the crate's pipeline (CORS, form, client authentication and
+    // its limiter, the origin check) with the demo's own last step. It serves browser apps
+    // too (a public client's password grant).
+    let token = Endpoint::with_step(registry.clone(), issuer)
+        .realm("demo")
+        .limit_failures(limiter)
+        .cors_origins(&args.cors_origins)
+        .annotate_responses(true)
+        .build()
+        .map_err(|e| format!("--cors-origin: {e}"))?;
 
     let userinfo = ServiceBuilder::new()
         .layer(BearerGuardLayer::new(store.clone()).realm("demo"))
@@ -629,7 +618,7 @@ fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, Str
             response
                 .extensions_mut()
                 .insert(LoggedClient(record.client_id.clone()));
-            Ok::<_, Infallible>(response)
+            Ok::<_, Infallible>(response.map(Full::new))
         }));
 
     let owner_api =

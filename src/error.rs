@@ -229,7 +229,15 @@ impl OAuthError {
     where
         B: From<Full<Bytes>>,
     {
-        let mut response = Response::new(B::from(Full::new(self.to_json())));
+        self.to_bytes_response()
+            .map(|body| B::from(Full::new(body)))
+    }
+
+    /// The response of [`to_response`](Self::to_response) with its body as bytes: what an
+    /// [`EndpointStep`](crate::endpoint::EndpointStep) returns when it must put something
+    /// in an error response's extensions.
+    pub fn to_bytes_response(&self) -> Response<Bytes> {
+        let mut response = Response::new(self.to_json());
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);

@@ -8,9 +8,7 @@
 //!
 //! let registry = MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]);
 //! let store = MemoryStore::new();
-//! let revoke = RevocationEndpoint::builder()
-//!     .clients(registry)
-//!     .store(store.clone())
+//! let revoke = RevocationEndpoint::builder(registry, store.clone())
 //!     .cors_origins(["https://app.example.com"])
 //!     .build()
 //!     .expect("valid configuration");
@@ -46,7 +44,7 @@ mod macros;
 pub mod body;
 pub mod client_auth;
 pub mod cors;
-mod endpoint;
+pub mod endpoint;
 pub mod error;
 pub mod form;
 mod future;
@@ -61,6 +59,12 @@ pub mod serve;
 pub mod store;
 pub mod trace;
 
-pub use endpoint::{
-    BuildError, EndpointBody, EndpointFuture, RevocationEndpoint, RevocationEndpointBuilder,
-};
+pub use endpoint::{BuildError, Endpoint};
+
+/// The RFC 7009 revocation endpoint: the [`Endpoint`] pipeline with the
+/// [`Revoker`](revoke::Revoker) step. Build it with `RevocationEndpoint::builder(clients,
+/// store)`; see [`Endpoint`] and [`endpoint::EndpointBuilder`].
+pub type RevocationEndpoint<R, S> = Endpoint<R, revoke::Revoker<S>>;
+
+/// The builder of a [`RevocationEndpoint`].
+pub type RevocationEndpointBuilder<R, S> = endpoint::EndpointBuilder<R, revoke::Revoker<S>>;

@@ -32,9 +32,7 @@
 //! };
 //!
 //! # #[tokio::main] async fn main() -> std::io::Result<()> {
-//! let revoke = RevocationEndpoint::builder()
-//!     .clients(MemoryClientRegistry::new([Client::confidential("app", "app-secret")]))
-//!     .store(MemoryStore::new())
+//! let revoke = RevocationEndpoint::builder(MemoryClientRegistry::new([Client::confidential("app", "app-secret")]), MemoryStore::new())
 //!     .build()
 //!     .unwrap();
 //! let app = axum::Router::new().route_service("/oauth2/revoke", revoke);

@@ -13,9 +13,7 @@
 //!     RevocationEndpoint,
 //! };
 //!
-//! let revoke = RevocationEndpoint::builder()
-//!     .clients(MemoryClientRegistry::new([Client::public("spa")]))
-//!     .store(MemoryStore::new())
+//! let revoke = RevocationEndpoint::builder(MemoryClientRegistry::new([Client::public("spa")]), MemoryStore::new())
 //!     .jsonp(true)
 //!     .build()
 //!     .unwrap();

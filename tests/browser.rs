@@ -252,16 +252,17 @@ async fn revocation_from_a_real_browser() {
     ] {
         issue(&store, token, client).await;
     }
-    let endpoint = RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([
+    let endpoint = RevocationEndpoint::builder(
+        MemoryClientRegistry::new([
             Client::public("spa"),
             Client::confidential("server", "s3cret"),
-        ]))
-        .store(store.clone())
-        .cors_origins([allowed_origin.as_str()])
-        .jsonp(true)
-        .build()
-        .unwrap();
+        ]),
+        store.clone(),
+    )
+    .cors_origins([allowed_origin.as_str()])
+    .jsonp(true)
+    .build()
+    .unwrap();
     let app = axum::Router::new().route_service("/oauth2/revoke", endpoint);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();

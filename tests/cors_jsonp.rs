@@ -52,9 +52,7 @@ async fn active(store: &MemoryStore, token: &str) -> bool {
 
 async fn start(jsonp: bool) -> (std::net::SocketAddr, MemoryStore) {
     let store = MemoryStore::new();
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store.clone())
+    let endpoint = RevocationEndpoint::builder(registry(), store.clone())
         .cors_origins([APP])
         .cors_max_age(Duration::from_secs(300))
         .jsonp(jsonp)
@@ -212,9 +210,7 @@ impl ClientRegistry for DownRegistry {
 
 #[tokio::test]
 async fn unavailable_answer_carries_cors_headers() {
-    let endpoint = RevocationEndpoint::builder()
-        .clients(DownRegistry)
-        .store(MemoryStore::new())
+    let endpoint = RevocationEndpoint::builder(DownRegistry, MemoryStore::new())
         .cors_origins([APP])
         .build()
         .unwrap();
@@ -352,9 +348,7 @@ async fn jsonp_streams_any_json_service_frame_by_frame() {
 async fn endpoint_mounts_in_axum() {
     let store = MemoryStore::new();
     issue(&store, "t-spa", "spa").await;
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store.clone())
+    let endpoint = RevocationEndpoint::builder(registry(), store.clone())
         .cors_origins([APP])
         .jsonp(true)
         .build()

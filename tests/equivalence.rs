@@ -2,16 +2,16 @@
 //! composition it replaces.
 //!
 //! The endpoint runs the steps of the crate's public layers in one future, for speed. This
-//! test builds the composition by hand from those layers, outermost first,
+//! test builds, from the same builder configuration (registry, origins, preflight max age,
+//! JSONP flag, realm, body limit, failure limit and policy), both `build()` and
+//! `build_layered()`, the composition of those layers, outermost first,
 //!
 //! ```text
 //! CorsPolicy::layer_with_clients -> FormLayer -> JsonpLayer -> ClientAuthLayer
-//!   -> CorsPolicy::origin_check -> RevokeService
+//!   -> CorsPolicy::origin_check -> StepService<Revoker>
 //! ```
 //!
-//! configured as the builder configures it (same registry, origins, preflight max age,
-//! JSONP flag, realm, body limit, failure limit and policy), and sends both the same
-//! generated sequences of requests, in process. Every answer must have the same status,
+//! and sends both the same generated sequences of requests, in process. Every answer must have the same status,
 //! the same headers (as a multiset of name and value, in any order) and the same body
 //! bytes.
 //!
@@ -42,19 +42,17 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use proptest::prelude::*;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 use tower_oauth_revoke::{
     body::BoxError,
     client_auth::{
-        encode_basic, AuthFailureLimiter, Client, ClientAuth, ClientAuthLayer, ClientAuthMethod,
-        MemoryClientRegistry, RemoteAddr,
+        encode_basic, AuthFailureLimiter, Client, ClientAuthMethod, MemoryClientRegistry,
+        RemoteAddr,
     },
-    cors::{CorsPolicy, CorsPolicyService, OriginCheck},
-    form::{Form, FormLayer},
-    jsonp::{Jsonp, JsonpLayer},
-    revoke::{ForeignTokenResponse, RevocationPolicy, RevokeService},
+    endpoint::LayeredEndpoint,
+    revoke::{ForeignTokenResponse, RevocationPolicy, Revoker},
     store::{GrantId, MemoryStore, RevocationScope, TokenHash, TokenKind, TokenRecord, TokenStore},
-    RevocationEndpoint,
+    RevocationEndpoint, RevocationEndpointBuilder,
 };
 
 fn config() -> ProptestConfig {
@@ -148,10 +146,12 @@ fn setup(jsonp: bool) -> impl Strategy<Value = Setup> {
         )
 }
 
-fn endpoint<S: TokenStore>(setup: &Setup, store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
-    let mut builder = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store)
+/// The one configuration both sides are built from.
+fn builder<S: TokenStore>(
+    setup: &Setup,
+    store: S,
+) -> RevocationEndpointBuilder<MemoryClientRegistry, S> {
+    let mut builder = RevocationEndpoint::builder(registry(), store)
         .cors_origins([GLOBAL_ORIGIN])
         .cors_max_age(setup.cors_max_age)
         .jsonp(setup.jsonp)
@@ -161,36 +161,18 @@ fn endpoint<S: TokenStore>(setup: &Setup, store: S) -> RevocationEndpoint<Memory
     if let Some((max, window)) = setup.limiter {
         builder = builder.limit_failures(AuthFailureLimiter::new(max, window));
     }
-    builder.build().unwrap()
+    builder
 }
 
-type Layered<S> =
-    CorsPolicyService<Form<Jsonp<ClientAuth<OriginCheck<RevokeService<S>>, MemoryClientRegistry>>>>;
+fn endpoint<S: TokenStore>(setup: &Setup, store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
+    builder(setup, store).build().unwrap()
+}
+
+type Layered<S> = LayeredEndpoint<MemoryClientRegistry, Revoker<S>>;
 
 /// The composition of public layers that the endpoint must answer as.
 fn layered<S: TokenStore>(setup: &Setup, store: S) -> Layered<S> {
-    let cors = CorsPolicy::new()
-        .origins([GLOBAL_ORIGIN])
-        .unwrap()
-        .max_age(setup.cors_max_age)
-        .allow_get(setup.jsonp);
-    let mut auth = ClientAuthLayer::new(registry())
-        .realm(setup.realm)
-        .cors(&cors);
-    if let Some((max, window)) = setup.limiter {
-        auth = auth.limit_failures(AuthFailureLimiter::new(max, window));
-    }
-    let revoke = RevokeService::new(store).policy(setup.policy);
-    cors.layer_with_clients(registry()).layer(
-        FormLayer::new()
-            .limit(setup.body_limit)
-            .allow_get_with_callback(setup.jsonp)
-            .layer(
-                JsonpLayer::new()
-                    .enabled(setup.jsonp)
-                    .layer(auth.layer(cors.origin_check().layer(revoke))),
-            ),
-    )
+    builder(setup, store).build_layered().unwrap()
 }
 
 // Requests.

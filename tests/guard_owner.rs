@@ -32,9 +32,7 @@ fn registry() -> MemoryClientRegistry {
 /// An app with the revocation endpoint, a guarded `/api`, and the owner service whose
 /// login is a test header (`x-test-user`) standing in for the host's own.
 async fn start<S: TokenStore>(store: S) -> SocketAddr {
-    let revoke = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(registry(), store.clone())
         .build()
         .unwrap();
     let api = ServiceBuilder::new()

@@ -54,9 +54,7 @@ async fn server_with<R: ClientRegistry>(
     limiter: Option<AuthFailureLimiter>,
 ) -> (SocketAddr, MemoryStore) {
     let store = MemoryStore::new();
-    let mut builder = RevocationEndpoint::builder()
-        .clients(registry)
-        .store(store.clone());
+    let mut builder = RevocationEndpoint::builder(registry, store.clone());
     if let Some(limiter) = limiter {
         builder = builder.limit_failures(limiter);
     }
@@ -660,9 +658,7 @@ async fn concurrent_guesses_cannot_overspend_the_budget() {
 async fn axum_connect_info_is_the_limiters_address() {
     let store = MemoryStore::new();
     issue(&store, "owner-token").await;
-    let revoke = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(registry(), store.clone())
         .limit_failures(AuthFailureLimiter::new(3, Duration::from_secs(60)))
         .build()
         .unwrap();

@@ -99,9 +99,7 @@ fn app(store: MemoryStore) -> Router {
         Client::public("spa"),
     ]);
     let limiter = AuthFailureLimiter::new(3, Duration::from_secs(60));
-    let revoke = RevocationEndpoint::builder()
-        .clients(registry.clone())
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
         .limit_failures(limiter.clone())
         .build()
         .unwrap();
@@ -419,9 +417,7 @@ async fn jsonp_get_logged(app: Router, token: &str) -> String {
 
 /// The endpoint as the README mounts it: JSON-P on, under `tower_oauth_revoke::trace::layer()`.
 fn jsonp_app(store: MemoryStore) -> RevocationEndpoint<MemoryClientRegistry, MemoryStore> {
-    RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::public("spa")]))
-        .store(store)
+    RevocationEndpoint::builder(MemoryClientRegistry::new([Client::public("spa")]), store)
         .jsonp(true)
         .build()
         .unwrap()

@@ -88,14 +88,12 @@ fn in_secs(secs: u64) -> SystemTime {
 }
 
 fn endpoint<S: TokenStore>(store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
-    RevocationEndpoint::builder()
-        .clients(MemoryClientRegistry::new([Client::confidential(
-            "app",
-            "app-secret",
-        )]))
-        .store(store)
-        .build()
-        .unwrap()
+    RevocationEndpoint::builder(
+        MemoryClientRegistry::new([Client::confidential("app", "app-secret")]),
+        store,
+    )
+    .build()
+    .unwrap()
 }
 
 async fn revoke_over_http(addr: SocketAddr, token: &str) -> common::Reply {

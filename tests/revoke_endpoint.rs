@@ -32,9 +32,7 @@ fn registry() -> MemoryClientRegistry {
 }
 
 async fn start_with(store: MemoryStore, policy: RevocationPolicy) -> SocketAddr {
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store)
+    let endpoint = RevocationEndpoint::builder(registry(), store)
         .realm("test-realm")
         .policy(policy)
         .build()
@@ -549,9 +547,7 @@ async fn every_authentication_method_works() {
 
 #[tokio::test]
 async fn store_failure_is_503_never_200() {
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(DownStore)
+    let endpoint = RevocationEndpoint::builder(registry(), DownStore)
         .build()
         .unwrap();
     let addr = common::serve(endpoint).await;
@@ -564,9 +560,7 @@ async fn store_failure_is_503_never_200() {
 async fn mounts_in_axum() {
     let store = MemoryStore::new();
     let (access, _) = grant(&store, "app", "axum").await;
-    let endpoint = RevocationEndpoint::builder()
-        .clients(registry())
-        .store(store.clone())
+    let endpoint = RevocationEndpoint::builder(registry(), store.clone())
         .build()
         .unwrap();
     let app = axum::Router::new().route_service("/oauth2/revoke", endpoint);

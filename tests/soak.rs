@@ -82,9 +82,7 @@ struct Connections {
 /// Serves `/oauth2/revoke` and a guarded `/userinfo` on a free loopback port.
 async fn serve(store: MemoryStore, connections: Arc<Connections>) -> SocketAddr {
     let registry = MemoryClientRegistry::new([Client::confidential("app", "app-secret")]);
-    let revoke = RevocationEndpoint::builder()
-        .clients(registry)
-        .store(store.clone())
+    let revoke = RevocationEndpoint::builder(registry, store.clone())
         .limit_failures(AuthFailureLimiter::new(20, Duration::from_secs(60)))
         .build()
         .unwrap();
@@ -378,9 +376,7 @@ fn endpoint_heap_returns_to_its_level() {
         let clock = ManualClock::new();
         let store = MemoryStore::with_clock(clock.clone());
         let registry = MemoryClientRegistry::new([Client::confidential("app", "app-secret")]);
-        let endpoint = RevocationEndpoint::builder()
-            .clients(registry)
-            .store(store.clone())
+        let endpoint = RevocationEndpoint::builder(registry, store.clone())
             .build()
             .unwrap();
         let basic = encode_basic("app", "app-secret");

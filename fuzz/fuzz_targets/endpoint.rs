@@ -61,9 +61,7 @@ fn world() -> &'static World {
                 }
             }
         });
-        let endpoint = RevocationEndpoint::builder()
-            .clients(registry)
-            .store(store)
+        let endpoint = RevocationEndpoint::builder(registry, store)
             .body_limit(1024)
             .limit_failures(AuthFailureLimiter::with_capacity(
                 5,

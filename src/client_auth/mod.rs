@@ -131,7 +131,7 @@ use crate::{
 
 /// The client that authenticated this request, in the request's extensions (and, for
 /// request logs, in the response's; from [`RevocationEndpoint`](crate::RevocationEndpoint),
-/// with [`annotate_responses`](crate::RevocationEndpointBuilder::annotate_responses)).
+/// with [`annotate_responses`](crate::endpoint::EndpointBuilder::annotate_responses)).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
     client: Client,

@@ -20,7 +20,7 @@
 //! orders the look-up only; an unknown hint is ignored. The [`RevocationOutcome`] goes in
 //! the response's extensions, for request logs (from
 //! [`RevocationEndpoint`](crate::RevocationEndpoint), with
-//! [`annotate_responses`](crate::RevocationEndpointBuilder::annotate_responses)). Every answer carries
+//! [`annotate_responses`](crate::endpoint::EndpointBuilder::annotate_responses)). Every answer carries
 //! `Cache-Control: no-store` and `Pragma: no-cache`.
 //!
 //! ```
@@ -59,6 +59,7 @@ use tower_service::Service;
 use crate::trace::Escaped;
 use crate::{
     client_auth::{AuthenticatedClient, ClientKind},
+    endpoint::{EndpointStep, StepRequest, StepService},
     error::{set_no_store, OAuthError},
     form::FormParams,
     store::{
@@ -186,40 +187,37 @@ pub fn answer(
     }
 }
 
-/// The RFC 7009 revocation service; see the [module docs](self).
+/// The RFC 7009 revocation service, last behind the composed layers; see the
+/// [module docs](self). It is the [`Revoker`] step as a service.
 #[derive(Debug, Clone)]
 pub struct RevokeService<S> {
-    store: S,
-    policy: RevocationPolicy,
+    inner: StepService<Revoker<S>>,
 }
 
 impl<S> RevokeService<S> {
     /// Revokes in `store` with the default policy.
     pub fn new(store: S) -> Self {
         Self {
-            store,
-            policy: RevocationPolicy::default(),
+            inner: StepService::new(Revoker::new(store)),
         }
     }
 
     /// Sets the policy.
     #[must_use]
-    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
-        self.policy = policy;
-        self
+    pub fn policy(self, policy: RevocationPolicy) -> Self
+    where
+        S: Clone,
+    {
+        let step = self.inner.step().clone().policy(policy);
+        Self {
+            inner: StepService::new(step),
+        }
     }
 
     /// The store.
     pub fn store(&self) -> &S {
-        &self.store
+        self.inner.step().store()
     }
-}
-
-/// The empty 200 of a successful revocation, with `no-store` headers.
-pub(crate) fn success() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::default());
-    set_no_store(response.headers_mut());
-    response
 }
 
 impl<S, B> Service<Request<B>> for RevokeService<S>
@@ -230,39 +228,22 @@ where
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let (Some(params), Some(client)) = (
-            req.extensions().get::<FormParams>(),
-            req.extensions().get::<AuthenticatedClient>(),
-        ) else {
-            tracing::error!("RevokeService needs FormLayer and ClientAuthLayer in front of it");
-            return ResponseFuture::ready(
-                OAuthError::server_error("the revocation endpoint is misconfigured").to_response(),
-            );
-        };
-        // Hashed here: the future carries the digest, never a copy of the token.
-        let (hash, hint) = match read_request(params, client) {
-            Ok(read) => read,
-            Err(err) => return ResponseFuture::ready(err.to_response()),
-        };
-        let client = client.clone();
-        let store = self.store.clone();
-        let policy = self.policy;
         ResponseFuture {
-            inner: Kind::Pending(Box::pin(async move {
-                let (mut response, outcome) = execute(&store, &policy, &client, &hash, hint).await;
-                if let Some(outcome) = outcome {
-                    // For the host's request log.
-                    response.extensions_mut().insert(outcome);
-                }
-                Ok(response)
-            })),
+            inner: self.inner.call(req),
         }
     }
+}
+
+/// The empty 200 of a successful revocation, with `no-store` headers.
+pub(crate) fn success() -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    set_no_store(response.headers_mut());
+    response
 }
 
 /// The token's digest and the hint of a revocation request; an error without `token`.
@@ -297,7 +278,7 @@ pub(crate) async fn execute<S: TokenStore>(
     client: &AuthenticatedClient,
     hash: &TokenHash,
     hint: Option<TokenKind>,
-) -> (Response<Full<Bytes>>, Option<RevocationOutcome>) {
+) -> (Response<Bytes>, Option<RevocationOutcome>) {
     // Timed only for the events below: a clock read is not free.
     let start = tracing::enabled!(tracing::Level::INFO).then(std::time::Instant::now);
     let result = revoke_hash(store, client, hash, hint, policy).await;
@@ -321,7 +302,7 @@ pub(crate) async fn execute<S: TokenStore>(
             );
             let response = match answer(outcome, client, policy) {
                 Ok(()) => success(),
-                Err(err) => err.to_response(),
+                Err(err) => err.to_bytes_response(),
             };
             (response, Some(outcome))
         }
@@ -336,9 +317,57 @@ pub(crate) async fn execute<S: TokenStore>(
                 "the token store is unavailable; try again later",
                 1,
             )
-            .to_response();
+            .to_bytes_response();
             (response, None)
         }
+    }
+}
+
+/// The revocation step of an [`Endpoint`](crate::endpoint::Endpoint): `token` and
+/// `token_type_hint` from the form, revoked atomically in the store on behalf of the
+/// authenticated client; see the [module docs](self). [`RevocationEndpoint`] is the
+/// pipeline with this step.
+///
+/// [`RevocationEndpoint`]: crate::RevocationEndpoint
+#[derive(Debug, Clone)]
+pub struct Revoker<S> {
+    store: S,
+    policy: RevocationPolicy,
+}
+
+impl<S> Revoker<S> {
+    /// Revokes in `store` with the default policy.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            policy: RevocationPolicy::default(),
+        }
+    }
+
+    /// Sets the policy.
+    #[must_use]
+    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+impl<S: TokenStore> EndpointStep for Revoker<S> {
+    async fn answer(&self, request: StepRequest<'_>) -> Result<Response<Bytes>, OAuthError> {
+        // Hashed at once: the future carries the digest, never a copy of the token.
+        let (hash, hint) = read_request(request.params(), request.client())?;
+        let (mut response, outcome) =
+            execute(&self.store, &self.policy, request.client(), &hash, hint).await;
+        if let (true, Some(outcome)) = (request.annotate(), outcome) {
+            // For the host's request log.
+            response.extensions_mut().insert(outcome);
+        }
+        Ok(response)
     }
 }
 
@@ -346,20 +375,7 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infal
 
 /// The response future of [`RevokeService`].
 pub struct ResponseFuture {
-    inner: Kind,
-}
-
-enum Kind {
-    Ready(Option<Response<Full<Bytes>>>),
-    Pending(BoxFuture),
-}
-
-impl ResponseFuture {
-    fn ready(response: Response<Full<Bytes>>) -> Self {
-        Self {
-            inner: Kind::Ready(Some(response)),
-        }
-    }
+    inner: BoxFuture,
 }
 
 impl fmt::Debug for ResponseFuture {
@@ -372,11 +388,6 @@ impl Future for ResponseFuture {
     type Output = Result<Response<Full<Bytes>>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.inner {
-            Kind::Ready(response) => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-            Kind::Pending(future) => future.as_mut().poll(cx),
-        }
+        self.inner.as_mut().poll(cx)
     }
 }

@@ -115,9 +115,7 @@ use super::{
 ///     .connect("redis://127.0.0.1:6379")
 ///     .await
 ///     .expect("Redis answers");
-/// let revoke = RevocationEndpoint::builder()
-///     .clients(MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]))
-///     .store(store)
+/// let revoke = RevocationEndpoint::builder(MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]), store)
 ///     .build()
 ///     .expect("valid configuration");
 /// # let _ = revoke;

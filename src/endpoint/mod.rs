@@ -1,65 +1,78 @@
-//! The composed revocation endpoint and its builder.
+//! The pipeline every OAuth endpoint of the crate shares, generic over its last step.
 //!
-//! The endpoint runs, in order: CORS ([`crate::cors`]), form ([`crate::form`]), JSONP
-//! ([`crate::jsonp`]), client authentication ([`crate::client_auth`]), the origin check
-//! ([`crate::cors`]) and revocation ([`crate::revoke`]); each step answers as its layer
-//! does. The steps after CORS run in one future, with no request extension and no clone of
-//! a service per request. Composing the layers gives the same answers
-//! (`tests/equivalence.rs` checks it on generated requests), one boxed future and one clone
-//! per layer dearer.
+//! A request flows through it once, outside in, and nothing is parsed twice:
+//!
+//! ```text
+//! request
+//!   -> CORS            tower_http::cors: configured origins and each client's own
+//!   -> form            reads the bounded urlencoded body once; rejects duplicates
+//!   -> JSONP           takes `callback`, validates it, wraps the response (opt-in)
+//!   -> client auth     Basic / body credentials / public client_id; the registry; the limiter
+//!   -> origin check    a browser origin must be allowed for that client
+//!   -> STEP            revoke (RevocationEndpoint) | the host's own (EndpointStep)
+//! ```
+//!
+//! [`Endpoint`] runs the steps after CORS in one future per request, with no request
+//! extension and no clone of a service per request; each step answers as its public layer
+//! does, and [`EndpointBuilder::build_layered`] composes those layers from the same
+//! configuration (`tests/equivalence.rs` checks on generated requests that the two answer
+//! alike).
+//!
+//! [`RevocationEndpoint`](crate::RevocationEndpoint) is the pipeline with the
+//! [`Revoker`](crate::revoke::Revoker) step; a host's token endpoint is the pipeline with
+//! its own [`EndpointStep`].
 
 use std::{
     convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
 };
 
 use bytes::Bytes;
 use http::{request::Parts, HeaderMap, Request, Response};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::Full;
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
     body::BoxError,
-    client_auth::{
-        authenticate_request, AuthFailureLimiter, ClientAuthLayer, ClientRegistry, RemoteAddr,
-    },
-    cors::{
-        add_vary, check_origin, is_cors_request, CorsPolicy, CorsPolicyService, DEFAULT_MAX_AGE,
-    },
-    form::{read_form, FormLayer, FormParams, FormPlan, DEFAULT_LIMIT},
+    client_auth::{authenticate_request, ClientAuthLayer, ClientRegistry, RemoteAddr},
+    cors::{add_vary, check_origin, is_cors_request, CorsPolicyService},
+    form::{read_form, FormLayer, FormParams, FormPlan},
     jsonp::{find_callback, wrap, JsonpBody},
     origin::Origin,
-    revoke::{execute, read_request, RevocationPolicy},
-    store::TokenStore,
 };
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+mod body;
+mod builder;
+mod step;
 
-/// The RFC 7009 revocation endpoint: CORS, form, JSONP, client authentication, the origin
-/// check and revocation composed into one `Clone + Send + Sync` service with
-/// `Error = Infallible`, ready for `axum::Router::route_service` or hyper-util's
-/// `TowerToHyperService`.
+use self::body::{BoxFuture, PipelineResponse};
+pub use self::{
+    body::{EndpointBody, EndpointFuture},
+    builder::{BuildError, EndpointBuilder, LayeredEndpoint},
+    step::{EndpointStep, StepRequest, StepService},
+};
+
+/// An OAuth endpoint: CORS, form, JSONP, client authentication, the origin check and a last
+/// step `T`, composed into one `Clone + Send + Sync` service with `Error = Infallible`,
+/// ready for `axum::Router::route_service` or hyper-util's `TowerToHyperService`.
 ///
-/// Build it with [`RevocationEndpoint::builder`].
+/// Build the revocation endpoint with [`RevocationEndpoint::builder`](crate::RevocationEndpoint),
+/// any other with [`Endpoint::with_step`].
 ///
 /// # Browsers
 ///
 /// CORS is always on, for the origins given to
-/// [`cors_origins`](RevocationEndpointBuilder::cors_origins) and those each client lists
+/// [`cors_origins`](EndpointBuilder::cors_origins) and those each client lists
 /// ([`Client::with_origins`](crate::client_auth::Client::with_origins)); see
-/// [`crate::cors`]. A request that carries an `Origin` allowed neither globally nor for
-/// the authenticated client is refused with 400 `invalid_request` before anything is
-/// revoked. Requests without `Origin` (servers) are not affected.
+/// [`crate::cors`]. A request whose `Origin` nothing allows is refused with 400
+/// `invalid_request` before its credentials are read; one whose `Origin` is not allowed
+/// for the authenticated client, before the step runs. Requests without `Origin` (servers)
+/// are not affected.
 ///
-/// With [`jsonp(true)`](RevocationEndpointBuilder::jsonp) the endpoint also answers
+/// With [`jsonp(true)`](EndpointBuilder::jsonp) the endpoint also answers
 /// `GET ?token=...&client_id=...&callback=...` ([RFC 7009 §2.3]) and wraps answers for a
 /// `callback` given in the query or the form body; see [`crate::jsonp`]. A `GET` puts the
 /// token in the URL, where access logs, proxies and browser history keep it: prefer `POST`
@@ -67,299 +80,47 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// accepted in a URL (400). Without `callback`, `GET` stays 405.
 ///
 /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
-pub struct RevocationEndpoint<R, S> {
-    steps: Steps<R, S>,
-    cors: Arc<CorsPolicyService<Steps<R, S>>>,
+pub struct Endpoint<R, T> {
+    pipeline: Arc<Pipeline<R, T>>,
+    cors: Arc<CorsPolicyService<Fused<R, T>>>,
 }
 
-impl<R, S> Clone for RevocationEndpoint<R, S> {
+impl<R, T> Clone for Endpoint<R, T> {
     fn clone(&self) -> Self {
         Self {
-            steps: self.steps.clone(),
+            pipeline: self.pipeline.clone(),
             cors: self.cors.clone(),
         }
     }
 }
 
-impl<R, S> fmt::Debug for RevocationEndpoint<R, S> {
+impl<R, T> fmt::Debug for Endpoint<R, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationEndpoint").finish_non_exhaustive()
+        f.debug_struct("Endpoint").finish_non_exhaustive()
     }
 }
 
-impl RevocationEndpoint<(), ()> {
-    /// A builder: set [`clients`](RevocationEndpointBuilder::clients) and
-    /// [`store`](RevocationEndpointBuilder::store), then [`build`](RevocationEndpointBuilder::build).
-    pub fn builder() -> RevocationEndpointBuilder<(), ()> {
-        RevocationEndpointBuilder {
-            clients: (),
-            store: (),
-            body_limit: DEFAULT_LIMIT,
-            realm: crate::error::DEFAULT_REALM.to_owned(),
-            policy: RevocationPolicy::default(),
-            limiter: None,
-            cors_origins: Vec::new(),
-            cors_max_age: DEFAULT_MAX_AGE,
-            jsonp: false,
-            annotate: false,
-        }
-    }
-}
-
-/// Builds a [`RevocationEndpoint`].
-#[must_use]
-pub struct RevocationEndpointBuilder<R, S> {
-    clients: R,
-    store: S,
-    body_limit: usize,
-    realm: String,
-    policy: RevocationPolicy,
-    limiter: Option<AuthFailureLimiter>,
-    cors_origins: Vec<String>,
-    cors_max_age: Duration,
-    jsonp: bool,
-    annotate: bool,
-}
-
-impl<R, S> fmt::Debug for RevocationEndpointBuilder<R, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RevocationEndpointBuilder")
-            .field("body_limit", &self.body_limit)
-            .field("realm", &self.realm)
-            .field("policy", &self.policy)
-            .field("cors_origins", &self.cors_origins)
-            .field("cors_max_age", &self.cors_max_age)
-            .field("jsonp", &self.jsonp)
-            .field("annotate", &self.annotate)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A configuration the builder cannot build.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BuildError {
-    message: String,
-}
-
-impl BuildError {
-    pub(crate) fn new(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for BuildError {}
-
-impl<R, S> RevocationEndpointBuilder<R, S> {
-    /// The client registry that authenticates clients.
-    pub fn clients<R2: ClientRegistry>(self, clients: R2) -> RevocationEndpointBuilder<R2, S> {
-        RevocationEndpointBuilder {
-            clients,
-            store: self.store,
-            body_limit: self.body_limit,
-            realm: self.realm,
-            policy: self.policy,
-            limiter: self.limiter,
-            cors_origins: self.cors_origins,
-            cors_max_age: self.cors_max_age,
-            jsonp: self.jsonp,
-            annotate: self.annotate,
-        }
-    }
-
-    /// The token store that revokes.
-    pub fn store<S2: TokenStore>(self, store: S2) -> RevocationEndpointBuilder<R, S2> {
-        RevocationEndpointBuilder {
-            clients: self.clients,
-            store,
-            body_limit: self.body_limit,
-            realm: self.realm,
-            policy: self.policy,
-            limiter: self.limiter,
-            cors_origins: self.cors_origins,
-            cors_max_age: self.cors_max_age,
-            jsonp: self.jsonp,
-            annotate: self.annotate,
-        }
-    }
-
-    /// The body limit in bytes (default 8 KiB).
-    pub fn body_limit(mut self, limit: usize) -> Self {
-        self.body_limit = limit;
-        self
-    }
-
-    /// The realm of `WWW-Authenticate: Basic realm="..."` (default
-    /// [`DEFAULT_REALM`](crate::error::DEFAULT_REALM), `oauth`).
-    pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = realm.into();
-        self
-    }
-
-    /// The revocation policy.
-    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
-        self.policy = policy;
-        self
-    }
-
-    /// Limits failed client authentications per client id and remote address.
-    pub fn limit_failures(mut self, limiter: AuthFailureLimiter) -> Self {
-        self.limiter = Some(limiter);
-        self
-    }
-
-    /// Browser origins allowed for every client (CORS), such as `https://app.example.com`:
-    /// exact origins, no path, no `*`, not `null`. Clients' own origins are allowed too.
-    /// An invalid origin makes [`build`](Self::build) fail.
-    pub fn cors_origins<I, T>(mut self, origins: I) -> Self
-    where
-        I: IntoIterator<Item = T>,
-        T: AsRef<str>,
-    {
-        self.cors_origins = origins.into_iter().map(|o| o.as_ref().to_owned()).collect();
-        self
-    }
-
-    /// How long browsers may cache a CORS preflight answer (default 10 minutes).
-    pub fn cors_max_age(mut self, max_age: Duration) -> Self {
-        self.cors_max_age = max_age;
-        self
-    }
-
-    /// Turns JSONP on ([RFC 7009 §2.3]): responses are wrapped for a valid `callback`, and
-    /// `GET` with `callback` is accepted, its parameters taken from the query string. Off
-    /// by default. See [`RevocationEndpoint`] on tokens in URLs.
-    ///
-    /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
-    pub fn jsonp(mut self, enabled: bool) -> Self {
-        self.jsonp = enabled;
-        self
-    }
-
-    /// Puts, for request logs, the [`AuthenticatedClient`] and the [`RevocationOutcome`]
-    /// of each revocation in the response's extensions (as [`ClientAuth`] and
-    /// [`RevokeService`] do). Off by default: it costs four allocations per request.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use tower::ServiceExt;
-    /// use tower_oauth_revoke::{
-    ///     client_auth::{encode_basic, AuthenticatedClient, Client, MemoryClientRegistry},
-    ///     store::{MemoryStore, RevocationOutcome},
-    ///     RevocationEndpoint,
-    /// };
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let endpoint = RevocationEndpoint::builder()
-    ///     .clients(MemoryClientRegistry::new([Client::confidential("app", "s3cret")]))
-    ///     .store(MemoryStore::new())
-    ///     .annotate_responses(true)
-    ///     .build()
-    ///     .unwrap();
-    /// let request = http::Request::post("/oauth2/revoke")
-    ///     .header("authorization", encode_basic("app", "s3cret"))
-    ///     .header("content-type", "application/x-www-form-urlencoded")
-    ///     .body(Full::new(Bytes::from_static(b"token=unknown")))
-    ///     .unwrap();
-    /// let response = endpoint.oneshot(request).await.unwrap();
-    /// assert_eq!(response.extensions().get::<AuthenticatedClient>().unwrap().id(), "app");
-    /// assert_eq!(
-    ///     response.extensions().get::<RevocationOutcome>(),
-    ///     Some(&RevocationOutcome::NotActive)
-    /// );
-    /// # }
-    /// ```
-    ///
-    /// [`AuthenticatedClient`]: crate::client_auth::AuthenticatedClient
-    /// [`RevocationOutcome`]: crate::store::RevocationOutcome
-    /// [`ClientAuth`]: crate::client_auth::ClientAuth
-    /// [`RevokeService`]: crate::revoke::RevokeService
-    pub fn annotate_responses(mut self, enabled: bool) -> Self {
-        self.annotate = enabled;
-        self
-    }
-}
-
-impl<R: ClientRegistry, S: TokenStore> RevocationEndpointBuilder<R, S> {
-    /// Builds the endpoint.
-    ///
-    /// Fails when an origin given to [`cors_origins`](Self::cors_origins) is not a valid
-    /// origin.
-    pub fn build(self) -> Result<RevocationEndpoint<R, S>, BuildError> {
-        let cors = CorsPolicy::new()
-            .origins(&self.cors_origins)
-            .map_err(|err| BuildError::new(format!("cors_origins: {err}")))?
-            .max_age(self.cors_max_age)
-            .allow_get(self.jsonp);
-        let mut auth = ClientAuthLayer::new(self.clients.clone())
-            .realm(&self.realm)
-            .cors(&cors);
-        if let Some(limiter) = self.limiter {
-            auth = auth.limit_failures(limiter);
-        }
-        let steps = Steps {
-            inner: Arc::new(StepsInner {
-                form: FormLayer::new()
-                    .limit(self.body_limit)
-                    .allow_get_with_callback(self.jsonp),
-                jsonp: self.jsonp,
-                auth,
-                origins: cors.configured_origins().into(),
-                store: self.store,
-                policy: self.policy,
-                annotate: self.annotate,
-            }),
-        };
-        let cors = cors.layer_with_clients(self.clients).layer(steps.clone());
-        Ok(RevocationEndpoint {
-            steps,
-            cors: Arc::new(cors),
-        })
-    }
-}
-
-/// The steps after CORS, in one future.
-struct Steps<R, S> {
-    inner: Arc<StepsInner<R, S>>,
-}
-
-impl<R, S> Clone for Steps<R, S> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-struct StepsInner<R, S> {
+/// The steps after CORS, configured once and shared by every request.
+struct Pipeline<R, T> {
     form: FormLayer,
     jsonp: bool,
     auth: ClientAuthLayer<R>,
     origins: Arc<[Origin]>,
-    store: S,
-    policy: RevocationPolicy,
+    step: T,
     annotate: bool,
 }
 
-impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
+impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
     /// Form, JSONP, then the rest, with `Vary` when `tower_http::cors` is not in front. As
     /// in the layered stack, the form's refusals and a bad callback are answered unwrapped.
     ///
-    /// This is the one future of a request: it takes the steps by `Arc` and keeps across
+    /// This is the one future of a request: it takes the pipeline by `Arc` and keeps across
     /// its awaits only what the later steps read, so that it stays small to move.
     async fn handle<B>(
         self: Arc<Self>,
         req: Request<B>,
         vary: bool,
-    ) -> Result<Response<JsonpBody<Full<Bytes>>>, Infallible>
+    ) -> Result<PipelineResponse, Infallible>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -404,9 +165,9 @@ impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
         Ok(response)
     }
 
-    /// Client authentication, the origin check and revocation; with
-    /// [`annotate_responses`](RevocationEndpointBuilder::annotate_responses), the client and
-    /// the outcome go in the response's extensions.
+    /// Client authentication, the origin check and the step; with
+    /// [`annotate_responses`](EndpointBuilder::annotate_responses), the client goes in the
+    /// response's extensions.
     async fn authenticated(
         &self,
         headers: &HeaderMap,
@@ -425,105 +186,58 @@ impl<R: ClientRegistry, S: TokenStore> StepsInner<R, S> {
             Ok(client) => client,
             Err(err) => return err.to_response(),
         };
-        let checked = check_origin(&self.origins, headers, Some(&client))
-            .and_then(|()| read_request(params, &client));
-        let (mut response, outcome) = match checked {
-            Ok((hash, hint)) => execute(&self.store, &self.policy, &client, &hash, hint).await,
-            Err(err) => (err.to_response(), None),
+        if let Err(err) = check_origin(&self.origins, headers, Some(&client)) {
+            return err.to_response();
+        }
+        let request = StepRequest {
+            client: &client,
+            params,
+            headers,
+            remote_addr: addr,
+            annotate: self.annotate,
         };
+        let mut response = step::render(self.step.answer(request).await);
         if self.annotate {
-            let extensions = response.extensions_mut();
-            if let Some(outcome) = outcome {
-                extensions.insert(outcome);
-            }
-            extensions.insert(client);
+            response.extensions_mut().insert(client);
         }
         response
     }
 }
 
-impl<R, S, B> Service<Request<B>> for Steps<R, S>
+/// The pipeline after CORS as the service `tower_http::cors` wraps.
+struct Fused<R, T>(Arc<Pipeline<R, T>>);
+
+impl<R, T> Clone for Fused<R, T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<R, T, B> Service<Request<B>> for Fused<R, T>
 where
     R: ClientRegistry,
-    S: TokenStore,
+    T: EndpointStep,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<JsonpBody<Full<Bytes>>>;
+    type Response = PipelineResponse;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Self::Response, Infallible>>;
+    type Future = BoxFuture<Result<PipelineResponse, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        Box::pin(self.inner.clone().handle(req, false))
+        Box::pin(self.0.clone().handle(req, false))
     }
 }
 
-pin_project! {
-    /// The response body of [`RevocationEndpoint`]; empty by default.
-    #[derive(Default)]
-    pub struct EndpointBody {
-        #[pin]
-        inner: JsonpBody<Full<Bytes>>,
-    }
-}
-
-impl fmt::Debug for EndpointBody {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointBody").finish_non_exhaustive()
-    }
-}
-
-impl Body for EndpointBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.project().inner.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The response future of [`RevocationEndpoint`].
-pub struct EndpointFuture {
-    inner: BoxFuture<Result<Response<JsonpBody<Full<Bytes>>>, Infallible>>,
-}
-
-impl fmt::Debug for EndpointFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for EndpointFuture {
-    type Output = Result<Response<EndpointBody>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner
-            .as_mut()
-            .poll(cx)
-            .map(|r| r.map(|response| response.map(|inner| EndpointBody { inner })))
-    }
-}
-
-impl<R, S, B> Service<Request<B>> for RevocationEndpoint<R, S>
+impl<R, T, B> Service<Request<B>> for Endpoint<R, T>
 where
     R: ClientRegistry,
-    S: TokenStore,
+    T: EndpointStep,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
@@ -539,12 +253,12 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let inner: BoxFuture<_> = if is_cors_request(&req) {
-            // Preflights and requests with `Origin`: `tower_http::cors` over the steps.
-            // `Cors` is ready whenever its inner service is, and the steps always are.
+            // Preflights and requests with `Origin`: `tower_http::cors` over the pipeline.
+            // `Cors` is ready whenever its inner service is, and the pipeline always is.
             Box::pin(CorsPolicyService::clone(&self.cors).call(req))
         } else {
             // Not a CORS request: only `Vary`, as `tower_http::cors` would set it.
-            Box::pin(self.steps.inner.clone().handle(req, true))
+            Box::pin(self.pipeline.clone().handle(req, true))
         };
         EndpointFuture { inner }
     }
@@ -557,8 +271,10 @@ mod tests {
         client_auth::{Client, MemoryClientRegistry},
         store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord},
     };
+    use crate::{store::TokenStore, RevocationEndpoint};
     use http::{HeaderMap, StatusCode};
     use http_body_util::BodyExt;
+    use std::time::Duration;
     use std::time::SystemTime;
     use tower::ServiceExt;
 
@@ -592,9 +308,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        let endpoint = RevocationEndpoint::builder()
-            .clients(registry)
-            .store(store.clone())
+        let endpoint = RevocationEndpoint::builder(registry, store.clone())
             .cors_origins(["https://app.test"])
             .cors_max_age(Duration::from_secs(42))
             .jsonp(jsonp)
@@ -646,9 +360,7 @@ mod tests {
 
     #[test]
     fn invalid_cors_origin_is_a_build_error() {
-        let err = RevocationEndpoint::builder()
-            .clients(MemoryClientRegistry::default())
-            .store(MemoryStore::new())
+        let err = RevocationEndpoint::builder(MemoryClientRegistry::default(), MemoryStore::new())
             .cors_origins(["https://app.test", "https://x.test/path"])
             .build()
             .unwrap_err();

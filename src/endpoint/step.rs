@@ -1,0 +1,207 @@
+//! The last step of an endpoint: the seam where the protocol goes.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body_util::Full;
+use tower_service::Service;
+
+use crate::{
+    client_auth::{AuthenticatedClient, RemoteAddr},
+    error::OAuthError,
+    form::FormParams,
+};
+
+/// What an [`Endpoint`](super::Endpoint) does once the pipeline has read the form,
+/// authenticated the client and checked the origin: revoke, introspect, issue a token.
+///
+/// The pipeline renders an `Err` as the OAuth error response, and turns an `Ok` response's
+/// bytes into the body; CORS and JSON-P wrap either. A step is called only for requests that
+/// passed every earlier step, so it never sees an unauthenticated request.
+///
+/// A host's own token endpoint is the pipeline with its own step:
+///
+/// ```
+/// use bytes::Bytes;
+/// use http::{header, Response};
+/// use tower_oauth_revoke::{
+///     client_auth::{Client, MemoryClientRegistry},
+///     endpoint::{Endpoint, EndpointStep, StepRequest},
+///     error::OAuthError,
+/// };
+///
+/// /// Answers `grant_type=client_credentials` with a greeting instead of a token.
+/// struct Greeter;
+///
+/// impl EndpointStep for Greeter {
+///     async fn answer(&self, request: StepRequest<'_>) -> Result<Response<Bytes>, OAuthError> {
+///         if request.params().get("grant_type") != Some("client_credentials") {
+///             return Err(OAuthError::invalid_request("`grant_type` must be client_credentials"));
+///         }
+///         let body = format!("{{\"hello\":\"{}\"}}", request.client().id());
+///         let mut response = Response::new(Bytes::from(body));
+///         response.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+///         Ok(response)
+///     }
+/// }
+///
+/// let clients = MemoryClientRegistry::new([Client::confidential("app", "a-long-random-secret")]);
+/// let token_endpoint = Endpoint::with_step(clients, Greeter).realm("example").build().unwrap();
+/// let app: axum::Router = axum::Router::new().route_service("/oauth2/token", token_endpoint);
+/// # let _ = app;
+/// ```
+pub trait EndpointStep: Send + Sync + 'static {
+    /// Answers an authenticated request.
+    fn answer(
+        &self,
+        request: StepRequest<'_>,
+    ) -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send;
+}
+
+impl<T: EndpointStep> EndpointStep for Arc<T> {
+    fn answer(
+        &self,
+        request: StepRequest<'_>,
+    ) -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send {
+        (**self).answer(request)
+    }
+}
+
+/// What the pipeline hands its last step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRequest<'a> {
+    pub(crate) client: &'a AuthenticatedClient,
+    pub(crate) params: &'a FormParams,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) remote_addr: Option<RemoteAddr>,
+    pub(crate) annotate: bool,
+}
+
+impl<'a> StepRequest<'a> {
+    /// A request for a step, for tests and hosts that call a step themselves.
+    pub fn new(
+        client: &'a AuthenticatedClient,
+        params: &'a FormParams,
+        headers: &'a HeaderMap,
+    ) -> Self {
+        Self {
+            client,
+            params,
+            headers,
+            remote_addr: None,
+            annotate: false,
+        }
+    }
+
+    /// The authenticated client.
+    pub fn client(&self) -> &'a AuthenticatedClient {
+        self.client
+    }
+
+    /// The request's parameters (the form body, or a JSON-P `GET`'s query).
+    pub fn params(&self) -> &'a FormParams {
+        self.params
+    }
+
+    /// The request's headers.
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The peer's address, when the host provides it.
+    pub fn remote_addr(&self) -> Option<RemoteAddr> {
+        self.remote_addr
+    }
+
+    /// Whether the endpoint annotates responses for request logs
+    /// ([`annotate_responses`](super::EndpointBuilder::annotate_responses)): a step may then
+    /// put what it did in its response's extensions.
+    pub fn annotate(&self) -> bool {
+        self.annotate
+    }
+}
+
+/// An [`EndpointStep`] as a tower service behind the composed layers: it reads the
+/// [`FormParams`] and the [`AuthenticatedClient`] that [`FormLayer`](crate::form::FormLayer)
+/// and [`ClientAuthLayer`](crate::client_auth::ClientAuthLayer) put in the request's
+/// extensions. [`EndpointBuilder::build_layered`](super::EndpointBuilder::build_layered)
+/// puts it last.
+#[derive(Debug)]
+pub struct StepService<T> {
+    step: Arc<T>,
+}
+
+impl<T> Clone for StepService<T> {
+    fn clone(&self) -> Self {
+        Self {
+            step: self.step.clone(),
+        }
+    }
+}
+
+impl<T> StepService<T> {
+    /// The service of `step`.
+    pub fn new(step: T) -> Self {
+        Self {
+            step: Arc::new(step),
+        }
+    }
+
+    /// The step.
+    pub fn step(&self) -> &T {
+        &self.step
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+impl<T, B> Service<Request<B>> for StepService<T>
+where
+    T: EndpointStep,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Full<Bytes>>, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (parts, _body) = req.into_parts();
+        let step = self.step.clone();
+        Box::pin(async move {
+            let (Some(params), Some(client)) = (
+                parts.extensions.get::<FormParams>(),
+                parts.extensions.get::<AuthenticatedClient>(),
+            ) else {
+                tracing::error!("an endpoint step needs FormLayer and ClientAuthLayer in front");
+                return Ok(OAuthError::server_error("the endpoint is misconfigured").to_response());
+            };
+            let request = StepRequest {
+                client,
+                params,
+                headers: &parts.headers,
+                remote_addr: RemoteAddr::from_extensions(&parts.extensions),
+                // The layers always annotate: `ClientAuth` puts the client in the response.
+                annotate: true,
+            };
+            Ok(render(step.answer(request).await))
+        })
+    }
+}
+
+/// A step's answer as a response: its bytes as the body, or the OAuth error.
+pub(crate) fn render(answer: Result<Response<Bytes>, OAuthError>) -> Response<Full<Bytes>> {
+    match answer {
+        Ok(response) => response.map(Full::new),
+        Err(err) => err.to_response(),
+    }
+}
