@@ -449,7 +449,7 @@ async fn client_authentication_failures_are_401() {
         assert_error(&reply, 401, "invalid_client");
         assert!(reply.headers.contains_key("www-authenticate"), "{header}");
     }
-    // Body credentials or none: no WWW-Authenticate.
+    // Body credentials or none: a 401 carries a challenge all the same (RFC 9110 §15.5.2).
     for creds in [
         "",
         "client_id=app&client_secret=wrong&",
@@ -459,7 +459,10 @@ async fn client_authentication_failures_are_401() {
     ] {
         let reply = post_form(addr, "/", &[], &format!("{creds}{body}")).await;
         assert_error(&reply, 401, "invalid_client");
-        assert!(!reply.headers.contains_key("www-authenticate"), "{creds}");
+        assert_eq!(
+            reply.headers["www-authenticate"], "Basic realm=\"test-realm\"",
+            "{creds}"
+        );
     }
     // A client restricted to Basic may not post its secret.
     let reply = post_form(

@@ -9,8 +9,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | no credentials, unknown client, wrong secret, method not allowed for the client | 401 `invalid_client` |
-//! | the same, with an `Authorization` header | 401 `invalid_client` + `WWW-Authenticate: Basic realm="..."` |
+//! | no credentials, unknown client, wrong secret, method not allowed for the client | 401 `invalid_client` + `WWW-Authenticate: Basic realm="..."` |
 //! | Basic plus body credentials, or a body `client_id` other than the Basic one | 400 `invalid_request` |
 //! | too many failures from this client id and address ([`AuthFailureLimiter`]) | 429 + `Retry-After` |
 //! | the registry fails | 503 `temporarily_unavailable` + `Retry-After` |
@@ -375,8 +374,7 @@ impl<R> ClientAuthLayer<R> {
 }
 
 /// The whole client authentication of a request, failure limit and logs included: the
-/// client, or the error to answer with (with `WWW-Authenticate` when the client tried the
-/// `Authorization` header).
+/// client, or the error to answer with (a 401 always with `WWW-Authenticate: Basic`).
 ///
 /// The failure budget counts only real guesses: a request from an origin nothing allows,
 /// malformed credentials, and credentials with no secret to check (a confidential client
@@ -389,9 +387,9 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     addr: Option<RemoteAddr>,
 ) -> Result<AuthenticatedClient, OAuthError> {
     known_origin(registry, &config.origins, headers).await?;
-    let tried_header = headers.contains_key(header::AUTHORIZATION);
+    // RFC 9110 §15.5.2: every 401 carries a challenge, whichever way the client tried.
     let challenge = |err: OAuthError| -> OAuthError {
-        if tried_header && err.status() == StatusCode::UNAUTHORIZED {
+        if err.status() == StatusCode::UNAUTHORIZED {
             err.with_www_authenticate(config.www_authenticate.clone())
         } else {
             err
