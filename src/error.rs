@@ -103,6 +103,7 @@ pub struct OAuthError {
     description: Cow<'static, str>,
     www_authenticate: Option<HeaderValue>,
     retry_after: Option<u64>,
+    allow: Option<&'static str>,
 }
 
 impl OAuthError {
@@ -118,6 +119,7 @@ impl OAuthError {
             description: description.into(),
             www_authenticate: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -170,10 +172,18 @@ impl OAuthError {
         )
     }
 
-    /// 405 for a method the endpoint does not accept, with `Allow`.
-    pub(crate) fn method_not_allowed() -> Self {
-        Self::invalid_request("the method is not allowed here; use POST")
-            .with_status(StatusCode::METHOD_NOT_ALLOWED)
+    /// 405 `invalid_request` for a method the endpoint does not accept, with
+    /// `Allow: allow` (RFC 9110 §15.5.6), e.g. `"POST"` or `"GET, DELETE"`.
+    ///
+    /// # Panics
+    ///
+    /// If `allow` is not a valid header value (a constant such as `"POST"` always is).
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        let _ = HeaderValue::from_static(allow);
+        let mut err = Self::invalid_request(format!("the method is not allowed here; use {allow}"))
+            .with_status(StatusCode::METHOD_NOT_ALLOWED);
+        err.allow = Some(allow);
+        err
     }
 
     /// Replaces the status code.
@@ -248,8 +258,8 @@ impl OAuthError {
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        if self.status == StatusCode::METHOD_NOT_ALLOWED {
-            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }

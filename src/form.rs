@@ -136,9 +136,85 @@ impl fmt::Display for FormError {
 
 impl std::error::Error for FormError {}
 
-impl FormError {
-    fn into_oauth(self) -> OAuthError {
-        OAuthError::invalid_request(self.to_string())
+/// Why the form step refused a request, before anything else ran. Each rejection knows its
+/// status and renders as an OAuth error ([`OAuthError::from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FormRejection {
+    /// Not `POST` (nor a JSON-P `GET` with `callback`): 405 with `Allow: POST`.
+    MethodNotAllowed,
+    /// The content type is not `application/x-www-form-urlencoded`: 400.
+    UnsupportedContentType,
+    /// Two `Content-Type` headers: 400.
+    RepeatedContentType,
+    /// The body is over the limit, by its `Content-Length` or while read: 413.
+    TooLarge,
+    /// The body did not arrive before the host's deadline: 408.
+    TimedOut,
+    /// The body could not be read: 400.
+    Unreadable,
+    /// `client_secret` in a URL: 400.
+    SecretInUrl,
+    /// The form itself is invalid: 400.
+    Invalid(FormError),
+}
+
+impl FormRejection {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            FormRejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            FormRejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            FormRejection::TimedOut => StatusCode::REQUEST_TIMEOUT,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for FormRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormRejection::MethodNotAllowed => {
+                f.write_str("the method is not allowed here; use POST")
+            }
+            FormRejection::UnsupportedContentType => {
+                f.write_str("the content type must be application/x-www-form-urlencoded")
+            }
+            FormRejection::RepeatedContentType => {
+                f.write_str("the content-type header must not be repeated")
+            }
+            FormRejection::TooLarge => f.write_str("the request body is too large"),
+            FormRejection::TimedOut => f.write_str("the request body did not arrive in time"),
+            FormRejection::Unreadable => f.write_str("the request body could not be read"),
+            FormRejection::SecretInUrl => {
+                f.write_str("`client_secret` must not be sent in the URL")
+            }
+            FormRejection::Invalid(err) => err.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FormRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FormRejection::Invalid(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<FormError> for FormRejection {
+    fn from(err: FormError) -> Self {
+        FormRejection::Invalid(err)
+    }
+}
+
+impl From<FormRejection> for OAuthError {
+    fn from(rejection: FormRejection) -> Self {
+        match rejection {
+            FormRejection::MethodNotAllowed => OAuthError::method_not_allowed("POST"),
+            other => OAuthError::invalid_request(other.to_string()).with_status(other.status()),
+        }
     }
 }
 
@@ -445,31 +521,26 @@ pub(crate) enum FormPlan {
 impl FormLayer {
     /// The checks made before the body is read: method, content type, declared length,
     /// and the whole of a JSONP `GET`.
-    pub(crate) fn plan(&self, parts: &http::request::Parts) -> Result<FormPlan, OAuthError> {
+    pub(crate) fn plan(&self, parts: &http::request::Parts) -> Result<FormPlan, FormRejection> {
         if parts.method == Method::GET && self.allow_get_with_callback {
             let query = parts.uri.query().unwrap_or("");
             if !query_has(query, "callback") {
-                return Err(OAuthError::method_not_allowed());
+                return Err(FormRejection::MethodNotAllowed);
             }
-            let params = FormParams::parse_query(query).map_err(FormError::into_oauth)?;
+            let params = FormParams::parse_query(query)?;
             if params.contains("client_secret") {
-                return Err(OAuthError::invalid_request(
-                    "`client_secret` must not be sent in the URL",
-                ));
+                return Err(FormRejection::SecretInUrl);
             }
             return Ok(FormPlan::Query(params));
         }
         if parts.method != Method::POST {
-            return Err(OAuthError::method_not_allowed());
+            return Err(FormRejection::MethodNotAllowed);
         }
-        crate::error::refuse_repeated(&parts.headers, &header::CONTENT_TYPE)?;
-        match parts.headers.get(header::CONTENT_TYPE) {
-            Some(ct) if is_form_content_type(ct) => {}
-            _ => {
-                return Err(OAuthError::invalid_request(
-                    "the content type must be application/x-www-form-urlencoded",
-                ))
-            }
+        let mut content_types = parts.headers.get_all(header::CONTENT_TYPE).iter();
+        match (content_types.next(), content_types.next()) {
+            (Some(_), Some(_)) => return Err(FormRejection::RepeatedContentType),
+            (Some(ct), None) if is_form_content_type(ct) => {}
+            _ => return Err(FormRejection::UnsupportedContentType),
         }
         let declared = parts
             .headers
@@ -477,38 +548,38 @@ impl FormLayer {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.limit as u64) {
-            return Err(OAuthError::invalid_request("the request body is too large")
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE));
+            return Err(FormRejection::TooLarge);
         }
         Ok(FormPlan::Body { limit: self.limit })
     }
 }
 
 /// Reads a body of at most `limit` bytes and parses it: the bytes and their parameters.
-pub(crate) async fn read_form<B>(body: B, limit: usize) -> Result<(Bytes, FormParams), OAuthError>
+pub(crate) async fn read_form<B>(
+    body: B,
+    limit: usize,
+) -> Result<(Bytes, FormParams), FormRejection>
 where
     B: Body,
     B::Error: Into<BoxError>,
 {
     let bytes = read_limited(body, limit).await.map_err(body_error)?;
-    let params = FormParams::parse(&bytes).map_err(FormError::into_oauth)?;
+    let params = FormParams::parse(&bytes)?;
     Ok((bytes, params))
 }
 
-fn body_error(err: BoxError) -> OAuthError {
+fn body_error(err: BoxError) -> FormRejection {
     if err.downcast_ref::<LengthLimitError>().is_some() {
-        return OAuthError::invalid_request("the request body is too large")
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE);
+        return FormRejection::TooLarge;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
     while let Some(e) = source {
         if e.is::<tower_http::timeout::TimeoutError>() {
-            return OAuthError::invalid_request("the request body did not arrive in time")
-                .with_status(StatusCode::REQUEST_TIMEOUT);
+            return FormRejection::TimedOut;
         }
         source = e.source();
     }
-    OAuthError::invalid_request("the request body could not be read")
+    FormRejection::Unreadable
 }
 
 /// Reads a whole body, at most `limit` bytes. A body of one data frame (the usual case) is
@@ -564,7 +635,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
         match self.config.plan(&parts) {
-            Err(err) => ResponseFuture::ready(reject(err)),
+            Err(err) => ResponseFuture::ready(reject(err.into())),
             Ok(FormPlan::Query(params)) => {
                 parts.extensions.insert(params);
                 let req = Request::from_parts(parts, Full::default());
@@ -578,7 +649,7 @@ where
                 ResponseFuture::steps(async move {
                     let (bytes, params) = match read_form(body, limit).await {
                         Ok(read) => read,
-                        Err(err) => return Ok(reject(err)),
+                        Err(err) => return Ok(reject(err.into())),
                     };
                     parts.extensions.insert(params);
                     let response = inner

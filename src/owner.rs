@@ -61,7 +61,7 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
@@ -270,13 +270,7 @@ where
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
-    let mut response: Response<Full<Bytes>> = OAuthError::invalid_request("method not allowed")
-        .with_status(StatusCode::METHOD_NOT_ALLOWED)
-        .to_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    OAuthError::method_not_allowed(allow).to_response()
 }
 
 #[cfg(test)]

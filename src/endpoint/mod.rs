@@ -39,6 +39,7 @@ use crate::{
     body::BoxError,
     client_auth::{authenticate_request, ClientAuthLayer, ClientRegistry, RemoteAddr},
     cors::{add_vary, check_origin, is_cors_request, CorsPolicyService},
+    error::OAuthError,
     form::{read_form, FormLayer, FormParams, FormPlan},
     jsonp::{find_callback, wrap, JsonpBody},
     origin::Origin,
@@ -140,9 +141,9 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
                 Ok(FormPlan::Query(params)) => params,
                 Ok(FormPlan::Body { limit }) => match read_form(body, limit).await {
                     Ok((_, params)) => params,
-                    Err(err) => break 'answer err.to_response(),
+                    Err(err) => break 'answer OAuthError::from(err).to_response(),
                 },
-                Err(err) => break 'answer err.to_response(),
+                Err(err) => break 'answer OAuthError::from(err).to_response(),
             };
             let callback = if self.jsonp {
                 match find_callback(uri.query(), Some(&params)) {
