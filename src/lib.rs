@@ -58,6 +58,7 @@ pub mod revoke;
 pub mod serve;
 pub mod store;
 pub mod trace;
+pub mod urlencoded;
 
 pub use endpoint::{BuildError, Endpoint};
 

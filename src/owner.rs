@@ -69,8 +69,8 @@ use crate::trace::Escaped;
 use crate::{
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
-    form::form_decode,
     store::TokenStore,
+    urlencoded::decode_path_segment,
 };
 
 /// The authenticated resource owner, put in the request's extensions by the host.
@@ -147,9 +147,7 @@ fn route(path: &str, prefix: &str) -> Route {
     if segment.contains('/') {
         return Route::NotFound;
     }
-    // Path segments are percent-encoded; `+` is a literal plus in a path.
-    let escaped = segment.replace('+', "%2B");
-    match form_decode(escaped.as_bytes()) {
+    match decode_path_segment(segment.as_bytes()) {
         Some(id) if !id.is_empty() => Route::Client(id.into_owned()),
         _ => Route::NotFound,
     }

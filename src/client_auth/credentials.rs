@@ -7,7 +7,7 @@ use std::{borrow::Cow, fmt};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use http::{header, HeaderMap, HeaderValue};
 
-use crate::form::{form_decode, FormParams};
+use crate::urlencoded::{form_decode, FormParams};
 
 /// How a client authenticated (the registered names of [RFC 7591 §2]).
 ///

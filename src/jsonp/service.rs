@@ -14,7 +14,8 @@ use tower_service::Service;
 use super::{Callback, JsonpBody, JsonpLayer, X_ORIGINAL_STATUS};
 use crate::{
     error::OAuthError,
-    form::{form_decode, FormParams, ParamSource},
+    form::FormRejection,
+    urlencoded::{form_decode, query_has, FormParams, ParamSource},
 };
 
 /// The service of [`JsonpLayer`].
@@ -51,10 +52,38 @@ pub(crate) fn find_callback(
     result
 }
 
+/// The parameters of a JSON-P `GET`, from its query string, parsed once and strictly: the
+/// request must name a `callback` (else it is not a JSON-P request: 405), and must not put
+/// a `client_secret` in the URL.
+pub(crate) fn get_params(query: &str) -> Result<FormParams, FormRejection> {
+    let params = match FormParams::parse_query(query) {
+        Ok(params) => params,
+        // Without a callback it is no JSON-P request, however malformed.
+        Err(_) if !query_has(query, "callback") => return Err(FormRejection::MethodNotAllowed),
+        Err(err) => return Err(err.into()),
+    };
+    if !params.contains("callback") {
+        return Err(FormRejection::MethodNotAllowed);
+    }
+    if params.contains("client_secret") {
+        return Err(FormRejection::SecretInUrl);
+    }
+    Ok(params)
+}
+
 fn scan_callback(
     query: Option<&str>,
     params: Option<&FormParams>,
 ) -> Result<Option<Callback>, OAuthError> {
+    // A JSON-P `GET`'s query is already parsed, strictly (no repeated name).
+    if let Some(params) = params.filter(|p| p.source() == ParamSource::Query) {
+        return match params.get("callback") {
+            None => Ok(None),
+            Some(name) => Callback::parse(name)
+                .map(Some)
+                .map_err(|err| OAuthError::invalid_request(err.to_string())),
+        };
+    }
     let mut found: Option<std::borrow::Cow<'_, str>> = None;
     let mut count = 0usize;
     for pair in query.unwrap_or("").split('&') {
@@ -67,14 +96,9 @@ fn scan_callback(
             OAuthError::invalid_request("the `callback` parameter is not valid urlencoded UTF-8")
         })?);
     }
-    if let Some(params) = params {
-        // Query parameters of a JSONP `GET` were counted above.
-        if params.source() == ParamSource::Body {
-            if let Some(value) = params.get("callback") {
-                count += 1;
-                found = Some(value.into());
-            }
-        }
+    if let Some(value) = params.and_then(|p| p.get("callback")) {
+        count += 1;
+        found = Some(value.into());
     }
     match (count, found) {
         (0, _) | (_, None) => Ok(None),
