@@ -50,7 +50,7 @@ pub mod form;
 mod future;
 pub mod guard;
 pub mod jsonp;
-pub mod origin;
+pub use cors::origin;
 pub mod owner;
 pub mod revoke;
 #[cfg(feature = "serve")]

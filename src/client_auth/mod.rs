@@ -105,7 +105,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -122,7 +122,7 @@ pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
     cors::CorsPolicy,
-    error::{challenge, refuse_repeated, OAuthError, DEFAULT_REALM},
+    error::{challenge, OAuthError, DEFAULT_REALM},
     form::FormParams,
     origin::Origin,
     trace::Escaped,
@@ -386,7 +386,7 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     params: Option<&FormParams>,
     addr: Option<RemoteAddr>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    known_origin(registry, &config.origins, headers).await?;
+    crate::cors::known_origin(registry, &config.origins, headers).await?;
     // RFC 9110 §15.5.2: every 401 carries a challenge, whichever way the client tried.
     let challenge = |err: OAuthError| -> OAuthError {
         if err.status() == StatusCode::UNAUTHORIZED {
@@ -488,40 +488,4 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
             failed(if guesses { "rejected" } else { "no secret" })
         }
     }
-}
-
-/// Refuses a request that repeats `Origin`, or whose `Origin` nothing allows (neither
-/// `origins` nor any client of the registry), before its credentials are looked at.
-pub(crate) async fn known_origin<R: ClientRegistry>(
-    registry: &R,
-    origins: &[Origin],
-    headers: &HeaderMap,
-) -> Result<(), OAuthError> {
-    refuse_repeated(headers, &header::ORIGIN)?;
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return Ok(());
-    };
-    if origins.iter().any(|o| o.matches(origin)) {
-        return Ok(());
-    }
-    // `null` and anything else that is not an origin never reach the registry.
-    let well_formed = origin.to_str().is_ok_and(|s| Origin::parse(s).is_ok());
-    let registered = well_formed
-        && registry.origin_registered(origin).await.map_err(|err| {
-            tracing::error!(error = %err, "client registry unavailable");
-            OAuthError::temporarily_unavailable(
-                "the client registry is unavailable; try again later",
-                1,
-            )
-        })?;
-    if registered {
-        return Ok(());
-    }
-    tracing::info!(
-        outcome = "invalid_request",
-        "request from an origin no client may use"
-    );
-    Err(OAuthError::invalid_request(
-        "the request's origin is not allowed",
-    ))
 }
