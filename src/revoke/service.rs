@@ -1,0 +1,90 @@
+//! The revocation step as a tower service, last behind the composed layers.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::Full;
+use tower_service::Service;
+
+use super::{RevocationPolicy, Revoker};
+use crate::{endpoint::StepService, store::TokenStore};
+
+/// The RFC 7009 revocation service, last behind the composed layers; see the
+/// [module docs](self). It is the [`Revoker`] step as a service.
+#[derive(Debug, Clone)]
+pub struct RevokeService<S> {
+    inner: StepService<Revoker<S>>,
+}
+
+impl<S> RevokeService<S> {
+    /// Revokes in `store` with the default policy.
+    pub fn new(store: S) -> Self {
+        Self {
+            inner: StepService::new(Revoker::new(store)),
+        }
+    }
+
+    /// Sets the policy.
+    #[must_use]
+    pub fn policy(self, policy: RevocationPolicy) -> Self
+    where
+        S: Clone,
+    {
+        let step = self.inner.step().clone().policy(policy);
+        Self {
+            inner: StepService::new(step),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        self.inner.step().store()
+    }
+}
+
+impl<S, B> Service<Request<B>> for RevokeService<S>
+where
+    S: TokenStore,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        ResponseFuture {
+            inner: self.inner.call(req),
+        }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+/// The response future of [`RevokeService`].
+pub struct ResponseFuture {
+    inner: BoxFuture,
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Result<Response<Full<Bytes>>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
