@@ -1,0 +1,197 @@
+//! The application: the routes, the request log, and what each endpoint is built from.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    config::{registry, DemoConfig},
+    store::DemoStore,
+    tokens::{json_response, Issuer},
+    users::{too_many_attempts, UserAuthError, Users},
+    Args,
+};
+use axum::{
+    body::Body,
+    extract::Request,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use http_body_util::Full;
+use tower::{service_fn, ServiceBuilder, ServiceExt};
+use tower_http::timeout::RequestBodyDeadlineLayer;
+use tower_oauth_revoke::{
+    client_auth::{decode_basic, AuthFailureLimiter, AuthenticatedClient, RemoteAddr},
+    cors::CorsPolicy,
+    endpoint::Endpoint,
+    error::{ErrorCode, OAuthError},
+    guard::BearerGuardLayer,
+    owner::{OwnerAuthorizations, ResourceOwner},
+    store::{RevocationOutcome, TokenRecord},
+    trace::Escaped,
+    RevocationEndpoint,
+};
+
+#[derive(Clone)]
+pub(crate) struct LoggedClient(Arc<str>);
+
+pub(crate) async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let client_id = response
+        .extensions()
+        .get::<AuthenticatedClient>()
+        .map(|c| c.id().to_owned())
+        .or_else(|| {
+            response
+                .extensions()
+                .get::<LoggedClient>()
+                .map(|c| c.0.to_string())
+        })
+        .unwrap_or_else(|| "-".to_owned());
+    let outcome = match response.extensions().get::<RevocationOutcome>() {
+        Some(RevocationOutcome::Revoked { .. }) => "revoked",
+        Some(RevocationOutcome::NotActive) => "not_active",
+        Some(RevocationOutcome::IssuedToAnotherClient) => "foreign_token",
+        None if response.status().is_success() => "ok",
+        None => "error",
+    };
+    tracing::info!(
+        %method,
+        path = %Escaped(&path),
+        client_id = %Escaped(&client_id),
+        status = response.status().as_u16(),
+        outcome,
+        latency_us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+// ---------------------------------------------------------------------------------------
+// The application.
+
+pub(crate) fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
+    let registry = registry(config)?;
+    let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
+    let users = Users::new(config);
+    // The token endpoint serves browser apps too (a public client's password grant).
+    let token_cors = CorsPolicy::new()
+        .origins(&args.cors_origins)
+        .map_err(|e| format!("--cors-origin: {e}"))?;
+
+    let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
+        .realm("demo")
+        .limit_failures(limiter.clone())
+        .cors_origins(&args.cors_origins)
+        .jsonp(true)
+        // The request log below reads the client and the outcome from the response.
+        .annotate_responses(true)
+        .build()
+        .map_err(|e| format!("--cors-origin: {e}"))?;
+
+    let issuer = Issuer {
+        store: store.clone(),
+        users: users.clone(),
+    };
+    // The token endpoint is the crate's pipeline (CORS, form, client authentication and
+    // its limiter, the origin check) with the demo's own last step. It serves browser apps
+    // too (a public client's password grant).
+    let token = Endpoint::with_step(registry.clone(), issuer)
+        .realm("demo")
+        .limit_failures(limiter)
+        .cors_origins(&args.cors_origins)
+        .annotate_responses(true)
+        .build()
+        .map_err(|e| format!("--cors-origin: {e}"))?;
+
+    let userinfo = ServiceBuilder::new()
+        .layer(BearerGuardLayer::new(store.clone()).realm("demo"))
+        .service(service_fn(|req: http::Request<Body>| async move {
+            let record = req.extensions().get::<TokenRecord>().expect("bearer guard");
+            let sub = record.owner.as_deref().unwrap_or(&record.client_id);
+            let mut response = json_response(
+                StatusCode::OK,
+                serde_json::json!({ "sub": sub, "client_id": &*record.client_id }),
+            );
+            response
+                .extensions_mut()
+                .insert(LoggedClient(record.client_id.clone()));
+            Ok::<_, Infallible>(response.map(Full::new))
+        }));
+
+    let owner_api =
+        OwnerAuthorizations::new(store, registry.clone()).mount_path("/users/me/authorizations");
+    let owner_users = users;
+    let owner_registry = registry.clone();
+    let owners = service_fn(move |mut req: http::Request<Body>| {
+        let users = owner_users.clone();
+        let owner_api = owner_api.clone();
+        let (cors, registry) = (token_cors.clone(), owner_registry.clone());
+        async move {
+            // A page on another site cannot spend a user's password budget.
+            if let Err(err) = cors.refuse_unknown_origin(&registry, req.headers()).await {
+                return Ok::<_, Infallible>(err.to_response());
+            }
+            if req.headers().get_all(header::AUTHORIZATION).iter().count() > 1 {
+                return Ok(OAuthError::invalid_request(
+                    "the authorization header must not be repeated",
+                )
+                .to_response());
+            }
+            let addr = req.extensions().get::<RemoteAddr>().copied();
+            let user = match req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(decode_basic)
+            {
+                Some((name, password)) => match users.authenticate(&name, &password, addr) {
+                    Ok(()) => Some(name),
+                    Err(UserAuthError::Limited(retry)) => {
+                        return Ok::<_, Infallible>(too_many_attempts(retry).to_response());
+                    }
+                    Err(UserAuthError::Invalid) => None,
+                },
+                None => None,
+            };
+            let Some(name) = user else {
+                let mut response: http::Response<Full<Bytes>> = OAuthError::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorCode::AccessDenied,
+                    "the resource owner must authenticate",
+                )
+                .to_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"users\""),
+                );
+                return Ok::<_, Infallible>(response);
+            };
+            req.extensions_mut().insert(ResourceOwner::new(name));
+            owner_api.oneshot(req).await
+        }
+    });
+
+    Ok(Router::new()
+        .route_service("/oauth2/revoke", revoke)
+        .route_service("/oauth2/token", token)
+        .route_service("/userinfo", userinfo)
+        .route_service("/users/me/authorizations", owners.clone())
+        .route_service("/users/me/authorizations/{client_id}", owners)
+        .fallback(|| async {
+            let response: http::Response<Full<Bytes>> =
+                OAuthError::invalid_request("no such endpoint")
+                    .with_status(StatusCode::NOT_FOUND)
+                    .to_response();
+            response.into_response()
+        })
+        .layer(RequestBodyDeadlineLayer::new(Duration::from_secs(10)))
+        .layer(middleware::from_fn(log_request)))
+}

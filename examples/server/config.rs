@@ -1,0 +1,169 @@
+//! The demo data: the built-in clients, users and tokens, or a `--config` file.
+
+use std::time::{Duration, SystemTime};
+
+use crate::{store::DemoStore, Args};
+use serde::Deserialize;
+use tower_oauth_revoke::{
+    client_auth::{Client, MemoryClientRegistry},
+    store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
+};
+
+/// The `--config` file format, shown by `--help`.
+pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; replaces all built-in demo data):
+
+  [[clients]]
+  id = "my client"                  # any non-empty string, unique
+  secret = "s3cr:t+ &x"             # leave out for a public client (client_id alone)
+  name = "My app"                   # optional: shown to resource owners
+  origins = ["https://app.example"] # optional: this client's allowed CORS origins
+
+  [[users]]                         # resource owners (password grant, owner API)
+  name = "alice"
+  password = "alice-password"
+
+  [[tokens]]                        # optional: pre-issued access tokens
+  value = "f4839307-c5a3-3d09-8452-af56b0d70491"
+  client = "my client"              # must name a client above
+  user = "alice"                    # optional: the resource owner
+  expires_in = 86400                # optional: seconds (default one day)
+
+Unknown keys, an empty or repeated client id, an invalid origin, or a token naming an
+unknown client stop the server with a message (exit status 2).
+
+ENVIRONMENT:
+  RUST_LOG   log filter (default info): one event per request on stderr"#;
+
+/// A small, complete OAuth 2.0 authorization server built from tower-oauth-revoke.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DemoConfig {
+    #[serde(default)]
+    pub(crate) clients: Vec<ClientConfig>,
+    #[serde(default)]
+    pub(crate) users: Vec<UserConfig>,
+    #[serde(default)]
+    pub(crate) tokens: Vec<TokenConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientConfig {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
+    #[serde(default)]
+    pub(crate) origins: Vec<String>,
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserConfig {
+    pub(crate) name: String,
+    pub(crate) password: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenConfig {
+    pub(crate) value: String,
+    pub(crate) client: String,
+    pub(crate) user: Option<String>,
+    /// Seconds until the token expires (default one day).
+    pub(crate) expires_in: Option<u64>,
+}
+
+pub(crate) const BUILT_IN: &str = r#"
+[[clients]]
+id = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a"
+secret = "FJdj7G956wqKw3d4X0BWONMIu00a"
+name = "WSO2 guide sample app"
+
+[[clients]]
+id = "other-client"
+secret = "other-secret"
+name = "Another app"
+
+[[clients]]
+id = "spa-client"
+name = "Browser app"
+
+[[users]]
+name = "alice"
+password = "alice-password"
+
+[[tokens]]
+value = "f4839307-c5a3-3d09-8452-af56b0d70491"
+client = "YmxD0jDOIfiBkD8TPLYOfxNSIg4a"
+"#;
+
+pub(crate) fn load_config(args: &Args) -> Result<DemoConfig, String> {
+    let (text, source) = match &args.config {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (BUILT_IN.to_owned(), "built-in demo data".to_owned()),
+    };
+    let config: DemoConfig = toml::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
+    let mut seen = std::collections::HashSet::new();
+    for client in &config.clients {
+        if client.id.is_empty() {
+            return Err(format!("{source}: a client has an empty id"));
+        }
+        if !seen.insert(client.id.clone()) {
+            return Err(format!(
+                "{source}: the client id {:?} is repeated",
+                client.id
+            ));
+        }
+    }
+    for token in &config.tokens {
+        if !seen.contains(&token.client) {
+            return Err(format!(
+                "{source}: a token names the unknown client {:?}",
+                token.client
+            ));
+        }
+    }
+    Ok(config)
+}
+
+pub(crate) fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, String> {
+    let mut clients = Vec::new();
+    for c in &config.clients {
+        let mut client = match &c.secret {
+            Some(secret) => Client::confidential(c.id.as_str(), secret),
+            None => Client::public(c.id.as_str()),
+        };
+        client = client
+            .with_origins(&c.origins)
+            .map_err(|e| format!("client {:?}: {e}", c.id))?;
+        if let Some(name) = &c.name {
+            client = client.with_name(name.as_str());
+        }
+        clients.push(client);
+    }
+    Ok(MemoryClientRegistry::new(clients))
+}
+
+pub(crate) async fn preissue(store: &DemoStore, config: &DemoConfig) -> Result<(), String> {
+    for token in &config.tokens {
+        let expires =
+            SystemTime::now() + Duration::from_secs(token.expires_in.unwrap_or(24 * 3600));
+        let mut record = TokenRecord::new(
+            TokenKind::AccessToken,
+            token.client.as_str(),
+            GrantId::random(),
+            expires,
+        );
+        record.owner = token.user.as_deref().map(Into::into);
+        match store.issue(TokenHash::of(&token.value), record).await {
+            Ok(()) | Err(IssueError::GrantRevoked) => {}
+            Err(IssueError::Store(e)) => return Err(format!("cannot pre-issue tokens: {e}")),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The demo authorization server: a small, complete OAuth 2.0 server built from the
+//! crate's layers.
+//!
+//! ```text
+//! cargo run --release --example server                # https://127.0.0.1:9443
+//! cargo run --release --example server -- --plain    # plain HTTP
+//! cargo run --release --example server -- --help
+//! ```
+//!
+//! Endpoints: `POST /oauth2/revoke` (RFC 7009, CORS, JSONP), `POST /oauth2/token`
+//! (client_credentials, password, refresh_token), `GET /userinfo` (bearer guard),
+//! `GET /users/me/authorizations` and `DELETE /users/me/authorizations/{client_id}`
+//! (the resource owner, by HTTP Basic).
+
+mod app;
+mod config;
+mod store;
+mod tokens;
+mod users;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use crate::{
+    app::app,
+    config::{load_config, preissue, DemoConfig, CONFIG_HELP},
+    store::open_store,
+};
+use clap::Parser;
+use tokio::net::TcpListener;
+use tower_oauth_revoke::serve::Server;
+
+#[derive(Debug, Parser)]
+#[command(name = "server", version, after_long_help = CONFIG_HELP)]
+struct Args {
+    /// Socket address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    listen: SocketAddr,
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    plain: bool,
+    /// An allowed CORS origin (e.g. http://127.0.0.1:8765); may be repeated.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// A TOML file of clients, users and tokens that replaces the built-in demo data (its
+    /// format: see the end of --help).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers
+    /// share one revocation state.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Write the self-signed certificate made at start-up to FILE (PEM), for clients that
+    /// want to trust it rather than skip verification.
+    #[arg(long, value_name = "FILE")]
+    cert_out: Option<PathBuf>,
+}
+
+fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    if let Some(path) = cert_out {
+        std::fs::write(path, certified.cert.pem())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .map_err(|e| format!("cannot use the certificate: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed at once, before the server
+/// says it is listening, so that no early signal is missed.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(|e| format!("SIGTERM: {e}"))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| format!("SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+fn print_demo_credentials(config: &DemoConfig) {
+    println!("clients:");
+    for c in &config.clients {
+        match &c.secret {
+            Some(secret) => println!("  {}  secret {}", c.id, secret),
+            None => println!("  {}  (public client)", c.id),
+        }
+    }
+    println!("users:");
+    for u in &config.users {
+        println!("  {}  password {}", u.name, u.password);
+    }
+    for t in &config.tokens {
+        println!("pre-issued access token {} (client {})", t.value, t.client);
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(message) = run(Args::parse()).await {
+        eprintln!("error: {message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let config = load_config(&args)?;
+    let store = open_store(args.redis.as_deref()).await?;
+    preissue(&store, &config).await?;
+    let router = app(&args, &config, store)?;
+    let tls = if args.plain {
+        None
+    } else {
+        Some(tls_acceptor(args.cert_out.as_deref())?)
+    };
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = shutdown_signal()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
+    print_demo_credentials(&config);
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    // Idle connections closed after 10 s whatever their stage, connections capped below
+    // the descriptor limit, accept errors backed off: see `tower_oauth_revoke::serve`.
+    let server = Server::new().idle_timeout(Duration::from_secs(10));
+    tracing::debug!(max_connections = server.connection_limit(), "serving");
+    let served = match tls {
+        Some(tls) => {
+            server
+                .serve_with(listener, move |stream| tls.accept(stream), router, shutdown)
+                .await
+        }
+        None => server.serve(listener, router, shutdown).await,
+    };
+    tracing::info!("stopped");
+    served.map_err(|e| e.to_string())?;
+    Ok(())
+}

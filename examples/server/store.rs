@@ -1,0 +1,60 @@
+//! The token store: memory by default, Redis with `--redis`.
+
+use tower_oauth_revoke::store::{
+    GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
+    StoreError, TokenHash, TokenRecord, TokenStore,
+};
+
+#[derive(Clone)]
+pub(crate) enum DemoStore {
+    Memory(MemoryStore),
+    Redis(tower_oauth_revoke::store::RedisStore),
+}
+
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            DemoStore::Memory($s) => $e.await,
+            DemoStore::Redis($s) => $e.await,
+        }
+    };
+}
+
+impl TokenStore for DemoStore {
+    async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
+        delegate!(self, s => s.issue(token, record))
+    }
+    async fn inspect(&self, token: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
+        delegate!(self, s => s.inspect(token))
+    }
+    async fn revoke(
+        &self,
+        token: &TokenHash,
+        request: RevocationRequest<'_>,
+    ) -> Result<RevocationOutcome, StoreError> {
+        delegate!(self, s => s.revoke(token, request))
+    }
+    async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
+        delegate!(self, s => s.revoke_grant(grant))
+    }
+    async fn revoke_client_for_owner(
+        &self,
+        owner: &str,
+        client_id: &str,
+    ) -> Result<usize, StoreError> {
+        delegate!(self, s => s.revoke_client_for_owner(owner, client_id))
+    }
+    async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
+        delegate!(self, s => s.clients_of_owner(owner))
+    }
+}
+
+pub(crate) async fn open_store(redis: Option<&str>) -> Result<DemoStore, String> {
+    match redis {
+        None => Ok(DemoStore::Memory(MemoryStore::new())),
+        Some(url) => tower_oauth_revoke::store::RedisStore::connect(url)
+            .await
+            .map(DemoStore::Redis)
+            .map_err(|e| format!("cannot use Redis at {url}: {e}")),
+    }
+}

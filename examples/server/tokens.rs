@@ -1,0 +1,173 @@
+//! The token endpoint: the crate's pipeline with the demo's own issuing step. It exists
+//! to exercise revocation end to end.
+
+use std::time::{Duration, SystemTime};
+
+use crate::{
+    store::DemoStore,
+    users::{too_many_attempts, UserAuthError, Users},
+};
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
+use tower_oauth_revoke::{
+    client_auth::{AuthenticatedClient, ClientKind, RemoteAddr},
+    endpoint::{EndpointStep, StepRequest},
+    error::{set_no_store, ErrorCode, OAuthError},
+    form::FormParams,
+    store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
+};
+
+pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
+pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+
+#[derive(Clone)]
+pub(crate) struct Issuer {
+    pub(crate) store: DemoStore,
+    pub(crate) users: Users,
+}
+
+pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Bytes> {
+    let mut response = http::Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    set_no_store(response.headers_mut());
+    response
+}
+
+/// The successful token response of RFC 6749 §5.1.
+pub(crate) fn token_response(access: &str, refresh: &str) -> http::Response<Bytes> {
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+            "refresh_token": refresh,
+        }),
+    )
+}
+
+impl Issuer {
+    async fn issue_pair(
+        &self,
+        client: &AuthenticatedClient,
+        owner: Option<&str>,
+    ) -> Result<http::Response<Bytes>, OAuthError> {
+        let grant = GrantId::random();
+        let now = SystemTime::now();
+        let mut refresh_record = TokenRecord::new(
+            TokenKind::RefreshToken,
+            client.id(),
+            grant,
+            now + REFRESH_TOKEN_TTL,
+        );
+        refresh_record.owner = owner.map(Into::into);
+        let mut access_record = TokenRecord::new(
+            TokenKind::AccessToken,
+            client.id(),
+            grant,
+            now + ACCESS_TOKEN_TTL,
+        );
+        access_record.owner = owner.map(Into::into);
+        let refresh = self.mint(refresh_record).await?;
+        let access = self.mint(access_record).await?;
+        Ok(token_response(&access, &refresh))
+    }
+
+    /// A new token, registered with the store.
+    async fn mint(&self, record: TokenRecord) -> Result<String, OAuthError> {
+        self.store.mint(record).await.map_err(|e| match e {
+            IssueError::GrantRevoked => OAuthError::invalid_grant("the grant has been revoked"),
+            IssueError::Store(_) => {
+                OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+            }
+        })
+    }
+
+    async fn token(
+        &self,
+        params: &FormParams,
+        client: &AuthenticatedClient,
+        addr: Option<RemoteAddr>,
+    ) -> Result<http::Response<Bytes>, OAuthError> {
+        match params.get("grant_type") {
+            Some("client_credentials") => {
+                if client.kind() == ClientKind::Public {
+                    return Err(OAuthError::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::UnauthorizedClient,
+                        "a public client cannot use client_credentials",
+                    ));
+                }
+                self.issue_pair(client, None).await
+            }
+            Some("password") => {
+                let (Some(user), Some(password)) = (params.get("username"), params.get("password"))
+                else {
+                    return Err(OAuthError::invalid_request(
+                        "`username` and `password` are required",
+                    ));
+                };
+                match self.users.authenticate(user, password, addr) {
+                    Ok(()) => {}
+                    Err(UserAuthError::Limited(retry)) => return Err(too_many_attempts(retry)),
+                    Err(UserAuthError::Invalid) => {
+                        return Err(OAuthError::invalid_grant(
+                            "the resource owner credentials are invalid",
+                        ))
+                    }
+                }
+                self.issue_pair(client, Some(user)).await
+            }
+            Some("refresh_token") => {
+                let Some(refresh) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
+                    return Err(OAuthError::invalid_request("`refresh_token` is required"));
+                };
+                let record = self
+                    .store
+                    .inspect(&TokenHash::of(refresh))
+                    .await
+                    .map_err(|_| {
+                        OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+                    })?;
+                let record = match record {
+                    Some(r)
+                        if r.kind == TokenKind::RefreshToken && &*r.client_id == client.id() =>
+                    {
+                        r
+                    }
+                    _ => {
+                        return Err(OAuthError::invalid_grant(
+                            "the refresh token is invalid, expired or revoked",
+                        ))
+                    }
+                };
+                let mut access_record = TokenRecord::new(
+                    TokenKind::AccessToken,
+                    client.id(),
+                    record.grant,
+                    SystemTime::now() + ACCESS_TOKEN_TTL,
+                );
+                access_record.owner = record.owner.clone();
+                let access = self.mint(access_record).await?;
+                Ok(token_response(&access, refresh))
+            }
+            Some(other) if !other.is_empty() => Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedGrantType,
+                "the grant type is not supported",
+            )),
+            _ => Err(OAuthError::invalid_request("`grant_type` is required")),
+        }
+    }
+}
+
+impl EndpointStep for Issuer {
+    async fn answer(&self, request: StepRequest<'_>) -> Result<http::Response<Bytes>, OAuthError> {
+        self.token(request.params(), request.client(), request.remote_addr())
+            .await
+    }
+}
