@@ -15,25 +15,27 @@ use crate::body::ResponseBody;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 pin_project! {
-    /// The response future of the form, JSONP-free wrapping and client authentication
-    /// services: an early answer, the inner service's future, or an asynchronous step (a
-    /// body read, a registry look-up) followed by the inner call.
-    pub struct ResponseFuture<B, E> {
+    /// The response future of the crate's wrapping services (form, client authentication,
+    /// origin check, bearer guard), in the shape of tower-http's: an early answer; the inner
+    /// service's future `F`, polled in place with nothing boxed; or, for a step that must
+    /// await before it calls the inner service (a body read, a registry or store look-up),
+    /// one boxed state machine that owns the inner service.
+    pub struct ResponseFuture<F, B, E> {
         #[pin]
-        state: State<B, E>,
+        state: State<F, B, E>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<B, E> {
+    enum State<F, B, E> {
         Ready { response: Option<Response<ResponseBody<B>>> },
-        Inner { future: BoxFuture<Result<Response<B>, E>> },
+        Inner { #[pin] future: F },
         Steps { future: BoxFuture<Result<Response<ResponseBody<B>>, E>> },
     }
 }
 
-impl<B, E> ResponseFuture<B, E> {
+impl<F, B, E> ResponseFuture<F, B, E> {
     pub(crate) fn ready(response: Response<ResponseBody<B>>) -> Self {
         Self {
             state: State::Ready {
@@ -42,20 +44,15 @@ impl<B, E> ResponseFuture<B, E> {
         }
     }
 
-    pub(crate) fn inner<F>(future: F) -> Self
-    where
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    {
+    pub(crate) fn inner(future: F) -> Self {
         Self {
-            state: State::Inner {
-                future: Box::pin(future),
-            },
+            state: State::Inner { future },
         }
     }
 
-    pub(crate) fn steps<F>(future: F) -> Self
+    pub(crate) fn steps<G>(future: G) -> Self
     where
-        F: Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static,
+        G: Future<Output = Result<Response<ResponseBody<B>>, E>> + Send + 'static,
     {
         Self {
             state: State::Steps {
@@ -65,13 +62,16 @@ impl<B, E> ResponseFuture<B, E> {
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
+impl<F, B, E> Future for ResponseFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
     type Output = Result<Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -80,7 +80,6 @@ impl<B, E> Future for ResponseFuture<B, E> {
                 Poll::Ready(Ok(response.take().expect("polled after completion")))
             }
             StateProj::Inner { future } => future
-                .as_mut()
                 .poll(cx)
                 .map(|r| r.map(|resp| resp.map(ResponseBody::new))),
             StateProj::Steps { future } => future.as_mut().poll(cx),

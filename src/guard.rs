@@ -192,7 +192,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = I::Error;
-    type Future = ResponseFuture<ResBody, I::Error>;
+    type Future = ResponseFuture<I::Future, ResBody, I::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
