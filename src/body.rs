@@ -47,14 +47,6 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    /// A body of this crate's own with the given bytes.
-    pub fn full(bytes: impl Into<Bytes>) -> Self {
-        Self {
-            kind: Kind::Own {
-                body: Full::new(bytes.into()),
-            },
-        }
-    }
 
     /// An empty body.
     pub fn empty() -> Self {
@@ -77,6 +69,12 @@ impl<B> From<Full<Bytes>> for ResponseBody<B> {
         Self {
             kind: Kind::Own { body },
         }
+    }
+}
+
+impl<B> From<Bytes> for ResponseBody<B> {
+    fn from(bytes: Bytes) -> Self {
+        Self::from(Full::new(bytes))
     }
 }
 

@@ -24,7 +24,6 @@ use std::{borrow::Cow, fmt};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
 
 /// The registered OAuth error codes this crate answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -234,13 +233,13 @@ impl OAuthError {
     }
 
     /// Renders the error: JSON body, `Cache-Control: no-store`, `Pragma: no-cache`, and the
-    /// `WWW-Authenticate` and `Retry-After` headers it carries.
+    /// `WWW-Authenticate`, `Retry-After` and `Allow` headers it carries, with any body type
+    /// made from bytes (`http_body_util::Full<Bytes>`, axum's `Body`, this crate's bodies).
     pub fn to_response<B>(&self) -> Response<B>
     where
-        B: From<Full<Bytes>>,
+        B: From<Bytes>,
     {
-        self.to_bytes_response()
-            .map(|body| B::from(Full::new(body)))
+        self.to_bytes_response().map(B::from)
     }
 
     /// The response of [`to_response`](Self::to_response) with its body as bytes: what an
@@ -289,7 +288,7 @@ impl std::error::Error for OAuthError {}
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 impl axum::response::IntoResponse for OAuthError {
     fn into_response(self) -> axum::response::Response {
-        self.to_response::<Full<Bytes>>().map(axum::body::Body::new)
+        self.to_response()
     }
 }
 
@@ -377,6 +376,7 @@ impl fmt::Write for StrBuf<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Full;
 
     #[test]
     fn challenges_drop_what_would_break_the_header() {

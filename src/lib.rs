@@ -42,6 +42,7 @@
 mod macros;
 
 pub mod body;
+pub use body::BoxError;
 pub mod client_auth;
 pub mod cors;
 pub mod endpoint;

@@ -416,6 +416,7 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cr"));
     }
 
+    #[cfg(feature = "conformance")]
     #[tokio::test]
     async fn memory_registry_passes_the_conformance_checks() {
         let clients = [

@@ -84,10 +84,6 @@ impl CorsPolicy {
         &self.origins
     }
 
-    /// Whether `origin` is one of the configured origins.
-    pub fn allows_globally(&self, origin: &HeaderValue) -> bool {
-        self.origins.iter().any(|o| o.matches(origin))
-    }
 
     fn base(&self) -> CorsLayer {
         let mut methods = vec![Method::POST];

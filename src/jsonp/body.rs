@@ -111,6 +111,12 @@ impl<B> From<Full<Bytes>> for JsonpBody<B> {
     }
 }
 
+impl<B> From<Bytes> for JsonpBody<B> {
+    fn from(bytes: Bytes) -> Self {
+        Self::from(Full::new(bytes))
+    }
+}
+
 /// Escapes U+2028 and U+2029 in `carry ++ data`. An incomplete sequence at the end goes
 /// back into `carry`.
 fn escape(state: &mut Wrap, data: Bytes) -> Bytes {

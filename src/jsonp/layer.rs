@@ -36,10 +36,6 @@ impl JsonpLayer {
         self
     }
 
-    /// Whether JSONP is on.
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
 }
 
 impl<S> Layer<S> for JsonpLayer {

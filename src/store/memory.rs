@@ -593,6 +593,7 @@ impl TokenStore for MemoryStore {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "conformance")]
     #[tokio::test]
     async fn conformance() {
         crate::store::conformance::run(MemoryStore::new).await;

@@ -58,6 +58,8 @@ use sha2::{Digest, Sha256};
 use crate::body::BoxError;
 
 mod clock;
+#[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod memory;
 #[cfg(feature = "redis")]
@@ -148,13 +150,6 @@ impl TokenKind {
         }
     }
 
-    /// The other kind.
-    pub fn other(self) -> Self {
-        match self {
-            TokenKind::AccessToken => TokenKind::RefreshToken,
-            TokenKind::RefreshToken => TokenKind::AccessToken,
-        }
-    }
 }
 
 /// The identifier of a grant: one authorization of one client, by one resource owner (or by
