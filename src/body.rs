@@ -47,7 +47,6 @@ impl<B> ResponseBody<B> {
         }
     }
 
-
     /// An empty body.
     pub fn empty() -> Self {
         Self {

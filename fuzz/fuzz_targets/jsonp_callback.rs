@@ -6,6 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use tower_oauth_revoke::jsonp::{Callback, MAX_CALLBACK_LEN};
 
 const RESERVED: &[&str] = &[
+    "await",
     "break",
     "case",
     "catch",
@@ -17,6 +18,7 @@ const RESERVED: &[&str] = &[
     "delete",
     "do",
     "else",
+    "enum",
     "export",
     "extends",
     "false",
@@ -27,6 +29,7 @@ const RESERVED: &[&str] = &[
     "import",
     "in",
     "instanceof",
+    "let",
     "new",
     "null",
     "return",
@@ -41,6 +44,7 @@ const RESERVED: &[&str] = &[
     "void",
     "while",
     "with",
+    "yield",
 ];
 
 fuzz_target!(|data: &[u8]| {

@@ -198,10 +198,7 @@ impl Client {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        let origins = origins
-            .into_iter()
-            .map(|o| Origin::parse(o.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let origins = Origin::parse_all(origins)?;
         Ok(self.edit(|c| c.origins = origins))
     }
 

@@ -127,7 +127,7 @@ pub(crate) async fn known_origin<R: ClientRegistry>(
         return Ok(());
     }
     // `null` and anything else that is not an origin never reach the registry.
-    let well_formed = origin.to_str().is_ok_and(|s| Origin::parse(s).is_ok());
+    let well_formed = Origin::is_well_formed(origin);
     let registered = well_formed
         && registry.origin_registered(origin).await.map_err(|err| {
             tracing::error!(error = %err, "client registry unavailable");

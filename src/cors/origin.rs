@@ -36,6 +36,24 @@ impl fmt::Display for InvalidOrigin {
 impl std::error::Error for InvalidOrigin {}
 
 impl Origin {
+    /// Parses a list of origins, failing on the first that is not valid ([`parse`](Self::parse)).
+    pub fn parse_all<I, T>(origins: I) -> Result<Vec<Self>, InvalidOrigin>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        origins
+            .into_iter()
+            .map(|o| Self::parse(o.as_ref()))
+            .collect()
+    }
+
+    /// Whether a request's `Origin` value is a well-formed origin (`null`, `*` and anything
+    /// else are not).
+    pub(crate) fn is_well_formed(value: &HeaderValue) -> bool {
+        value.to_str().is_ok_and(|s| Self::parse(s).is_ok())
+    }
+
     /// Parses an origin: `http` or `https`, a host, an optional port, nothing else. `null`,
     /// `*`, paths, a trailing `/`, user info and upper-case letters are refused, so that a
     /// configured origin compares byte for byte with what a browser sends.

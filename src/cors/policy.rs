@@ -59,10 +59,7 @@ impl CorsPolicy {
         I: IntoIterator<Item = T>,
         T: AsRef<str>,
     {
-        let origins = origins
-            .into_iter()
-            .map(|o| Origin::parse(o.as_ref()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let origins = Origin::parse_all(origins)?;
         self.origins = Arc::from(origins);
         Ok(self)
     }
@@ -83,7 +80,6 @@ impl CorsPolicy {
     pub fn configured_origins(&self) -> &[Origin] {
         &self.origins
     }
-
 
     fn base(&self) -> CorsLayer {
         let mut methods = vec![Method::POST];
@@ -120,7 +116,7 @@ impl CorsPolicy {
                     return true;
                 }
                 // `null`, `*` and anything else that is not an origin never reach the registry.
-                let well_formed = origin.to_str().is_ok_and(|s| Origin::parse(s).is_ok());
+                let well_formed = Origin::is_well_formed(&origin);
                 if !well_formed {
                     return false;
                 }

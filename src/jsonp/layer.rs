@@ -35,7 +35,6 @@ impl JsonpLayer {
         self.enabled = enabled;
         self
     }
-
 }
 
 impl<S> Layer<S> for JsonpLayer {

@@ -149,7 +149,6 @@ impl TokenKind {
             TokenKind::RefreshToken => "refresh_token",
         }
     }
-
 }
 
 /// The identifier of a grant: one authorization of one client, by one resource owner (or by
