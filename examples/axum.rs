@@ -110,7 +110,13 @@ async fn issue_token(
     client: AuthenticatedClient,
     params: FormParams,
 ) -> Result<impl IntoResponse, OAuthError> {
-    if params.get("grant_type") != Some("client_credentials") {
+    // Typed parameters (feature `serde`) over the strictly parsed form.
+    #[derive(serde::Deserialize)]
+    struct TokenRequest {
+        grant_type: String,
+    }
+    let request: TokenRequest = params.deserialize()?;
+    if request.grant_type != "client_credentials" {
         return Err(OAuthError::new(
             http::StatusCode::BAD_REQUEST,
             ErrorCode::UnsupportedGrantType,

@@ -186,6 +186,40 @@ impl FormParams {
         self.iter().map(|(n, _)| n)
     }
 
+    /// The parameters as a typed value (feature `serde`), through `serde_urlencoded`: for
+    /// a host's own step reading its own parameters. The strict decoding and the
+    /// no-repetition rule have already run; this only maps names to fields and parses
+    /// values (numbers, booleans, options).
+    ///
+    /// ```
+    /// use serde::Deserialize;
+    /// use tower_oauth_revoke::urlencoded::FormParams;
+    ///
+    /// #[derive(Debug, Deserialize)]
+    /// struct TokenRequest {
+    ///     grant_type: String,
+    ///     scope: Option<String>,
+    ///     expires_in: Option<u64>,
+    /// }
+    ///
+    /// let params = FormParams::parse(b"grant_type=client_credentials&expires_in=60").unwrap();
+    /// let request: TokenRequest = params.deserialize().unwrap();
+    /// assert_eq!(request.grant_type, "client_credentials");
+    /// assert_eq!((request.scope, request.expires_in), (None, Some(60)));
+    ///
+    /// let missing = FormParams::parse(b"scope=a").unwrap().deserialize::<TokenRequest>();
+    /// let err = tower_oauth_revoke::error::OAuthError::from(missing.unwrap_err());
+    /// assert_eq!(err.description(), "missing field `grant_type`");
+    /// ```
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, DeserializeError> {
+        let encoded = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.iter())
+            .finish();
+        serde_urlencoded::from_str(&encoded).map_err(DeserializeError)
+    }
+
     /// The number of parameters.
     pub fn len(&self) -> usize {
         self.spans.len()
@@ -316,6 +350,49 @@ pub(crate) fn query_has(query: &str, name: &str) -> bool {
     })
 }
 
+/// The parameters do not fit the type asked of [`FormParams::deserialize`] (feature `serde`).
+///
+/// As an [`OAuthError`](crate::error::OAuthError) it is 400 `invalid_request`: "missing
+/// field `name`" (a field of the host's type) or, for a value that does not parse, a fixed
+/// message, so that no request bytes are reflected.
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+#[derive(Debug)]
+pub struct DeserializeError(serde_urlencoded::de::Error);
+
+#[cfg(feature = "serde")]
+impl fmt::Display for DeserializeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl std::error::Error for DeserializeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl From<DeserializeError> for crate::error::OAuthError {
+    fn from(err: DeserializeError) -> Self {
+        let message = err.0.to_string();
+        let shown = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+            .filter(|field| {
+                field
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            })
+            .map(|field| format!("missing field `{field}`"));
+        crate::error::OAuthError::invalid_request(
+            shown.unwrap_or_else(|| "a parameter has an invalid value".to_owned()),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +459,18 @@ mod tests {
     fn debug_hides_values() {
         let p = FormParams::parse(b"token=secret-value").unwrap();
         assert!(!format!("{p:?}").contains("secret-value"));
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn typed_parameters_never_reflect_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Request {
+            expires_in: u64,
+        }
+        let params = FormParams::parse(b"expires_in=%22%3Cscript%3E").unwrap();
+        let err = crate::error::OAuthError::from(params.deserialize::<Request>().unwrap_err());
+        assert_eq!(err.description(), "a parameter has an invalid value");
     }
 }
