@@ -18,7 +18,7 @@ use crate::{client_auth::ClientRegistry, error::refuse_repeated};
 
 /// A [`Layer`] that refuses a request whose `Origin` is allowed neither by the
 /// [`CorsPolicy`] nor for the [`AuthenticatedClient`]; place it after client
-/// authentication. See the [module docs](self).
+/// authentication. See the [module docs](crate::cors).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct OriginCheckLayer {

@@ -2,13 +2,13 @@
 //! [`tower_http::cors`].
 //!
 //! [`CorsPolicy`] holds the configured origins (exact origins, parsed with
-//! [`Origin::parse`]: a bad one is an error when configuring, never a panic later), the
+//! [`Origin::parse`](origin::Origin::parse): a bad one is an error when configuring, never a panic later), the
 //! preflight max age, and whether `GET` (JSONP) is allowed. From it come two layers:
 //!
 //! - [`CorsPolicy::layer`] / [`CorsPolicy::layer_with_clients`], the outermost layer: it
 //!   answers preflights itself and adds CORS headers to every response, errors included.
 //!   An origin is allowed when it is configured, or when a registered client lists it
-//!   ([`ClientRegistry::origin_registered`]); the allowed origin is echoed in
+//!   ([`ClientRegistry::origin_registered`](crate::client_auth::ClientRegistry::origin_registered)); the allowed origin is echoed in
 //!   `Access-Control-Allow-Origin`, never `*`, never `null`, never an origin that is not
 //!   allowed, and credentials (cookies) are never allowed. Allowed methods are `POST`
 //!   (and `GET` with [`CorsPolicy::allow_get`]), allowed request headers `Authorization`

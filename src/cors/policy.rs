@@ -24,7 +24,7 @@ use crate::{client_auth::ClientRegistry, error::OAuthError, jsonp::X_ORIGINAL_ST
 /// The default preflight max age: 10 minutes.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);
 
-/// The CORS configuration of an OAuth endpoint; see the [module docs](self).
+/// The CORS configuration of an OAuth endpoint; see the [module docs](crate::cors).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CorsPolicy {

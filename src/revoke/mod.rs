@@ -3,8 +3,9 @@
 //! [`RevokeService`] answers `POST /oauth2/revoke` ([RFC 7009 §2.1]) behind
 //! [`FormLayer`](crate::form::FormLayer) and
 //! [`ClientAuthLayer`](crate::client_auth::ClientAuthLayer): it takes `token` and
-//! `token_type_hint` from the [`FormParams`], the [`AuthenticatedClient`] from the
-//! extensions, and asks the [`TokenStore`] to revoke, atomically.
+//! `token_type_hint` from the [`FormParams`](crate::form::FormParams), the
+//! [`AuthenticatedClient`](crate::client_auth::AuthenticatedClient) from the
+//! extensions, and asks the [`TokenStore`](crate::store::TokenStore) to revoke, atomically.
 //!
 //! | case | answer |
 //! |---|---|
@@ -17,7 +18,7 @@
 //! A refresh token revokes its whole grant; an access token revokes itself alone unless
 //! [`RevocationPolicy::access_token_scope`] says the grant. `token_type_hint`
 //! (`access_token`, `refresh_token` or their `urn:ietf:params:oauth:token-type:` forms)
-//! orders the look-up only; an unknown hint is ignored. The [`RevocationOutcome`] goes in
+//! orders the look-up only; an unknown hint is ignored. The [`RevocationOutcome`](crate::store::RevocationOutcome) goes in
 //! the response's extensions, for request logs (from
 //! [`RevocationEndpoint`](crate::RevocationEndpoint), with
 //! [`annotate_responses`](crate::endpoint::EndpointBuilder::annotate_responses)). Every answer carries

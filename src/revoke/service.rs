@@ -17,7 +17,7 @@ use super::{RevocationPolicy, Revoker};
 use crate::{endpoint::StepService, store::TokenStore};
 
 /// The RFC 7009 revocation service, last behind the composed layers; see the
-/// [module docs](self). It is the [`Revoker`] step as a service.
+/// [module docs](crate::revoke). It is the [`Revoker`] step as a service.
 #[derive(Debug, Clone)]
 pub struct RevokeService<S> {
     inner: StepService<Revoker<S>>,

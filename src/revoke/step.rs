@@ -12,7 +12,7 @@ use crate::{
 
 /// The revocation step of an [`Endpoint`](crate::endpoint::Endpoint): `token` and
 /// `token_type_hint` from the form, revoked atomically in the store on behalf of the
-/// authenticated client; see the [module docs](self). [`RevocationEndpoint`] is the
+/// authenticated client; see the [module docs](crate::revoke). [`RevocationEndpoint`] is the
 /// pipeline with this step.
 ///
 /// [`RevocationEndpoint`]: crate::RevocationEndpoint
