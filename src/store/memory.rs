@@ -108,10 +108,7 @@ impl TokenKey {
 
 impl std::hash::Hash for TokenKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already a uniform digest: eight of its bytes are a fine hash.
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
+        super::hash_digest(&self.0, state);
     }
 }
 

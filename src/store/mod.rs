@@ -107,11 +107,16 @@ impl TokenHash {
 
 impl Hash for TokenHash {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // Already a uniform digest: eight of its bytes are a fine hash.
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&self.0[..8]);
-        state.write_u64(u64::from_le_bytes(first));
+        hash_digest(&self.0, state);
     }
+}
+
+/// Hashes (for a hash table) bytes that are already a uniform digest: their first eight
+/// bytes are a fine hash. Every digest-keyed table of the crate uses it.
+pub(crate) fn hash_digest<H: Hasher>(digest: &[u8], state: &mut H) {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    state.write_u64(u64::from_le_bytes(first));
 }
 
 impl fmt::Debug for TokenHash {
