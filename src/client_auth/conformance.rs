@@ -34,7 +34,7 @@ const NEVER_REGISTERED: [&str; 4] = [
 /// Checks `registry` against `clients`, the clients registered in it (every one of them, or
 /// at least every one that lists an origin, for the origin checks to mean anything).
 ///
-/// - each client is found by its id, with the same kind, methods and origins;
+/// - each client is found by its id, with the same kind, methods, origins and capabilities;
 /// - an unknown id is not found;
 /// - every origin a client lists is `origin_registered`, and allowed for that client;
 /// - an origin no client lists is not `origin_registered`: neither a probe origin, nor a
@@ -77,6 +77,12 @@ pub async fn check<R: ClientRegistry>(registry: &R, clients: impl IntoIterator<I
             found.origins(),
             client.origins(),
             "client {:?}: origins",
+            client.id()
+        );
+        assert_eq!(
+            (found.may_introspect_any(), found.is_admin()),
+            (client.may_introspect_any(), client.is_admin()),
+            "client {:?}: capabilities",
             client.id()
         );
         for origin in client.origins() {

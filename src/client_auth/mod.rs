@@ -363,6 +363,13 @@ where
     }
 }
 
+impl Config {
+    /// The `WWW-Authenticate: Basic realm=…` challenge of a 401.
+    pub(crate) fn challenge(&self) -> &HeaderValue {
+        &self.www_authenticate
+    }
+}
+
 impl<R> ClientAuthLayer<R> {
     /// The registry.
     pub(crate) fn registry(&self) -> &R {

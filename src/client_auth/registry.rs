@@ -102,6 +102,14 @@ struct ClientInner {
     origins: Vec<Origin>,
     secret: Option<SecretDigest>,
     name: Option<String>,
+    capabilities: Capabilities,
+}
+
+/// What a client may do beyond its own tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Capabilities {
+    introspect_any: bool,
+    admin: bool,
 }
 
 impl fmt::Debug for Client {
@@ -159,6 +167,7 @@ impl Client {
                 origins: Vec::new(),
                 secret,
                 name: None,
+                capabilities: Capabilities::default(),
             }),
         }
     }
@@ -175,6 +184,7 @@ impl Client {
                     origins: old.origins.clone(),
                     secret: old.secret,
                     name: old.name.clone(),
+                    capabilities: old.capabilities,
                 };
                 f(&mut copy);
                 self.inner = Arc::new(copy);
@@ -207,6 +217,31 @@ impl Client {
     pub fn with_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
         self.edit(|c| c.name = Some(name))
+    }
+
+    /// Lets the client introspect any client's tokens ([RFC 7662]): a resource server.
+    /// Without it, a confidential client sees only its own tokens as active.
+    ///
+    /// [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
+    #[must_use]
+    pub fn with_introspection(self) -> Self {
+        self.edit(|c| c.capabilities.introspect_any = true)
+    }
+
+    /// Lets the client use admin operations (bulk revocation).
+    #[must_use]
+    pub fn with_admin(self) -> Self {
+        self.edit(|c| c.capabilities.admin = true)
+    }
+
+    /// Whether the client may introspect any client's tokens.
+    pub fn may_introspect_any(&self) -> bool {
+        self.inner.capabilities.introspect_any
+    }
+
+    /// Whether the client may use admin operations.
+    pub fn is_admin(&self) -> bool {
+        self.inner.capabilities.admin
     }
 
     /// The client id.

@@ -37,7 +37,7 @@ use tower_service::Service;
 
 use crate::{
     body::BoxError,
-    client_auth::{authenticate_request, ClientAuthLayer, ClientRegistry, RemoteAddr},
+    client_auth::{authenticate_request, ClientAuthLayer, ClientKind, ClientRegistry, RemoteAddr},
     cors::{add_vary, check_origin, is_cors_request, CorsPolicyService},
     error::OAuthError,
     form::{read_form, FormLayer, FormParams, FormPlan},
@@ -92,6 +92,26 @@ impl<R, T> Clone for Endpoint<R, T> {
             pipeline: self.pipeline.clone(),
             cors: self.cors.clone(),
         }
+    }
+}
+
+impl<R, T: EndpointStep> Endpoint<R, T> {
+    /// The client authentication methods this endpoint accepts, as authorization server
+    /// metadata lists them ([RFC 8414 §2]): `client_secret_basic`, `client_secret_post`,
+    /// and `none` when its step accepts public clients.
+    ///
+    /// [RFC 8414 §2]: https://www.rfc-editor.org/rfc/rfc8414#section-2
+    pub fn auth_methods_supported(&self) -> Vec<&'static str> {
+        let mut methods = vec!["client_secret_basic", "client_secret_post"];
+        if self.pipeline.step.accepts_public_clients() {
+            methods.push("none");
+        }
+        methods
+    }
+
+    /// The last step.
+    pub fn step(&self) -> &T {
+        &self.pipeline.step
     }
 }
 
@@ -189,6 +209,11 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         };
         if let Err(err) = check_origin(&self.origins, headers, Some(&client)) {
             return err.to_response();
+        }
+        if client.kind() == ClientKind::Public && !self.step.accepts_public_clients() {
+            return step::public_client_refused()
+                .with_www_authenticate(self.auth.config().challenge().clone())
+                .to_response();
         }
         let request = StepRequest {
             client: &client,

@@ -14,8 +14,8 @@ use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
-    client_auth::{AuthenticatedClient, RemoteAddr},
-    error::OAuthError,
+    client_auth::{AuthenticatedClient, ClientKind, RemoteAddr},
+    error::{challenge, OAuthError, DEFAULT_REALM},
     form::FormParams,
 };
 
@@ -63,6 +63,13 @@ pub trait EndpointStep: Send + Sync + 'static {
         &self,
         request: StepRequest<'_>,
     ) -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send;
+
+    /// Whether public clients (a `client_id` alone) may use the endpoint; true by default.
+    /// When false, the pipeline answers them 401 `invalid_client` before the step runs, and
+    /// the authorization server metadata leaves `none` out of the endpoint's methods.
+    fn accepts_public_clients(&self) -> bool {
+        true
+    }
 }
 
 impl<T: EndpointStep> EndpointStep for Arc<T> {
@@ -72,6 +79,15 @@ impl<T: EndpointStep> EndpointStep for Arc<T> {
     ) -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send {
         (**self).answer(request)
     }
+
+    fn accepts_public_clients(&self) -> bool {
+        (**self).accepts_public_clients()
+    }
+}
+
+/// The refusal of a public client at an endpoint that does not accept them.
+pub(crate) fn public_client_refused() -> OAuthError {
+    OAuthError::invalid_client("a public client may not use this endpoint")
 }
 
 /// What the pipeline hands its last step.
@@ -185,6 +201,11 @@ where
                 tracing::error!("an endpoint step needs FormLayer and ClientAuthLayer in front");
                 return Ok(OAuthError::server_error("the endpoint is misconfigured").to_response());
             };
+            if client.kind() == ClientKind::Public && !step.accepts_public_clients() {
+                return Ok(public_client_refused()
+                    .with_www_authenticate(challenge("Basic", DEFAULT_REALM, ""))
+                    .to_response());
+            }
             let request = StepRequest {
                 client,
                 params,

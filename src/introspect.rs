@@ -1,0 +1,209 @@
+//! Token introspection ([RFC 7662]): the pipeline with an introspection step.
+//!
+//! [`Introspector`] is an [`EndpointStep`]: behind the same CORS, form, client
+//! authentication and origin check as revocation, it tells a resource server whether a
+//! token is active, from the same [`TokenStore`].
+//!
+//! | case | answer |
+//! |---|---|
+//! | an active token the caller may see | 200 `{"active":true,"client_id","token_type","exp","sub","grant_id","iss"?}` |
+//! | revoked, expired, unknown, or not the caller's to see | 200, exactly `{"active":false}` |
+//! | `token` missing or empty | 400 `invalid_request` |
+//! | a public client | 401 `invalid_client` ([RFC 7662 §2.1]: the endpoint is protected) |
+//! | the store fails | 503 `temporarily_unavailable` + `Retry-After`, never `active:false` |
+//!
+//! Who sees what: a client the registry marks with
+//! [`with_introspection`](crate::client_auth::Client::with_introspection) (a resource
+//! server) sees any client's tokens; any other confidential client only its own.
+//! `token_type` is `Bearer` for an access token and `refresh_token` for a refresh token;
+//! `sub` is the resource owner, or the client for `client_credentials`; `grant_id` (an
+//! extension, [RFC 7662 §2.2]) names the token's grant, so that a resource server can tie
+//! later revocation events to the answer. Every answer carries `Cache-Control: no-store`.
+//!
+//! ```
+//! use tower_oauth_revoke::{
+//!     client_auth::{Client, MemoryClientRegistry},
+//!     endpoint::Endpoint,
+//!     introspect::Introspector,
+//!     store::MemoryStore,
+//! };
+//!
+//! let clients = MemoryClientRegistry::new([
+//!     Client::confidential("resource-server", "a-long-random-secret").with_introspection(),
+//! ]);
+//! let introspect = Endpoint::with_step(clients, Introspector::new(MemoryStore::new()))
+//!     .build()
+//!     .unwrap();
+//! assert_eq!(introspect.auth_methods_supported(), ["client_secret_basic", "client_secret_post"]);
+//! let app: axum::Router = axum::Router::new().route_service("/oauth2/introspect", introspect);
+//! # let _ = app;
+//! ```
+//!
+//! [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
+//! [RFC 7662 §2.1]: https://www.rfc-editor.org/rfc/rfc7662#section-2.1
+//! [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
+
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, Response};
+
+use crate::{
+    endpoint::{EndpointStep, StepRequest},
+    error::{set_no_store, write_json_string_contents, OAuthError, APPLICATION_JSON},
+    store::{TokenHash, TokenKind, TokenRecord, TokenStore},
+    trace::Escaped,
+};
+
+/// The introspection step; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Introspector<S> {
+    store: S,
+    issuer: Option<Arc<str>>,
+}
+
+impl<S> Introspector<S> {
+    /// Introspects tokens of `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            issuer: None,
+        }
+    }
+
+    /// The issuer identifier put in active answers as `iss`.
+    #[must_use]
+    pub fn issuer(mut self, issuer: impl Into<Arc<str>>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+const INACTIVE: &[u8] = b"{\"active\":false}";
+
+impl<S: TokenStore> EndpointStep for Introspector<S> {
+    fn accepts_public_clients(&self) -> bool {
+        false
+    }
+
+    async fn answer(&self, request: StepRequest<'_>) -> Result<Response<Bytes>, OAuthError> {
+        let client = request.client();
+        let token = match request.params().get("token") {
+            Some(token) if !token.is_empty() => token,
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "the `token` parameter is required",
+                ))
+            }
+        };
+        let record = self
+            .store
+            .inspect(&TokenHash::of(token))
+            .await
+            .map_err(|err| {
+                tracing::error!(
+                    client_id = %Escaped(client.id()),
+                    error = %err,
+                    "token store unavailable at introspection"
+                );
+                OAuthError::temporarily_unavailable(
+                    "the token store is unavailable; try again later",
+                    1,
+                )
+            })?;
+        let visible =
+            record.filter(|r| client.client().may_introspect_any() || &*r.client_id == client.id());
+        tracing::info!(
+            client_id = %Escaped(client.id()),
+            active = visible.is_some(),
+            "token introspection"
+        );
+        let body = match visible {
+            Some(record) => active(&record, self.issuer.as_deref()),
+            None => Bytes::from_static(INACTIVE),
+        };
+        let mut response = Response::new(body);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, APPLICATION_JSON);
+        set_no_store(response.headers_mut());
+        Ok(response)
+    }
+}
+
+fn secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The JSON of an active token ([RFC 7662 §2.2]).
+///
+/// [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
+fn active(record: &TokenRecord, issuer: Option<&str>) -> Bytes {
+    let mut buf = BytesMut::with_capacity(192);
+    let string = |buf: &mut BytesMut, name: &str, value: &str| {
+        buf.put_slice(b",\"");
+        buf.put_slice(name.as_bytes());
+        buf.put_slice(b"\":\"");
+        write_json_string_contents(buf, value);
+        buf.put_u8(b'"');
+    };
+    buf.put_slice(b"{\"active\":true");
+    string(&mut buf, "client_id", &record.client_id);
+    let token_type = match record.kind {
+        TokenKind::AccessToken => "Bearer",
+        TokenKind::RefreshToken => "refresh_token",
+    };
+    string(&mut buf, "token_type", token_type);
+    buf.put_slice(format!(",\"exp\":{}", secs(record.expires_at)).as_bytes());
+    string(
+        &mut buf,
+        "sub",
+        record.owner.as_deref().unwrap_or(&record.client_id),
+    );
+    string(&mut buf, "grant_id", &record.grant.to_string());
+    if let Some(issuer) = issuer {
+        string(&mut buf, "iss", issuer);
+    }
+    buf.put_u8(b'}');
+    buf.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::GrantId;
+    use std::time::Duration;
+
+    #[test]
+    fn active_answers_are_json() {
+        let record = TokenRecord::new(
+            TokenKind::RefreshToken,
+            "app \"1\"",
+            GrantId::from_u64(255),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        )
+        .with_owner("alice");
+        let json: serde_json::Value =
+            serde_json::from_slice(&active(&record, Some("https://as.example"))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "active": true,
+                "client_id": "app \"1\"",
+                "token_type": "refresh_token",
+                "exp": 1_700_000_000u64,
+                "sub": "alice",
+                "grant_id": "00000000000000ff",
+                "iss": "https://as.example",
+            })
+        );
+    }
+}
