@@ -841,3 +841,81 @@ async fn a_hostile_page_cannot_lock_out_users_or_clients() {
         .unwrap();
     assert_eq!(reply.status(), 200, "the confidential client");
 }
+
+/// The demo's introspection endpoint, metadata, new clients and user, and its `--issuer`
+/// and `--access-token-ttl` flags.
+#[tokio::test]
+async fn introspection_and_metadata_as_the_demo_serves_them() {
+    let demo = Demo::start(
+        &[
+            "--issuer",
+            "https://issuer.example",
+            "--access-token-ttl",
+            "120",
+        ],
+        None,
+    );
+    let http = demo.http();
+    let metadata: serde_json::Value = http
+        .get(demo.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], "https://issuer.example");
+    for (name, path) in [
+        ("token_endpoint", "/oauth2/token"),
+        ("revocation_endpoint", "/oauth2/revoke"),
+        ("introspection_endpoint", "/oauth2/introspect"),
+    ] {
+        assert_eq!(metadata[name], format!("https://issuer.example{path}"));
+    }
+    assert_eq!(
+        metadata["introspection_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post"])
+    );
+
+    // bob's token for another-client, with the configured lifetime.
+    let token: serde_json::Value = http
+        .post(demo.url("/oauth2/token"))
+        .basic_auth("other-client", Some("other-secret"))
+        .form(&[
+            ("grant_type", "password"),
+            ("username", "bob"),
+            ("password", "bob-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(token["expires_in"], 120);
+    let access = token["access_token"].as_str().unwrap();
+    let introspect = |id: &'static str, secret: &'static str| {
+        http.post(demo.url("/oauth2/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", access)])
+            .send()
+    };
+    let answer: serde_json::Value = introspect("resource-server", "rs-secret")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["sub"], "bob");
+    assert_eq!(answer["client_id"], "other-client");
+    assert_eq!(answer["iss"], "https://issuer.example");
+    // Another confidential client (the admin one included) sees nothing.
+    let answer = introspect("admin-client", "admin-secret")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(answer, r#"{"active":false}"#);
+}

@@ -31,6 +31,8 @@ use tower_oauth_revoke::{
     endpoint::Endpoint,
     error::{ErrorCode, OAuthError},
     guard::BearerGuardLayer,
+    introspect::Introspector,
+    metadata::AuthorizationServerMetadata,
     owner::{OwnerAuthorizations, ResourceOwner},
     store::{RevocationOutcome, TokenRecord},
     trace::Escaped,
@@ -78,7 +80,12 @@ pub(crate) async fn log_request(req: Request, next: Next) -> Response {
 // ---------------------------------------------------------------------------------------
 // The application.
 
-pub(crate) fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<Router, String> {
+pub(crate) fn app(
+    args: &Args,
+    config: &DemoConfig,
+    store: DemoStore,
+    issuer_url: &str,
+) -> Result<Router, String> {
     let registry = registry(config)?;
     let limiter = AuthFailureLimiter::new(20, Duration::from_secs(60));
     let users = Users::new(config);
@@ -100,17 +107,39 @@ pub(crate) fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<
     let issuer = Issuer {
         store: store.clone(),
         users: users.clone(),
+        access_token_ttl: Duration::from_secs(args.access_token_ttl),
     };
     // The token endpoint is the crate's pipeline (CORS, form, client authentication and
     // its limiter, the origin check) with the demo's own last step. It serves browser apps
     // too (a public client's password grant).
     let token = Endpoint::with_step(registry.clone(), issuer)
         .realm("demo")
-        .limit_failures(limiter)
+        .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
         .annotate_responses(true)
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
+
+    // Introspection (RFC 7662): the same pipeline with the crate's introspection step.
+    let introspect = Endpoint::with_step(
+        registry.clone(),
+        Introspector::new(store.clone()).issuer(issuer_url),
+    )
+    .realm("demo")
+    .limit_failures(limiter)
+    .cors_origins(&args.cors_origins)
+    .annotate_responses(true)
+    .build()
+    .map_err(|e| format!("--cors-origin: {e}"))?;
+
+    // RFC 8414 metadata, from the endpoints themselves.
+    let metadata = AuthorizationServerMetadata::new(issuer_url)
+        .map_err(|e| format!("--issuer: {e}"))?
+        .token_endpoint("/oauth2/token", &token)
+        .revocation_endpoint("/oauth2/revoke", &revoke)
+        .introspection_endpoint("/oauth2/introspect", &introspect)
+        .grant_types_supported(["client_credentials", "password", "refresh_token"])
+        .into_service();
 
     let userinfo = ServiceBuilder::new()
         .layer(BearerGuardLayer::new(store.clone()).realm("demo"))
@@ -182,6 +211,8 @@ pub(crate) fn app(args: &Args, config: &DemoConfig, store: DemoStore) -> Result<
     Ok(Router::new()
         .route_service("/oauth2/revoke", revoke)
         .route_service("/oauth2/token", token)
+        .route_service("/oauth2/introspect", introspect)
+        .route_service("/.well-known/oauth-authorization-server", metadata)
         .route_service("/userinfo", userinfo)
         .route_service("/users/me/authorizations", owners.clone())
         .route_service("/users/me/authorizations/{client_id}", owners)

@@ -17,6 +17,8 @@ pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; repl
   secret = "s3cr:t+ &x"             # leave out for a public client (client_id alone)
   name = "My app"                   # optional: shown to resource owners
   origins = ["https://app.example"] # optional: this client's allowed CORS origins
+  introspect = false                # optional: may introspect any client's tokens
+  admin = false                     # optional: may use the admin operations
 
   [[users]]                         # resource owners (password grant, owner API)
   name = "alice"
@@ -55,6 +57,12 @@ pub(crate) struct ClientConfig {
     #[serde(default)]
     pub(crate) origins: Vec<String>,
     pub(crate) name: Option<String>,
+    /// May introspect any client's tokens (a resource server).
+    #[serde(default)]
+    pub(crate) introspect: bool,
+    /// May use the admin operations.
+    #[serde(default)]
+    pub(crate) admin: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,9 +97,25 @@ name = "Another app"
 id = "spa-client"
 name = "Browser app"
 
+[[clients]]
+id = "resource-server"
+secret = "rs-secret"
+name = "Resource server"
+introspect = true
+
+[[clients]]
+id = "admin-client"
+secret = "admin-secret"
+name = "Administration"
+admin = true
+
 [[users]]
 name = "alice"
 password = "alice-password"
+
+[[users]]
+name = "bob"
+password = "bob-password"
 
 [[tokens]]
 value = "f4839307-c5a3-3d09-8452-af56b0d70491"
@@ -143,6 +167,12 @@ pub(crate) fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, Stri
             .map_err(|e| format!("client {:?}: {e}", c.id))?;
         if let Some(name) = &c.name {
             client = client.with_name(name.as_str());
+        }
+        if c.introspect {
+            client = client.with_introspection();
+        }
+        if c.admin {
+            client = client.with_admin();
         }
         clients.push(client);
     }

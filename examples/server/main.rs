@@ -53,6 +53,13 @@ struct Args {
     /// want to trust it rather than skip verification.
     #[arg(long, value_name = "FILE")]
     cert_out: Option<PathBuf>,
+    /// The issuer identifier published in the metadata and in introspection answers
+    /// (default: the URL it listens on).
+    #[arg(long, value_name = "URL")]
+    issuer: Option<String>,
+    /// The lifetime of access tokens, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    access_token_ttl: u64,
 }
 
 fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsAcceptor, String> {
@@ -129,7 +136,6 @@ async fn run(args: Args) -> Result<(), String> {
     let config = load_config(&args)?;
     let store = open_store(args.redis.as_deref()).await?;
     preissue(&store, &config).await?;
-    let router = app(&args, &config, store)?;
     let tls = if args.plain {
         None
     } else {
@@ -140,9 +146,12 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let shutdown = shutdown_signal()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    println!("listening on {scheme}://{local}");
+    let url = format!("{scheme}://{local}");
+    let issuer = args.issuer.clone().unwrap_or_else(|| url.clone());
+    let router = app(&args, &config, store, &issuer)?;
+    let shutdown = shutdown_signal()?;
+    println!("listening on {url}");
     print_demo_credentials(&config);
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

@@ -17,13 +17,13 @@ use tower_oauth_revoke::{
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
-pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(3600);
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
 
 #[derive(Clone)]
 pub(crate) struct Issuer {
     pub(crate) store: DemoStore,
     pub(crate) users: Users,
+    pub(crate) access_token_ttl: Duration,
 }
 
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Bytes> {
@@ -38,13 +38,13 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http
 }
 
 /// The successful token response of RFC 6749 §5.1.
-pub(crate) fn token_response(access: &str, refresh: &str) -> http::Response<Bytes> {
+pub(crate) fn token_response(access: &str, refresh: &str, ttl: Duration) -> http::Response<Bytes> {
     json_response(
         StatusCode::OK,
         serde_json::json!({
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": ACCESS_TOKEN_TTL.as_secs(),
+            "expires_in": ttl.as_secs(),
             "refresh_token": refresh,
         }),
     )
@@ -69,12 +69,12 @@ impl Issuer {
             TokenKind::AccessToken,
             client.id(),
             grant,
-            now + ACCESS_TOKEN_TTL,
+            now + self.access_token_ttl,
         );
         access_record.owner = owner.map(Into::into);
         let refresh = self.mint(refresh_record).await?;
         let access = self.mint(access_record).await?;
-        Ok(token_response(&access, &refresh))
+        Ok(token_response(&access, &refresh, self.access_token_ttl))
     }
 
     /// A new token, registered with the store.
@@ -149,11 +149,11 @@ impl Issuer {
                     TokenKind::AccessToken,
                     client.id(),
                     record.grant,
-                    SystemTime::now() + ACCESS_TOKEN_TTL,
+                    SystemTime::now() + self.access_token_ttl,
                 );
                 access_record.owner = record.owner.clone();
                 let access = self.mint(access_record).await?;
-                Ok(token_response(&access, refresh))
+                Ok(token_response(&access, refresh, self.access_token_ttl))
             }
             Some(other) if !other.is_empty() => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
