@@ -6,7 +6,7 @@
 //!
 //! | case | answer |
 //! |---|---|
-//! | an active token the caller may see | 200 `{"active":true,"client_id","token_type","exp","sub","grant_id","iss"?}` |
+//! | an active token the caller may see | 200 `{"active":true,"client_id","token_type","exp","iat","sub","grant_id","iss"?}` |
 //! | revoked, expired, unknown, or not the caller's to see | 200, exactly `{"active":false}` |
 //! | `token` missing or empty | 400 `invalid_request` |
 //! | a public client | 401 `invalid_client` ([RFC 7662 §2.1]: the endpoint is protected) |
@@ -163,6 +163,10 @@ fn active(record: &TokenRecord, issuer: Option<&str>) -> Bytes {
     };
     string(&mut buf, "token_type", token_type);
     buf.put_slice(format!(",\"exp\":{}", secs(record.expires_at)).as_bytes());
+    // A store that does not know the issue time gives the epoch: no `iat` then.
+    if record.issued_at > UNIX_EPOCH {
+        buf.put_slice(format!(",\"iat\":{}", secs(record.issued_at)).as_bytes());
+    }
     string(
         &mut buf,
         "sub",
@@ -190,7 +194,8 @@ mod tests {
             GrantId::from_u64(255),
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         )
-        .with_owner("alice");
+        .with_owner("alice")
+        .with_issued_at(UNIX_EPOCH + Duration::from_secs(1_699_999_000));
         let json: serde_json::Value =
             serde_json::from_slice(&active(&record, Some("https://as.example"))).unwrap();
         assert_eq!(
@@ -200,6 +205,7 @@ mod tests {
                 "client_id": "app \"1\"",
                 "token_type": "refresh_token",
                 "exp": 1_700_000_000u64,
+                "iat": 1_699_999_000u64,
                 "sub": "alice",
                 "grant_id": "00000000000000ff",
                 "iss": "https://as.example",

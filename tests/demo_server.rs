@@ -910,6 +910,11 @@ async fn introspection_and_metadata_as_the_demo_serves_them() {
     assert_eq!(answer["sub"], "bob");
     assert_eq!(answer["client_id"], "other-client");
     assert_eq!(answer["iss"], "https://issuer.example");
+    let (iat, exp) = (
+        answer["iat"].as_u64().unwrap(),
+        answer["exp"].as_u64().unwrap(),
+    );
+    assert_eq!(exp - iat, 120, "iat and exp span the configured lifetime");
     // Another confidential client (the admin one included) sees nothing.
     let answer = introspect("admin-client", "admin-secret")
         .await

@@ -68,7 +68,7 @@ async fn introspection_follows_the_rules() {
         ),
         ("t-revoked", TokenKind::AccessToken, None, later),
     ] {
-        let mut record = TokenRecord::new(kind, "app", grant, expires);
+        let mut record = TokenRecord::new(kind, "app", grant, expires).with_issued_at(clock.now());
         if token == "t-cc" || token == "t-short" || token == "t-revoked" {
             record.grant = GrantId::random();
         }
@@ -97,6 +97,9 @@ async fn introspection_follows_the_rules() {
         assert_eq!(json["sub"], "alice");
         assert_eq!(json["iss"], ISSUER);
         assert_eq!(json["grant_id"], "000000000000002a");
+        let secs =
+            |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(json["iat"].as_u64().unwrap(), secs(clock.now()));
         let exp = json["exp"].as_u64().unwrap();
         let expected = later
             .duration_since(std::time::UNIX_EPOCH)

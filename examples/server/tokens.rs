@@ -63,14 +63,16 @@ impl Issuer {
             client.id(),
             grant,
             now + REFRESH_TOKEN_TTL,
-        );
+        )
+        .with_issued_at(now);
         refresh_record.owner = owner.map(Into::into);
         let mut access_record = TokenRecord::new(
             TokenKind::AccessToken,
             client.id(),
             grant,
             now + self.access_token_ttl,
-        );
+        )
+        .with_issued_at(now);
         access_record.owner = owner.map(Into::into);
         let refresh = self.mint(refresh_record).await?;
         let access = self.mint(access_record).await?;
@@ -145,12 +147,14 @@ impl Issuer {
                         ))
                     }
                 };
+                let now = SystemTime::now();
                 let mut access_record = TokenRecord::new(
                     TokenKind::AccessToken,
                     client.id(),
                     record.grant,
-                    SystemTime::now() + self.access_token_ttl,
-                );
+                    now + self.access_token_ttl,
+                )
+                .with_issued_at(now);
                 access_record.owner = record.owner.clone();
                 let access = self.mint(access_record).await?;
                 Ok(token_response(&access, refresh, self.access_token_ttl))

@@ -119,6 +119,14 @@ async fn issued_tokens_are_active<S: TokenStore>(store: S) {
         drift < Duration::from_secs(10),
         "inspect keeps the expiry to the second"
     );
+
+    // The issue time, to the second.
+    let issued_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let record = TokenRecord::new(TokenKind::RefreshToken, client.clone(), grant, later())
+        .with_issued_at(issued_at);
+    store.issue(n.token("r"), record).await.unwrap();
+    let record = store.inspect(&n.token("r")).await.unwrap().unwrap();
+    assert_eq!(record.issued_at, issued_at, "inspect keeps the issue time");
 }
 
 async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {

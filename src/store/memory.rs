@@ -29,8 +29,8 @@ const NO_OWNER: u32 = u32::MAX;
 /// - Expired entries are purged incrementally, one shard at a time (at most one shard a
 ///   second, triggered by [`issue`](TokenStore::issue)), so no sweep ever pauses the whole
 ///   store; [`purge_expired`](Self::purge_expired) sweeps everything on demand.
-/// - About 150 bytes of heap per token at one million tokens with one grant per token and
-///   an owner per grant, 120 with access and refresh token per grant (measured by
+/// - About 157 bytes of heap per token at one million tokens with one grant per token and
+///   an owner per grant, 127 with access and refresh token per grant (measured by
 ///   `cargo bench --bench memory`). Tokens are keyed by the first 192 bits of their digest.
 ///
 /// Expiry times are kept with one-second precision, up to the year 2106. Client ids and
@@ -134,7 +134,7 @@ impl std::hash::Hash for GrantKey {
     }
 }
 
-// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 37 bytes
+// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 41 bytes
 // instead of 48 and a grant's 21 instead of 24. Fields are only ever copied out, never
 // borrowed.
 #[repr(C, packed)]
@@ -142,6 +142,7 @@ impl std::hash::Hash for GrantKey {
 struct TokenEntry {
     grant: u64,
     expires_at: u32,
+    issued_at: u32,
     kind: TokenKind,
 }
 
@@ -366,6 +367,7 @@ impl MemoryStore {
         let entry = TokenEntry {
             grant: record.grant.as_u64(),
             expires_at,
+            issued_at: to_secs(record.issued_at),
             kind: record.kind,
         };
         // Lock order everywhere: owners, then shards by ascending index. (The grant's shard
@@ -440,6 +442,7 @@ impl MemoryStore {
             grant: entry.grant(),
             owner: (grant.owner != NO_OWNER).then(|| self.name(grant.owner)),
             expires_at: from_secs(entry.expires_at()),
+            issued_at: from_secs(entry.issued_at),
         })
     }
 
@@ -708,7 +711,8 @@ mod tests {
     #[test]
     fn slots_are_small() {
         // What one slot of each table holds (the tables add one control byte a slot).
-        assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 37);
+        // 41 since tokens keep when they were issued (introspection's `iat`).
+        assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 41);
         assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 21);
     }
 

@@ -207,10 +207,15 @@ pub struct TokenRecord {
     pub owner: Option<Arc<str>>,
     /// When the token stops being valid.
     pub expires_at: SystemTime,
+    /// When the token was issued, to the second ([RFC 7662 §2.2] `iat`); the Unix epoch when
+    /// a store does not know it.
+    ///
+    /// [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
+    pub issued_at: SystemTime,
 }
 
 impl TokenRecord {
-    /// A record without a resource owner.
+    /// A record without a resource owner, issued now (by the system clock).
     pub fn new(
         kind: TokenKind,
         client_id: impl Into<Arc<str>>,
@@ -223,7 +228,15 @@ impl TokenRecord {
             grant,
             owner: None,
             expires_at,
+            issued_at: SystemTime::now(),
         }
+    }
+
+    /// Sets when the token was issued.
+    #[must_use]
+    pub fn with_issued_at(mut self, issued_at: SystemTime) -> Self {
+        self.issued_at = issued_at;
+        self
     }
 
     /// Sets the resource owner.

@@ -43,7 +43,7 @@ use super::{
 ///
 /// | key | type | fields | expires |
 /// |---|---|---|---|
-/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry (Unix seconds) | with the token |
+/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds) | with the token |
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 ///
@@ -337,7 +337,7 @@ fn malformed(what: &str) -> StoreError {
     StoreError::new(format!("malformed {what} in Redis"))
 }
 
-/// KEYS: token, grant, [owner index]. ARGV: now, expiry, kind, grant id, client, [owner].
+/// KEYS: token, grant, [owner index]. ARGV: now, expiry, kind, grant id, client, issued at, [owner].
 /// Returns 0 if the grant is revoked, 1 once registered.
 static ISSUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -350,8 +350,8 @@ local ge, owner = tonumber(g[2]), g[3]
 if ge == nil or ge <= now then
   redis.call('DEL', KEYS[2])
   if #KEYS == 3 then
-    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[6])
-    owner = ARGV[6]
+    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[7])
+    owner = ARGV[7]
   else
     redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp)
     owner = false
@@ -363,9 +363,9 @@ elseif exp > ge then
 end
 redis.call('EXPIREAT', KEYS[2], ge)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'k', ARGV[3], 'g', ARGV[4], 'e', exp)
+redis.call('HSET', KEYS[1], 'k', ARGV[3], 'g', ARGV[4], 'e', exp, 'i', ARGV[6])
 redis.call('EXPIREAT', KEYS[1], exp)
-if #KEYS == 3 and owner == ARGV[6] then
+if #KEYS == 3 and owner == ARGV[7] then
   redis.call('ZADD', KEYS[3], ge, ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
@@ -376,16 +376,18 @@ return 1
     )
 });
 
-/// KEYS: token. ARGV: now, key tag. Returns nil, or {kind, grant, expiry, client[, owner]}.
+/// KEYS: token. ARGV: now, key tag. Returns nil, or {kind, grant, expiry, issued at,
+/// client[, owner]} (issued at `0` for a token registered before it was kept).
 static INSPECT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e')
+local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e', 'i')
 if not t[1] or tonumber(t[3]) <= tonumber(ARGV[1]) then return false end
 local g = redis.call('HMGET', ARGV[2] .. 'g:' .. t[2], 'c', 'r', 'o')
 if not g[1] or g[2] == '1' then return false end
-if g[3] then return {t[1], t[2], t[3], g[1], g[3]} end
-return {t[1], t[2], t[3], g[1]}
+local i = t[4] or '0'
+if g[3] then return {t[1], t[2], t[3], i, g[1], g[3]} end
+return {t[1], t[2], t[3], i, g[1]}
 ",
     )
 });
@@ -491,7 +493,8 @@ impl TokenStore for RedisStore {
                     .arg(to_secs(record.expires_at))
                     .arg(kind_code(record.kind))
                     .arg(record.grant.to_string())
-                    .arg(&*record.client_id);
+                    .arg(&*record.client_id)
+                    .arg(to_secs(record.issued_at));
                 if let Some(owner) = &record.owner {
                     call.arg(&**owner);
                 }
@@ -520,18 +523,20 @@ impl TokenStore for RedisStore {
         let Some(fields) = found else {
             return Ok(None);
         };
-        let [kind, grant, expires, client, rest @ ..] = fields.as_slice() else {
+        let [kind, grant, expires, issued, client, rest @ ..] = fields.as_slice() else {
             return Err(malformed("token record"));
         };
         let kind = kind_of(kind).ok_or_else(|| malformed("token kind"))?;
         let grant = u64::from_str_radix(grant, 16).map_err(|_| malformed("grant id"))?;
         let expires: u64 = expires.parse().map_err(|_| malformed("token expiry"))?;
+        let issued: u64 = issued.parse().map_err(|_| malformed("token issue time"))?;
         Ok(Some(TokenRecord {
             kind,
             client_id: client.as_str().into(),
             grant: GrantId::from_u64(grant),
             owner: rest.first().map(|o| o.as_str().into()),
             expires_at: UNIX_EPOCH + Duration::from_secs(expires),
+            issued_at: UNIX_EPOCH + Duration::from_secs(issued),
         }))
     }
 
