@@ -48,6 +48,7 @@
 //! [RFC 6750 §2.1]: https://www.rfc-editor.org/rfc/rfc6750#section-2.1
 
 use std::{
+    future::Future,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -60,8 +61,55 @@ pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
     error::{challenge, refuse_repeated, set_no_store, ErrorCode, OAuthError, DEFAULT_REALM},
-    store::{TokenHash, TokenKind, TokenStore},
+    store::{TokenHash, TokenKind, TokenRecord, TokenStore},
 };
+
+/// The token could not be checked (the store or the authorization server failed); the
+/// guard answers 503, never a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCheckError;
+
+impl std::fmt::Display for TokenCheckError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the token could not be checked")
+    }
+}
+
+impl std::error::Error for TokenCheckError {}
+
+/// How a guard decides whether a bearer token is an active access token: every
+/// [`TokenStore`] (a look-up by the token's hash), or a
+/// [`RemoteGuard`](remote::RemoteGuard) that asks the authorization server (feature
+/// `remote`).
+pub trait TokenCheck: Clone + Send + Sync + 'static {
+    /// The token's record if it is an active access token, `None` if it is not, an error if
+    /// that cannot be known now. The future owns what it needs.
+    fn check(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static;
+}
+
+impl<S: TokenStore> TokenCheck for S {
+    fn check(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static {
+        // Hashed at once: the future carries the digest, never a copy of the token.
+        let hash = TokenHash::of(token);
+        let store = self.clone();
+        async move {
+            match store.inspect(&hash).await {
+                Ok(Some(record)) if record.kind == TokenKind::AccessToken => Ok(Some(record)),
+                Ok(_) => Ok(None),
+                Err(err) => {
+                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
+                    Err(TokenCheckError)
+                }
+            }
+        }
+    }
+}
 
 /// A [`Layer`] that admits only active access tokens; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -186,7 +234,7 @@ impl<I, S, ReqBody, ResBody> Service<Request<ReqBody>> for BearerGuard<I, S>
 where
     I: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     I::Future: Send + 'static,
-    S: TokenStore,
+    S: TokenCheck,
     ReqBody: Send + 'static,
     ResBody: Send + 'static,
 {
@@ -205,7 +253,7 @@ where
                     .to_response(),
             );
         }
-        let hash = match bearer(req.headers().get(header::AUTHORIZATION)) {
+        let check = match bearer(req.headers().get(header::AUTHORIZATION)) {
             Bearer::Missing => {
                 return ResponseFuture::ready(unauthorized(&self.challenges.missing));
             }
@@ -218,20 +266,19 @@ where
                     .to_response(),
                 );
             }
-            Bearer::Token(token) => TokenHash::of(token),
+            Bearer::Token(token) => self.store.check(token),
         };
-        let store = self.store.clone();
         let challenges = self.challenges.clone();
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         ResponseFuture::steps(async move {
-            match store.inspect(&hash).await {
-                Ok(Some(record)) if record.kind == TokenKind::AccessToken => {
+            match check.await {
+                Ok(Some(record)) => {
                     req.extensions_mut().insert(record);
                     let response = inner.call(req).await?;
                     Ok(response.map(ResponseBody::new))
                 }
-                Ok(_) => {
+                Ok(None) => {
                     let mut response = OAuthError::new(
                         StatusCode::UNAUTHORIZED,
                         ErrorCode::InvalidToken,
@@ -243,14 +290,11 @@ where
                         .insert(header::WWW_AUTHENTICATE, challenges.invalid_token.clone());
                     Ok(response)
                 }
-                Err(err) => {
-                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
-                    Ok(OAuthError::temporarily_unavailable(
-                        "the token store is unavailable; try again later",
-                        1,
-                    )
-                    .to_response())
-                }
+                Err(TokenCheckError) => Ok(OAuthError::temporarily_unavailable(
+                    "the token could not be checked; try again later",
+                    1,
+                )
+                .to_response()),
             }
         })
     }
