@@ -58,6 +58,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use crate::future::ResponseFuture;
+
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub mod remote;
 use crate::{
     body::ResponseBody,
     error::{challenge, refuse_repeated, set_no_store, ErrorCode, OAuthError, DEFAULT_REALM},
