@@ -168,6 +168,11 @@ impl TokenStore for DownStore {
 /// Builds the demo server with the profile of this test binary (a no-op after `cargo test`,
 /// which builds the examples) and returns its path.
 pub fn demo_server_binary() -> PathBuf {
+    example_binary("server")
+}
+
+/// Builds the example `name` with the profile of this test binary and returns its path.
+pub fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe
         .parent()
@@ -178,7 +183,7 @@ pub fn demo_server_binary() -> PathBuf {
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let mut cargo = Command::new(env!("CARGO"));
     cargo
-        .args(["build", "--quiet", "--example", "server", "--manifest-path"])
+        .args(["build", "--quiet", "--example", name, "--manifest-path"])
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
         .env("CARGO_TARGET_DIR", &target_dir);
     if release {
@@ -188,6 +193,44 @@ pub fn demo_server_binary() -> PathBuf {
         cargo.args(["--features", "redis"]);
     }
     let status = cargo.status().expect("cargo runs");
-    assert!(status.success(), "cargo build --example server failed");
-    profile_dir.join("examples").join("server")
+    assert!(status.success(), "cargo build --example {name} failed");
+    profile_dir.join("examples").join(name)
+}
+
+/// A process started by a test, killed when the test ends, and the URL it printed first
+/// (`listening on URL`).
+pub struct Process {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Process {
+    /// Starts `binary` with `args` and waits for its `listening on URL` line.
+    pub fn start(binary: &std::path::Path, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let mut child = Command::new(binary)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the process starts");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("a first line").unwrap();
+        let url = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+            .to_owned();
+        // Keep draining stdout so that the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, url }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,0 +1,159 @@
+//! A resource server in its own process: `GET /api` behind the crate's remote guard, which
+//! checks tokens by introspection at the authorization server found from its metadata.
+//!
+//! ```text
+//! cargo run --release --example server -- --plain                    # the authorization server
+//! cargo run --release --example resource_server -- --issuer http://127.0.0.1:9443
+//! TOKEN=$(curl -s -u other-client:other-secret -d grant_type=client_credentials \
+//!         http://127.0.0.1:9443/oauth2/token | jq -r .access_token)
+//! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9444/api   # 200
+//! ```
+//!
+//! A token revoked at the issuer is refused here once the cache's TTL has passed
+//! (`--cache-ttl`); while the issuer is unreachable, tokens not yet confirmed get 503.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{extract::Request, routing::get, Json, Router};
+use clap::Parser;
+use tower_oauth_revoke::{
+    guard::{remote::RemoteGuard, BearerGuardLayer},
+    serve::Server,
+    store::TokenRecord,
+};
+
+/// A resource server whose bearer guard asks the authorization server.
+#[derive(Debug, Parser)]
+#[command(name = "resource_server", version)]
+struct Args {
+    /// Socket address to listen on (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:9444")]
+    listen: SocketAddr,
+    /// The authorization server: its endpoints come from its metadata.
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// Accept the authorization server's certificate without checking it (its self-signed
+    /// demo certificate); never in production.
+    #[arg(long)]
+    insecure: bool,
+    /// The client id this server introspects with.
+    #[arg(long, value_name = "ID", default_value = "resource-server")]
+    client_id: String,
+    /// The client secret this server introspects with.
+    #[arg(long, value_name = "SECRET", default_value = "rs-secret")]
+    client_secret: String,
+    /// How long an introspection answer may be reused, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    cache_ttl: u64,
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(message) = run(Args::parse()).await {
+        eprintln!("error: {message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+
+    let mut builder = RemoteGuard::builder(&args.issuer, &args.client_id, &args.client_secret)
+        .cache_ttl(Duration::from_secs(args.cache_ttl));
+    if args.insecure {
+        builder = builder.tls_config(insecure_tls());
+    }
+    let guard = builder.build().map_err(|e| e.to_string())?;
+
+    let app = Router::new()
+        .route(
+            "/api",
+            get(|req: Request| async move {
+                let record = req.extensions().get::<TokenRecord>().cloned();
+                let record = record.expect("the guard puts the record in the request");
+                let sub = record.owner.as_deref().unwrap_or(&record.client_id);
+                Json(serde_json::json!({ "sub": sub, "client_id": &*record.client_id }))
+            }),
+        )
+        .layer(BearerGuardLayer::new(guard));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on http://{local}");
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    Server::new()
+        .serve(listener, app, shutdown)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A TLS configuration that accepts any server certificate (the demo's self-signed one).
+fn insecure_tls() -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth()
+}
+
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
