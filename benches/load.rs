@@ -27,6 +27,7 @@
 //! | `LOAD_CLIENT_THREADS` | 1 | load generator runtime threads |
 //! | `LOAD_BARE_EXTRA_NS` | 0 | calibration: A also spins this long per request, to show what a known cost does to the ratios |
 //! | `LOAD_FLOOR` | 0 | 1: B is not the endpoint but the floor, a hand-written handler doing only the work no revocation can skip (see `floor`) |
+//! | `LOAD_INTROSPECT` | 0 | 1: B is the introspection endpoint (the pipeline with `Introspector`) answering the same requests |
 //!
 //! The server's CPU per request is also split into user and kernel time
 //! (`/proc/self/task/*/stat`, in 10 ms ticks): what the endpoint adds is user time; the
@@ -56,7 +57,9 @@ use tokio::{
 };
 use tower_oauth_revoke::{
     client_auth::{decode_basic, encode_basic, Client, ClientRegistry, MemoryClientRegistry},
+    endpoint::{Endpoint, EndpointStep},
     form::FormParams,
+    introspect::Introspector,
     store::{
         GrantId, MemoryStore, RevocationRequest, RevocationScope, TokenHash, TokenKind,
         TokenRecord, TokenStore,
@@ -126,6 +129,7 @@ impl Target {
         match self {
             Target::Bare => "A bare hyper",
             Target::Full if floor_mode() => "B floor",
+            Target::Full if introspect_mode() => "B introspection",
             Target::Full => "B full stack",
         }
     }
@@ -242,9 +246,30 @@ async fn serve_floor(listener: TcpListener, registry: MemoryClientRegistry, stor
     }
 }
 
-async fn serve_full(
+/// The introspection endpoint under the same load (`LOAD_INTROSPECT=1`): the pipeline with
+/// the introspection step, CORS and JSON-P as for revocation.
+fn introspection_endpoint(
+    registry: MemoryClientRegistry,
+    store: MemoryStore,
+) -> Endpoint<MemoryClientRegistry, Introspector<MemoryStore>> {
+    Endpoint::with_step(
+        registry,
+        Introspector::new(store).issuer("https://as.example"),
+    )
+    .cors_origins(["https://app.example.com"])
+    .jsonp(true)
+    .build()
+    .expect("the endpoint builds")
+}
+
+/// Whether B is the introspection endpoint (`LOAD_INTROSPECT=1`).
+fn introspect_mode() -> bool {
+    env_or::<u8>("LOAD_INTROSPECT", 0) == 1
+}
+
+async fn serve_full<T: EndpointStep>(
     listener: TcpListener,
-    endpoint: RevocationEndpoint<MemoryClientRegistry, MemoryStore>,
+    endpoint: Endpoint<MemoryClientRegistry, T>,
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -380,6 +405,11 @@ fn server_main() {
         tokio::spawn(serve_bare(a));
         if floor_mode() {
             tokio::spawn(serve_floor(b, registry, store.clone()));
+        } else if introspect_mode() {
+            tokio::spawn(serve_full(
+                b,
+                introspection_endpoint(registry, store.clone()),
+            ));
         } else {
             tokio::spawn(serve_full(b, endpoint));
         }

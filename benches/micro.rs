@@ -13,6 +13,9 @@
 //!   whatever the count.
 //! - One whole request through `RevocationEndpoint` in process (no socket), against a
 //!   service that only reads the body: what the endpoint adds to the HTTP server's work.
+//! - A token check by the bearer guard over a shared `MemoryStore`, and by the remote guard
+//!   when its answer is cached (the common case at a resource server that does not share
+//!   the store).
 
 use std::{
     hint::black_box,
@@ -293,6 +296,70 @@ fn endpoint(c: &mut Criterion) {
     group.finish();
 }
 
+/// The guard's check of an active token: over a shared store, and from the remote guard's
+/// cache (filled once by a real introspection call to an in-process authorization server).
+fn guard(c: &mut Criterion) {
+    use tower_oauth_revoke::{
+        client_auth::{Client, MemoryClientRegistry},
+        endpoint::Endpoint,
+        guard::{remote::RemoteGuard, TokenCheck},
+        introspect::Introspector,
+        metadata::AuthorizationServerMetadata,
+        serve::Server,
+    };
+
+    let store = store_of(1_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let guard = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let clients = MemoryClientRegistry::new([
+            Client::confidential("rs", "rs-secret").with_introspection()
+        ]);
+        let introspect = Endpoint::with_step(clients, Introspector::new(store.clone()))
+            .build()
+            .unwrap();
+        let metadata = AuthorizationServerMetadata::new(issuer.as_str())
+            .unwrap()
+            .introspection_endpoint("/introspect", &introspect)
+            .into_service();
+        let app = axum::Router::new()
+            .route_service("/introspect", introspect)
+            .route_service("/.well-known/oauth-authorization-server", metadata);
+        tokio::spawn(Server::new().serve(listener, app, std::future::pending()));
+        let guard = RemoteGuard::builder(issuer, "rs", "rs-secret")
+            .build()
+            .unwrap();
+        let filled = guard.check(&token(7)).await.unwrap();
+        assert!(
+            filled.is_some(),
+            "the token is active at the authorization server"
+        );
+        guard
+    });
+
+    let mut group = c.benchmark_group("guard");
+    let t = token(7);
+    group.bench_function("store_check", |b| {
+        b.iter(|| now(black_box(&store).check(black_box(&t))).unwrap())
+    });
+    group.bench_function("remote_cache_hit", |b| {
+        b.iter(|| {
+            black_box(&guard)
+                .check(black_box(&t))
+                .now_or_never()
+                .expect("a cached answer completes at once")
+                .unwrap()
+        })
+    });
+    group.finish();
+    drop(rt);
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -303,6 +370,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parsing, jsonp, store_ops, cascade, endpoint
+    targets = parsing, jsonp, store_ops, cascade, endpoint, guard
 }
 criterion_main!(benches);
