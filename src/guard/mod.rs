@@ -2,7 +2,7 @@
 //!
 //! [`BearerGuardLayer`] reads `Authorization: Bearer TOKEN` ([RFC 6750 §2.1]), asks the
 //! [`TokenStore`] whether the token is an active access token, and passes the token's
-//! [`TokenRecord`](crate::store::TokenRecord) (client, resource owner, grant, expiry; never the token) on in the
+//! [`TokenRecord`] (client, resource owner, grant, expiry; never the token) on in the
 //! request's extensions. Revocation at the endpoint thus takes effect at once wherever the
 //! guard shares the store.
 //!
