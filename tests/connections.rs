@@ -9,9 +9,8 @@ mod common;
 
 use std::{
     convert::Infallible,
-    io::{BufRead, BufReader, Read},
     net::SocketAddr,
-    process::{Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -136,35 +135,14 @@ async fn a_server_short_of_descriptors_still_answers_a_new_client() {
     let binary = tokio::task::spawn_blocking(common::demo_server_binary)
         .await
         .unwrap();
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg("ulimit -n 512 && exec \"$0\" --plain --listen 127.0.0.1:0")
         .arg(&binary)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the demo server starts");
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
-        for _ in lines {}
-    });
-    let first = rx.await.unwrap();
-    let addr: SocketAddr = first
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{first:?}"))
-        .parse()
-        .unwrap();
+        .env("RUST_LOG", "info");
+    let server = common::LoggedServer::start(command).await;
+    let addr = server.addr;
 
     let mut idle = Vec::new();
     for i in 0..600 {
@@ -208,11 +186,7 @@ async fn a_server_short_of_descriptors_still_answers_a_new_client() {
         done.unwrap();
     }
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let log = log.join().unwrap();
+    let (_, log) = server.stop().await;
     let accept_lines = log.lines().filter(|l| l.contains("accept failed")).count();
     assert!(
         accept_lines <= 5,

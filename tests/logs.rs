@@ -10,9 +10,8 @@ mod common;
 
 use std::{
     convert::Infallible,
-    io::{BufRead, BufReader, Read},
     net::SocketAddr,
-    process::{Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
@@ -507,40 +506,12 @@ async fn the_demo_server_logs_no_token_or_secret_at_trace() {
     let binary = tokio::task::spawn_blocking(common::demo_server_binary)
         .await
         .unwrap();
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    command
         .args(["--plain", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the demo server starts");
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
-    // Reads stdout to its end, so that the server never writes into a closed pipe.
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let _ = addr_tx.send(first);
-        for _ in lines {}
-    });
-    let addr: SocketAddr = tokio::task::spawn_blocking(move || {
-        let line = addr_rx.blocking_recv().unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .to_owned();
-        url.parse().unwrap()
-    })
-    .await
-    .unwrap();
+        .env("RUST_LOG", "trace");
+    let server = common::LoggedServer::start(command).await;
+    let addr = server.addr;
 
     let basic = common::basic(DEMO_ID, DEMO_SECRET);
     let mut forbidden = leak_forms(DEMO_ID, DEMO_SECRET);
@@ -670,20 +641,11 @@ async fn the_demo_server_logs_no_token_or_secret_at_trace() {
     assert_eq!(userinfo(addr, &format!("Bearer {refreshed}!")).await, 400);
 
     // Stop it cleanly and read everything it logged.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let (status, logs) = server.stop().await;
     assert!(
         status.success(),
         "the demo server exits 0 on SIGTERM: {status}"
     );
-    let logs = stderr_reader.join().unwrap();
 
     assert_no_leaks(&logs, &forbidden, "demo server");
     let requests: Vec<&str> = logs
@@ -709,35 +671,12 @@ async fn hostile_values_cannot_forge_log_lines() {
     let binary = tokio::task::spawn_blocking(common::demo_server_binary)
         .await
         .unwrap();
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    command
         .args(["--plain", "--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "trace")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the demo server starts");
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr_reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = lines.next().and_then(Result::ok).unwrap_or_default();
-        let _ = addr_tx.send(first);
-        for _ in lines {}
-    });
-    let line = addr_rx.await.unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("{line:?}"))
-        .parse()
-        .unwrap();
+        .env("RUST_LOG", "trace");
+    let server = common::LoggedServer::start(command).await;
+    let addr = server.addr;
 
     let hostile = [
         "app\nFORGED level=ERROR",
@@ -780,13 +719,7 @@ async fn hostile_values_cannot_forge_log_lines() {
         common::send(request).await;
     }
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let _ = child.wait();
-    let logs = stderr_reader.join().unwrap();
+    let (_, logs) = server.stop().await;
     assert!(
         logs.contains("resource owner revoked"),
         "the owner events ran:\n{logs}"

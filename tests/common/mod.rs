@@ -234,3 +234,76 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// A server process whose stderr (its log) is collected, started from `command` (stdio is
+/// set here); its first line on stdout is `listening on http://ADDR`.
+pub struct LoggedServer {
+    child: Option<std::process::Child>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: Option<std::thread::JoinHandle<String>>,
+}
+
+impl LoggedServer {
+    /// Starts the server and waits for its `listening on` line.
+    pub async fn start(mut command: Command) -> Self {
+        use std::io::{BufRead as _, Read as _};
+        let mut child = command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        // Reads stdout to its end, so that the server never writes into a closed pipe.
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(Result::ok).unwrap_or_default());
+            for _ in lines {}
+        });
+        let first = rx.await.unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+            .parse()
+            .unwrap();
+        Self {
+            child: Some(child),
+            addr,
+            log: Some(log),
+        }
+    }
+
+    /// Stops the server with SIGTERM; its exit status and everything it logged.
+    pub async fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        let log = self.log.take().unwrap().join().unwrap();
+        (status, log)
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
