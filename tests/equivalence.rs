@@ -91,7 +91,9 @@ const TOKENS: &[(&str, TokenKind, &str, u64)] = &[
 async fn filled_store(expires: SystemTime) -> MemoryStore {
     let store = MemoryStore::new();
     for &(token, kind, client, grant) in TOKENS {
-        let record = TokenRecord::new(kind, client, GrantId::from_u64(grant), expires);
+        // Both stores get the same records, issue time included.
+        let record = TokenRecord::new(kind, client, GrantId::from_u64(grant), expires)
+            .with_issued_at(expires - Duration::from_secs(3600));
         store.issue(TokenHash::of(token), record).await.unwrap();
     }
     store
