@@ -298,7 +298,7 @@ fn body_error(err: BoxError) -> FormRejection {
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
     while let Some(e) = source {
-        if e.is::<tower_http::timeout::TimeoutError>() {
+        if e.is::<tower_http::timeout::TimeoutError>() || e.is::<crate::deadline::BodyTimedOut>() {
             return FormRejection::TimedOut;
         }
         source = e.source();

@@ -45,6 +45,7 @@ pub mod body;
 pub use body::BoxError;
 pub mod client_auth;
 pub mod cors;
+pub mod deadline;
 pub mod endpoint;
 pub mod error;
 pub mod form;

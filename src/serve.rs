@@ -381,15 +381,17 @@ impl Connection {
     }
 }
 
-/// What is in flight on a connection, and since when it has been idle.
+/// What is in flight on a connection, and since when it has been idle. A request costs
+/// three atomic operations and a clock read: nothing wakes the connection's task, which
+/// looks at these only when its idle timer fires.
 struct Activity {
-    created: Instant,
+    /// tokio's clock, so that paused time in tests applies.
+    created: tokio::time::Instant,
     in_flight: AtomicUsize,
     /// Requests begun so far: an idle period is the same one while this stays put.
     begun: AtomicU64,
     /// Milliseconds after `created` at which the connection last became idle.
     idle_since_ms: AtomicU64,
-    changed: Notify,
 }
 
 struct InFlight(Arc<Activity>);
@@ -399,20 +401,18 @@ impl Drop for InFlight {
         let activity = &self.0;
         activity
             .idle_since_ms
-            .store(activity.elapsed_ms(), Ordering::SeqCst);
-        activity.in_flight.fetch_sub(1, Ordering::SeqCst);
-        activity.changed.notify_waiters();
+            .store(activity.elapsed_ms(), Ordering::Relaxed);
+        activity.in_flight.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl Activity {
     fn new() -> Self {
         Self {
-            created: Instant::now(),
+            created: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
             begun: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(0),
-            changed: Notify::new(),
         }
     }
 
@@ -421,34 +421,37 @@ impl Activity {
     }
 
     fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.begun.fetch_add(1, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.in_flight.fetch_add(1, Ordering::Acquire);
+        self.begun.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
     }
 
-    /// Resolves once no request has been in flight for `timeout`.
+    /// How long the connection has been idle, if nothing is in flight.
+    fn idle(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let idle_ms = self
+            .elapsed_ms()
+            .saturating_sub(self.idle_since_ms.load(Ordering::Relaxed));
+        Some(Duration::from_millis(idle_ms))
+    }
+
+    /// Resolves once no request has been in flight for `timeout`. It sleeps until the
+    /// earliest moment that could be true, then looks.
     async fn idle_for(&self, timeout: Duration) {
         loop {
-            let changed = self.changed.notified();
-            if self.in_flight.load(Ordering::SeqCst) > 0 {
-                changed.await;
-                continue;
-            }
-            let begun = self.begun.load(Ordering::SeqCst);
-            let idle_ms = self
-                .elapsed_ms()
-                .saturating_sub(self.idle_since_ms.load(Ordering::SeqCst));
-            let left = timeout.saturating_sub(Duration::from_millis(idle_ms));
-            tokio::select! {
-                _ = tokio::time::sleep(left) => {
-                    if self.in_flight.load(Ordering::SeqCst) == 0
-                        && self.begun.load(Ordering::SeqCst) == begun
-                    {
-                        return;
-                    }
-                }
-                _ = changed => {}
+            let begun = self.begun.load(Ordering::Relaxed);
+            let wait = match self.idle() {
+                Some(idle) if idle >= timeout => return,
+                Some(idle) => timeout - idle,
+                None => timeout,
+            };
+            tokio::time::sleep(wait).await;
+            if self.begun.load(Ordering::Relaxed) == begun
+                && self.idle().is_some_and(|idle| idle >= timeout)
+            {
+                return;
             }
         }
     }
@@ -458,12 +461,7 @@ impl Activity {
     async fn shed(&self, shed: &Notify) {
         loop {
             shed.notified().await;
-            let idle_ms = self
-                .elapsed_ms()
-                .saturating_sub(self.idle_since_ms.load(Ordering::SeqCst));
-            if self.in_flight.load(Ordering::SeqCst) == 0
-                && Duration::from_millis(idle_ms) >= SHED_AFTER
-            {
+            if self.idle().is_some_and(|idle| idle >= SHED_AFTER) {
                 return;
             }
         }

@@ -811,3 +811,37 @@ async fn repeated_singleton_headers_are_refused() {
         .unwrap()
         .is_some());
 }
+
+/// The crate's own body deadline (`deadline::BodyDeadlineLayer`, which the demo mounts): a
+/// body that never ends is cut off at the deadline with 408 or a closed connection, while
+/// honest requests, whose bodies are there at once, are served.
+#[tokio::test]
+async fn the_crates_body_deadline_cuts_off_a_body_that_never_ends() {
+    use tower_oauth_revoke::deadline::BodyDeadlineLayer;
+    let deadline = Duration::from_secs(2);
+    let store = MemoryStore::new();
+    let endpoint = RevocationEndpoint::builder(registry(), store.clone())
+        .build()
+        .unwrap();
+    let addr = common::serve(BodyDeadlineLayer::new(deadline).layer(endpoint)).await;
+
+    let mut pending = TcpStream::connect(addr).await.unwrap();
+    let start = Instant::now();
+    let mut head = post(&[FORM, &basic_line()], b"");
+    head.truncate(head.len() - b"content-length: 0\r\n\r\n".len());
+    head.extend_from_slice(b"content-length: 100\r\n\r\ntoken=abcd");
+    pending.write_all(&head).await.unwrap();
+    honest_revocation(addr, &store).await;
+
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), pending.read_to_end(&mut buf))
+        .await
+        .expect("the stalled request was never ended");
+    assert!(start.elapsed() >= deadline, "ended before the deadline");
+    if !buf.is_empty() {
+        let reply = parse_reply(&buf);
+        assert_eq!(reply.status, 408, "{reply:?}");
+        assert_clear_4xx(&reply, "never-ending body");
+    }
+    honest_revocation(addr, &store).await;
+}
