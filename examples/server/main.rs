@@ -124,8 +124,13 @@ async fn main() {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // The request log is written by a thread of its own, in batches: a request never waits
+    // on stderr. The guard flushes what is left when `run` returns.
+    let (writer, _flush_on_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
