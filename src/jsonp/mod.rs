@@ -6,6 +6,10 @@
 //! `/**/callback(<json>);`, or `/**/callback();` for an empty body (the RFC 7009 §2.3
 //! success form).
 //!
+//! **Logs**: a JSON-P `GET` carries the token in its query string, and tower-http's default
+//! request span records the whole URI. Mount [`trace::layer()`](crate::trace::layer) (or give
+//! your `TraceLayer` [`PathSpan`](crate::trace::PathSpan)) so that spans hold the path only.
+//!
 //! | request | answer |
 //! |---|---|
 //! | no `callback` | the inner response, untouched |
