@@ -74,6 +74,37 @@ use crate::{body::BoxError, client_auth::RemoteAddr};
 /// How long a connection may go without a request in flight, by default.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A service [`Server`] can serve: a tower service of hyper requests that never fails and
+/// is cloned per connection, answering with a body hyper can send. Every such service has
+/// it (axum's `Router`, this crate's endpoints, `tower::service_fn` closures).
+pub trait HttpService:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::Body>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+    /// The response body.
+    type Body: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> HttpService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Body = B;
+}
+
 /// The accept loop with connection limits; see the [module docs](self).
 #[derive(Clone)]
 pub struct Server {
@@ -166,21 +197,14 @@ impl Server {
 
     /// Serves `service` on `listener` over plain TCP until `shutdown` resolves, then lets
     /// in-flight requests finish (within the idle timeout).
-    pub async fn serve<S, B>(
+    pub async fn serve<S>(
         self,
         listener: TcpListener,
         service: S,
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService,
     {
         self.serve_with(listener, |stream| async { Ok(stream) }, service, shutdown)
             .await
@@ -189,7 +213,7 @@ impl Server {
     /// As [`serve`](Self::serve), with each accepted stream first passed through `accept`:
     /// a TLS handshake, say (`tokio_rustls::TlsAcceptor::accept`). It gets the idle timeout
     /// to finish.
-    pub async fn serve_with<S, B, A, F, T>(
+    pub async fn serve_with<S, A, F, T>(
         self,
         listener: TcpListener,
         accept: A,
@@ -197,14 +221,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()>
     where
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService,
         A: Fn(TcpStream) -> F + Clone + Send + 'static,
         F: Future<Output = io::Result<T>> + Send,
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -327,17 +344,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run<T, S, B>(mut self, io: T, service: S)
+    async fn run<T, S>(mut self, io: T, service: S)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-            + Clone
-            + Send
-            + 'static,
-        S::Future: Send + 'static,
-        B: http_body::Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
+        S: HttpService,
     {
         let activity = Arc::new(Activity::new());
         let peer = self.peer;
