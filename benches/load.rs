@@ -207,6 +207,7 @@ async fn floor(
                     client_id: &id,
                     hint: None,
                     access_token_scope: RevocationScope::Token,
+                    jti: None,
                 };
                 if store.revoke(&TokenHash::of(token), request).await.is_ok() {
                     *response.status_mut() = http::StatusCode::OK;

@@ -48,6 +48,7 @@ pub mod cors;
 pub mod deadline;
 pub mod endpoint;
 pub mod error;
+pub mod events;
 pub mod form;
 mod future;
 pub mod guard;

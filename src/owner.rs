@@ -7,6 +7,7 @@
 //! | request (relative to where it is mounted) | answer |
 //! |---|---|
 //! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` |
+//! | `DELETE /` | 204: every grant this owner gave, to any client, is revoked in one write ("sign out everywhere"); idempotent |
 //! | `DELETE /{client_id}` | 204: every grant and token that client holds from this owner is revoked, atomically; idempotent |
 //! | no [`ResourceOwner`] in the extensions | 401 `access_denied` |
 //! | another method | 405 + `Allow` |
@@ -61,6 +62,8 @@ use std::{
 };
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::events::Initiator;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
@@ -240,7 +243,11 @@ where
                     }
                 }
                 (Route::Client(client_id), Method::DELETE) => {
-                    match store.revoke_client_for_owner(owner.id(), &client_id).await {
+                    let by = Initiator::Owner(owner.id().into());
+                    match store
+                        .revoke_client_for_owner(owner.id(), &client_id, by)
+                        .await
+                    {
                         Ok(grants) => {
                             tracing::info!(
                                 client_id = %Escaped(&client_id),
@@ -256,7 +263,25 @@ where
                         }
                     }
                 }
-                (Route::Collection, _) => method_not_allowed("GET"),
+                (Route::Collection, Method::DELETE) => {
+                    // Signing out everywhere: one write, whatever the number of grants.
+                    let by = Initiator::Owner(owner.id().into());
+                    match store.revoke_subject(owner.id(), by).await {
+                        Ok(grants) => {
+                            tracing::info!(
+                                grants,
+                                outcome = "owner_revoked_all",
+                                "resource owner revoked every client's access"
+                            );
+                            respond(StatusCode::NO_CONTENT, Bytes::new(), false)
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "token store unavailable");
+                            unavailable()
+                        }
+                    }
+                }
+                (Route::Collection, _) => method_not_allowed("GET, DELETE"),
                 (Route::Client(_), _) => method_not_allowed("DELETE"),
                 (Route::NotFound, _) => OAuthError::invalid_request("no such resource")
                     .with_status(StatusCode::NOT_FOUND)

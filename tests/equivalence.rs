@@ -534,7 +534,13 @@ fn check(setup: Setup, requests: Vec<Spec>) -> Result<(), TestCaseError> {
         .unwrap();
     runtime.block_on(async {
         if setup.store_down {
-            return compare(&setup, DownStore, DownStore, &requests).await;
+            return compare(
+                &setup,
+                DownStore::default(),
+                DownStore::default(),
+                &requests,
+            )
+            .await;
         }
         let expires = SystemTime::now() + Duration::from_secs(3600);
         let (endpoint_store, layered_store) =

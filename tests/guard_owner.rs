@@ -365,7 +365,7 @@ async fn owner_revokes_exactly_one_clients_access() {
 
 #[tokio::test]
 async fn store_failure_is_503_at_the_guard_and_owner_service() {
-    let addr = start(DownStore).await;
+    let addr = start(DownStore::default()).await;
     let reply = api(addr, "anything").await;
     assert_eq!(reply.status, 503, "a store failure is never a pass");
     assert!(reply.headers.contains_key("retry-after"));

@@ -164,7 +164,7 @@ async fn introspection_follows_the_rules() {
 
 #[tokio::test]
 async fn a_store_failure_is_503_never_inactive() {
-    let endpoint = Endpoint::with_step(registry(), Introspector::new(DownStore))
+    let endpoint = Endpoint::with_step(registry(), Introspector::new(DownStore::default()))
         .build()
         .unwrap();
     let addr = serve(endpoint).await;

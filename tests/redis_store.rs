@@ -19,6 +19,7 @@ use http::StatusCode;
 use redis::AsyncCommands;
 use tower_oauth_revoke::{
     client_auth::{Client, MemoryClientRegistry},
+    events::Initiator,
     store::{
         conformance, GrantId, IssueError, RedisStore, RevocationOutcome, RevocationRequest,
         TokenHash, TokenKind, TokenRecord, TokenStore,
@@ -175,6 +176,13 @@ async fn keys_hold_only_hashes_and_all_expire() {
         .collect();
     assert_eq!(owner_keys.len(), 1, "one owner index: {keys:?}");
     expected.push((owner_keys[0].clone(), 3000));
+    let client_keys: Vec<String> = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{tag}ci:")))
+        .cloned()
+        .collect();
+    assert_eq!(client_keys.len(), 1, "one client index: {keys:?}");
+    expected.push((client_keys[0].clone(), 3000));
     keys.sort();
     let mut names: Vec<String> = expected.iter().map(|(k, _)| k.clone()).collect();
     names.sort();
@@ -586,7 +594,10 @@ async fn each_operation_is_one_round_trip() {
     issue(&refresh, TokenKind::RefreshToken).await.unwrap();
     store.inspect(&TokenHash::of(&refresh)).await.unwrap();
     store.clients_of_owner("alice").await.unwrap();
-    store.revoke_client_for_owner("bob", "app").await.unwrap();
+    store
+        .revoke_client_for_owner("bob", "app", Initiator::System)
+        .await
+        .unwrap();
     store.revoke_grant(GrantId::random()).await.unwrap();
     store
         .revoke(&TokenHash::of("unknown"), RevocationRequest::new("app"))
@@ -609,7 +620,10 @@ async fn each_operation_is_one_round_trip() {
     assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
     store.revoke_grant(grant).await.unwrap();
     assert_eq!(
-        store.revoke_client_for_owner("alice", "app").await.unwrap(),
+        store
+            .revoke_client_for_owner("alice", "app", Initiator::System)
+            .await
+            .unwrap(),
         0
     );
     assert!(store

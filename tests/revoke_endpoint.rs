@@ -550,7 +550,7 @@ async fn every_authentication_method_works() {
 
 #[tokio::test]
 async fn store_failure_is_503_never_200() {
-    let endpoint = RevocationEndpoint::builder(registry(), DownStore)
+    let endpoint = RevocationEndpoint::builder(registry(), DownStore::default())
         .build()
         .unwrap();
     let addr = common::serve(endpoint).await;

@@ -1,5 +1,6 @@
 //! The token store: memory by default, Redis with `--redis`.
 
+use tower_oauth_revoke::events::{Events, Initiator};
 use tower_oauth_revoke::store::{
     GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
     StoreError, TokenHash, TokenRecord, TokenStore,
@@ -21,6 +22,12 @@ macro_rules! delegate {
 }
 
 impl TokenStore for DemoStore {
+    fn events(&self) -> &Events {
+        match self {
+            DemoStore::Memory(s) => s.events(),
+            DemoStore::Redis(s) => s.events(),
+        }
+    }
     async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
         delegate!(self, s => s.issue(token, record))
     }
@@ -41,8 +48,15 @@ impl TokenStore for DemoStore {
         &self,
         owner: &str,
         client_id: &str,
+        by: Initiator,
     ) -> Result<usize, StoreError> {
-        delegate!(self, s => s.revoke_client_for_owner(owner, client_id))
+        delegate!(self, s => s.revoke_client_for_owner(owner, client_id, by))
+    }
+    async fn revoke_subject(&self, subject: &str, by: Initiator) -> Result<usize, StoreError> {
+        delegate!(self, s => s.revoke_subject(subject, by))
+    }
+    async fn revoke_client(&self, client_id: &str, by: Initiator) -> Result<usize, StoreError> {
+        delegate!(self, s => s.revoke_client(client_id, by))
     }
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
         delegate!(self, s => s.clients_of_owner(owner))

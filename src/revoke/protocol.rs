@@ -103,6 +103,7 @@ async fn revoke_hash<S: TokenStore>(
         client_id: client.id(),
         hint,
         access_token_scope: policy.access_token_scope,
+        jti: None,
     };
     store.revoke(hash, request).await
 }

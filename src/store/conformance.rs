@@ -17,6 +17,8 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use crate::events::{Initiator, RevocationEvent, Revoked, Subscription};
+
 use super::{
     GrantId, IssueError, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
     TokenKind, TokenRecord, TokenStore,
@@ -80,6 +82,287 @@ where
     revoked_grant_refuses_new_tokens(make()).await;
     owner_revocation_is_exactly_scoped(make()).await;
     revocation_races_registration(make()).await;
+    subject_revocation_is_one_cut_off(make()).await;
+    client_revocation_is_one_cut_off(make()).await;
+    every_revocation_is_an_event(make()).await;
+}
+
+/// The next event of `events` within 5 s (a Redis store relays them asynchronously).
+async fn next_event(events: &mut Subscription) -> Arc<RevocationEvent> {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the store lives")
+        .expect("no event was missed")
+}
+
+async fn subject_revocation_is_one_cut_off<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (app, other, alice, bob) = (n.id("app"), n.id("other"), n.id("alice"), n.id("bob"));
+    for (name, client, owner) in [
+        ("a1", &app, &alice),
+        ("a2", &other, &alice),
+        ("b", &app, &bob),
+    ] {
+        issue(
+            &store,
+            n.token(name),
+            TokenKind::RefreshToken,
+            client,
+            GrantId::random(),
+            Some(owner),
+        )
+        .await;
+    }
+    let revoked = store
+        .revoke_subject(&alice, Initiator::System)
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2, "both of alice's grants were active");
+    assert!(
+        !active(&store, &n.token("a1")).await,
+        "alice's grant to app is revoked"
+    );
+    assert!(
+        !active(&store, &n.token("a2")).await,
+        "alice's grant to other is revoked"
+    );
+    assert!(
+        active(&store, &n.token("b")).await,
+        "bob's grant is untouched"
+    );
+    assert!(
+        store.clients_of_owner(&alice).await.unwrap().is_empty(),
+        "no grant is listed"
+    );
+    // A grant made after the cut-off lives, however soon after.
+    issue(
+        &store,
+        n.token("a3"),
+        TokenKind::AccessToken,
+        &app,
+        GrantId::random(),
+        Some(&alice),
+    )
+    .await;
+    assert!(
+        active(&store, &n.token("a3")).await,
+        "a grant made after the cut-off lives"
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&alice, Initiator::System)
+            .await
+            .unwrap(),
+        1,
+        "a second revocation counts only what the first left"
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&n.id("nobody"), Initiator::System)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (app, other, alice) = (n.id("app"), n.id("other"), n.id("alice"));
+    let own = GrantId::random();
+    issue(
+        &store,
+        n.token("cc"),
+        TokenKind::AccessToken,
+        &app,
+        own,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("alice"),
+        TokenKind::RefreshToken,
+        &app,
+        GrantId::random(),
+        Some(&alice),
+    )
+    .await;
+    issue(
+        &store,
+        n.token("other"),
+        TokenKind::AccessToken,
+        &other,
+        GrantId::random(),
+        Some(&alice),
+    )
+    .await;
+    assert_eq!(
+        store.revoke_client(&app, Initiator::System).await.unwrap(),
+        2
+    );
+    assert!(
+        !active(&store, &n.token("cc")).await,
+        "the client's own grant is revoked"
+    );
+    assert!(
+        !active(&store, &n.token("alice")).await,
+        "alice's grant to the client is revoked"
+    );
+    assert!(
+        active(&store, &n.token("other")).await,
+        "other clients are untouched"
+    );
+    let record = TokenRecord::new(TokenKind::AccessToken, app.clone(), own, later());
+    assert!(
+        matches!(
+            store.issue(n.token("cc2"), record).await,
+            Err(IssueError::GrantRevoked)
+        ),
+        "no token joins a grant made before the cut-off"
+    );
+    issue(
+        &store,
+        n.token("new"),
+        TokenKind::AccessToken,
+        &app,
+        GrantId::random(),
+        None,
+    )
+    .await;
+    assert!(
+        active(&store, &n.token("new")).await,
+        "a grant made after the cut-off lives"
+    );
+}
+
+async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let mut events = store.events().subscribe();
+    let (app, alice) = (n.id("app"), n.id("alice"));
+    let grant = GrantId::random();
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &app,
+        grant,
+        Some(&alice),
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &app,
+        grant,
+        Some(&alice),
+    )
+    .await;
+
+    let mut request = RevocationRequest::new(&app);
+    request.jti = Some("jti-1");
+    store.revoke(&n.token("a"), request).await.unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        event.revoked,
+        Revoked::Token {
+            token: n.token("a"),
+            kind: TokenKind::AccessToken,
+            grant
+        },
+        "an access token revoked alone"
+    );
+    assert_eq!(event.client_id.as_ref(), Some(&app));
+    assert_eq!(event.subject.as_ref(), Some(&alice));
+    assert_eq!(event.jti.as_deref(), Some("jti-1"));
+    assert_eq!(event.initiator, Initiator::Client(app.clone()));
+
+    // Nothing changes, nothing is emitted: the next event is the grant's.
+    store
+        .revoke(&n.token("a"), RevocationRequest::new(&app))
+        .await
+        .unwrap();
+    store
+        .revoke(&n.token("r"), RevocationRequest::new(&n.id("thief")))
+        .await
+        .unwrap();
+    store
+        .revoke(&n.token("r"), RevocationRequest::new(&app))
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        event.revoked,
+        Revoked::Grant { grant },
+        "a refresh token revokes its grant"
+    );
+
+    let (g1, g2) = (GrantId::random(), GrantId::random());
+    issue(
+        &store,
+        n.token("x"),
+        TokenKind::RefreshToken,
+        &app,
+        g1,
+        Some(&alice),
+    )
+    .await;
+    issue(
+        &store,
+        n.token("y"),
+        TokenKind::RefreshToken,
+        &app,
+        g2,
+        Some(&alice),
+    )
+    .await;
+    store
+        .revoke_client_for_owner(&alice, &app, Initiator::Owner(alice.clone()))
+        .await
+        .unwrap();
+    let mut grants = [next_event(&mut events).await, next_event(&mut events).await];
+    grants.sort_by_key(|e| e.revoked.grant());
+    let mut expected = vec![g1, g2];
+    expected.sort();
+    assert_eq!(
+        grants
+            .iter()
+            .map(|e| e.revoked.grant().unwrap())
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(grants
+        .iter()
+        .all(|e| e.initiator == Initiator::Owner(alice.clone())));
+
+    let g3 = GrantId::random();
+    issue(&store, n.token("z"), TokenKind::AccessToken, &app, g3, None).await;
+    store.revoke_grant(g3).await.unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.revoked.clone(), event.initiator.clone()),
+        (Revoked::Grant { grant: g3 }, Initiator::System)
+    );
+
+    store
+        .revoke_subject(&alice, Initiator::Admin("admin".into()))
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.revoked.clone(), event.subject.as_ref()),
+        (Revoked::Subject, Some(&alice))
+    );
+    store
+        .revoke_client(&app, Initiator::Admin("admin".into()))
+        .await
+        .unwrap();
+    let event = next_event(&mut events).await;
+    assert_eq!(
+        (event.revoked.clone(), event.client_id.as_ref()),
+        (Revoked::Client, Some(&app))
+    );
 }
 
 async fn issued_tokens_are_active<S: TokenStore>(store: S) {
@@ -472,7 +755,10 @@ async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
         "clients_of_owner lists each client once, sorted, with its grant count"
     );
 
-    let revoked = store.revoke_client_for_owner(&alice, &app).await.unwrap();
+    let revoked = store
+        .revoke_client_for_owner(&alice, &app, Initiator::System)
+        .await
+        .unwrap();
     assert_eq!(revoked, 2, "both of alice's grants to app are revoked");
     for suffix in ["r", "a"] {
         assert!(!active(&store, &n.token(&format!("alice-app-1-{suffix}"))).await);
@@ -489,13 +775,16 @@ async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) {
     let listed = store.clients_of_owner(&alice).await.unwrap();
     assert_eq!(listed.len(), 1, "a client without grants is not listed");
     assert_eq!(
-        store.revoke_client_for_owner(&alice, &app).await.unwrap(),
+        store
+            .revoke_client_for_owner(&alice, &app, Initiator::System)
+            .await
+            .unwrap(),
         0,
         "revoking again is a no-op"
     );
     assert_eq!(
         store
-            .revoke_client_for_owner(&n.id("nobody"), &app)
+            .revoke_client_for_owner(&n.id("nobody"), &app, Initiator::System)
             .await
             .unwrap(),
         0,

@@ -4,11 +4,13 @@ use std::{
     collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
     sync::{
-        atomic::{AtomicU32, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, RwLock,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
+
+use crate::events::{Events, Initiator, RevocationEvent, Revoked};
 
 use super::{
     clock::{Clock, SystemClock},
@@ -59,6 +61,13 @@ impl std::fmt::Debug for MemoryStore {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     owners: Mutex<HashMap<u32, Vec<GrantId>>>,
+    /// Each client's grants: read only to count what a client's revocation revoked.
+    clients: Mutex<HashMap<u32, Vec<GrantId>>>,
+    /// Bulk revocations: the time (µs) at or before which a subject's or a client's grants
+    /// were created is revoked.
+    cutoffs: RwLock<Cutoffs>,
+    any_cutoff: AtomicBool,
+    events: Events,
     names: RwLock<Interner>,
     next_purge: AtomicU32,
     purge_cursor: AtomicUsize,
@@ -76,12 +85,22 @@ impl Inner {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             owners: Mutex::default(),
+            clients: Mutex::default(),
+            cutoffs: RwLock::default(),
+            any_cutoff: AtomicBool::new(false),
+            events: Events::default(),
             names: RwLock::default(),
             next_purge: AtomicU32::new(0),
             purge_cursor: AtomicUsize::new(0),
             clock,
         }
     }
+}
+
+#[derive(Default)]
+struct Cutoffs {
+    subjects: HashMap<u32, u64>,
+    clients: HashMap<u32, u64>,
 }
 
 #[derive(Default)]
@@ -163,6 +182,8 @@ struct GrantEntry {
     owner: u32,
     expires_at: u32,
     revoked: bool,
+    /// When its first token was issued, in µs since the epoch (bulk revocations' cut-offs).
+    created: u64,
 }
 
 #[derive(Default)]
@@ -203,6 +224,13 @@ fn to_secs(t: SystemTime) -> u32 {
         .unwrap_or(Duration::ZERO)
         .as_secs();
     secs.min(u32::MAX as u64) as u32
+}
+
+fn to_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros()
+        .min(u64::MAX as u128) as u64
 }
 
 fn from_secs(secs: u32) -> SystemTime {
@@ -253,8 +281,8 @@ impl MemoryStore {
             shard.tokens.retain(|_, t| t.expires_at > now);
             shard.grants.retain(|id, g| {
                 let keep = g.expires_at > now;
-                if !keep && g.owner != NO_OWNER {
-                    orphaned.push((g.owner, id.id()));
+                if !keep {
+                    orphaned.push((g.owner, g.client, id.id()));
                 }
                 keep
             });
@@ -268,13 +296,25 @@ impl MemoryStore {
             }
         }
         if !orphaned.is_empty() {
-            let mut owners = lock(&self.inner.owners);
-            for (owner, id) in orphaned {
-                if let Some(list) = owners.get_mut(&owner) {
+            fn unlist(index: &mut HashMap<u32, Vec<GrantId>>, key: u32, id: GrantId) {
+                if let Some(list) = index.get_mut(&key) {
                     list.retain(|g| *g != id);
                     if list.is_empty() {
-                        owners.remove(&owner);
+                        index.remove(&key);
                     }
+                }
+            }
+            let mut owners = lock(&self.inner.owners);
+            for &(owner, _, id) in &orphaned {
+                if owner != NO_OWNER {
+                    unlist(&mut owners, owner, id);
+                }
+            }
+            drop(owners);
+            let mut clients = lock(&self.inner.clients);
+            for &(_, client, id) in &orphaned {
+                if client != NO_OWNER {
+                    unlist(&mut clients, client, id);
                 }
             }
         }
@@ -352,10 +392,36 @@ impl MemoryStore {
             .grant_shard(entry.grant())
             .grants
             .get(&GrantKey::of(entry.grant()))?;
-        if grant.revoked {
+        if grant.revoked || self.cut_off(&grant) {
             return None;
         }
         Some((entry, grant))
+    }
+
+    /// Whether a bulk revocation covers the grant.
+    fn cut_off(&self, grant: &GrantEntry) -> bool {
+        if !self.inner.any_cutoff.load(Ordering::Acquire) {
+            return false;
+        }
+        let (created, owner, client) = (grant.created, grant.owner, grant.client);
+        let cutoffs = self.inner.cutoffs.read().unwrap_or_else(|e| e.into_inner());
+        cutoffs.subjects.get(&owner).is_some_and(|&t| created <= t)
+            || cutoffs.clients.get(&client).is_some_and(|&t| created <= t)
+    }
+
+    fn emit(&self, revoked: Revoked, grant: &GrantEntry, jti: Option<&str>, by: Initiator) {
+        if self.inner.events.subscribers() == 0 {
+            return;
+        }
+        let (client, owner) = (grant.client, grant.owner);
+        self.inner.events.emit(RevocationEvent {
+            revoked,
+            client_id: (client != NO_OWNER).then(|| self.name(client)),
+            jti: jti.map(Into::into),
+            subject: (owner != NO_OWNER).then(|| self.name(owner)),
+            initiator: by,
+            at: self.inner.clock.now(),
+        });
     }
 
     fn issue_sync(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
@@ -364,6 +430,7 @@ impl MemoryStore {
         let expires_at = to_secs(record.expires_at);
         let client = self.intern(&record.client_id);
         let owner = record.owner.as_ref().map_or(NO_OWNER, |o| self.intern(o));
+        let created = to_micros(record.issued_at);
         let entry = TokenEntry {
             grant: record.grant.as_u64(),
             expires_at,
@@ -388,16 +455,21 @@ impl MemoryStore {
                 (lock(&shards[grant_index]), Some(token_shard))
             }
         };
+        let fresh = GrantEntry {
+            client,
+            owner,
+            expires_at,
+            revoked: false,
+            created,
+        };
         let new_grant = match grant_shard.grants.get_mut(&GrantKey::of(record.grant)) {
-            Some(g) if g.revoked => return Err(IssueError::GrantRevoked),
+            Some(g) if g.revoked || self.cut_off(g) => return Err(IssueError::GrantRevoked),
             Some(g) if g.expires_at <= now => {
                 // A stale entry not yet purged: the grant starts anew.
-                *g = GrantEntry {
-                    client,
-                    owner,
-                    expires_at,
-                    revoked: false,
-                };
+                if self.cut_off(&fresh) {
+                    return Err(IssueError::GrantRevoked);
+                }
+                *g = fresh;
                 false
             }
             Some(g) => {
@@ -405,15 +477,10 @@ impl MemoryStore {
                 false
             }
             None => {
-                grant_shard.grants.insert(
-                    GrantKey::of(record.grant),
-                    GrantEntry {
-                        client,
-                        owner,
-                        expires_at,
-                        revoked: false,
-                    },
-                );
+                if self.cut_off(&fresh) {
+                    return Err(IssueError::GrantRevoked);
+                }
+                grant_shard.grants.insert(GrantKey::of(record.grant), fresh);
                 true
             }
         };
@@ -430,6 +497,12 @@ impl MemoryStore {
             // A grant new to the shard is new to its owner's list too (a purged grant leaves
             // the list with it): a push, not a scan of the owner's other grants.
             owners.entry(owner).or_default().push(record.grant);
+        }
+        if new_grant {
+            lock(&self.inner.clients)
+                .entry(client)
+                .or_default()
+                .push(record.grant);
         }
         Ok(())
     }
@@ -477,6 +550,18 @@ impl MemoryStore {
                 }
             }
         }
+        let revoked = match scope {
+            RevocationScope::Grant => Revoked::Grant {
+                grant: entry.grant(),
+            },
+            RevocationScope::Token => Revoked::Token {
+                token: *token,
+                kind: entry.kind,
+                grant: entry.grant(),
+            },
+        };
+        let by = Initiator::Client(request.client_id.into());
+        self.emit(revoked, &grant, request.jti, by);
         RevocationOutcome::Revoked {
             kind: entry.kind,
             scope,
@@ -486,20 +571,28 @@ impl MemoryStore {
     fn revoke_grant_sync(&self, grant: GrantId) {
         // A grant never seen is recorded as revoked too, so that a token registered into it
         // later is refused; it is purged an hour from now.
+        let now = self.now_secs();
         let mut shard = self.grant_shard(grant);
-        shard
+        let entry = shard
             .grants
             .entry(GrantKey::of(grant))
             .or_insert(GrantEntry {
                 client: NO_OWNER,
                 owner: NO_OWNER,
-                expires_at: self.now_secs().saturating_add(3600),
+                expires_at: now.saturating_add(3600),
                 revoked: true,
-            })
-            .revoked = true;
+                created: 0,
+            });
+        let was_active = !entry.revoked && entry.expires_at > now;
+        entry.revoked = true;
+        let entry = *entry;
+        drop(shard);
+        if was_active && !self.cut_off(&entry) {
+            self.emit(Revoked::Grant { grant }, &entry, None, Initiator::System);
+        }
     }
 
-    fn revoke_client_for_owner_sync(&self, owner: &str, client_id: &str) -> usize {
+    fn revoke_client_for_owner_sync(&self, owner: &str, client_id: &str, by: Initiator) -> usize {
         let (Some(owner), Some(client)) = (self.lookup_name(owner), self.lookup_name(client_id))
         else {
             return 0;
@@ -510,18 +603,81 @@ impl MemoryStore {
         let Some(list) = owners.get(&owner) else {
             return 0;
         };
-        let mut revoked = 0;
+        let mut revoked = Vec::new();
         for &id in list {
             let mut shard = self.grant_shard(id);
             if let Some(g) = shard.grants.get_mut(&GrantKey::of(id)) {
                 if g.client == client && !g.revoked {
                     g.revoked = true;
-                    if g.expires_at > now {
-                        revoked += 1;
+                    let g = *g;
+                    if g.expires_at > now && !self.cut_off(&g) {
+                        revoked.push((id, g));
                     }
                 }
             }
         }
+        drop(owners);
+        for (grant, entry) in &revoked {
+            self.emit(Revoked::Grant { grant: *grant }, entry, None, by.clone());
+        }
+        revoked.len()
+    }
+
+    /// Writes a cut-off (now) for a subject or a client, then counts the grants of the
+    /// index that it revoked.
+    fn revoke_bulk_sync(&self, name: &str, subject: bool, by: Initiator) -> usize {
+        let id = self.intern(&Arc::from(name));
+        let now = self.inner.clock.now();
+        let cutoff = to_micros(now);
+        let previous = {
+            let mut cutoffs = self
+                .inner
+                .cutoffs
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let map = if subject {
+                &mut cutoffs.subjects
+            } else {
+                &mut cutoffs.clients
+            };
+            let slot = map.entry(id).or_insert(0);
+            let previous = *slot;
+            *slot = (*slot).max(cutoff);
+            self.inner.any_cutoff.store(true, Ordering::Release);
+            previous
+        };
+        let grants: Vec<GrantId> = {
+            let index = if subject {
+                lock(&self.inner.owners)
+            } else {
+                lock(&self.inner.clients)
+            };
+            index.get(&id).cloned().unwrap_or_default()
+        };
+        let secs = to_secs(now);
+        let mut revoked = 0;
+        for grant in grants {
+            if let Some(g) = self.grant_shard(grant).grants.get(&GrantKey::of(grant)) {
+                // Active just before the cut-off: not revoked, not expired, not covered by
+                // an earlier cut-off of this scope or by the other scope's.
+                let (created, expires_at) = (g.created, g.expires_at);
+                if !g.revoked && expires_at > secs && created <= cutoff && created > previous {
+                    revoked += 1;
+                }
+            }
+        }
+        self.inner.events.emit(RevocationEvent {
+            revoked: if subject {
+                Revoked::Subject
+            } else {
+                Revoked::Client
+            },
+            client_id: (!subject).then(|| Arc::from(name)),
+            jti: None,
+            subject: subject.then(|| Arc::from(name)),
+            initiator: by,
+            at: now,
+        });
         revoked
     }
 
@@ -537,7 +693,7 @@ impl MemoryStore {
         let mut counts: HashMap<u32, usize> = HashMap::new();
         for id in grants {
             if let Some(g) = self.grant_shard(id).grants.get(&GrantKey::of(id)) {
-                if !g.revoked && g.expires_at > now {
+                if !g.revoked && g.expires_at > now && !self.cut_off(g) {
                     *counts.entry(g.client).or_default() += 1;
                 }
             }
@@ -555,6 +711,10 @@ impl MemoryStore {
 }
 
 impl TokenStore for MemoryStore {
+    fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
     async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
         self.issue_sync(token, record)
     }
@@ -580,8 +740,17 @@ impl TokenStore for MemoryStore {
         &self,
         owner: &str,
         client_id: &str,
+        by: Initiator,
     ) -> Result<usize, StoreError> {
-        Ok(self.revoke_client_for_owner_sync(owner, client_id))
+        Ok(self.revoke_client_for_owner_sync(owner, client_id, by))
+    }
+
+    async fn revoke_subject(&self, subject: &str, by: Initiator) -> Result<usize, StoreError> {
+        Ok(self.revoke_bulk_sync(subject, true, by))
+    }
+
+    async fn revoke_client(&self, client_id: &str, by: Initiator) -> Result<usize, StoreError> {
+        Ok(self.revoke_bulk_sync(client_id, false, by))
     }
 
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
@@ -703,7 +872,10 @@ mod tests {
             1_000
         );
         assert_eq!(
-            store.revoke_client_for_owner("alice", "c").await.unwrap(),
+            store
+                .revoke_client_for_owner("alice", "c", Initiator::System)
+                .await
+                .unwrap(),
             1_000
         );
     }
@@ -713,7 +885,7 @@ mod tests {
         // What one slot of each table holds (the tables add one control byte a slot).
         // 41 since tokens keep when they were issued (introspection's `iat`).
         assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 41);
-        assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 21);
+        assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 29);
     }
 
     #[tokio::test]

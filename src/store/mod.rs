@@ -55,7 +55,10 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::body::BoxError;
+use crate::{
+    body::BoxError,
+    events::{Events, Initiator},
+};
 
 mod clock;
 #[cfg(feature = "conformance")]
@@ -267,6 +270,9 @@ pub struct RevocationRequest<'a> {
     pub hint: Option<TokenKind>,
     /// What revoking an access token revokes. A refresh token always revokes its grant.
     pub access_token_scope: RevocationScope,
+    /// The token's `jti` when it is a JWT, for the [event](crate::events) that a
+    /// revocation emits (a store keeps no `jti`).
+    pub jti: Option<&'a str>,
 }
 
 impl<'a> RevocationRequest<'a> {
@@ -276,6 +282,7 @@ impl<'a> RevocationRequest<'a> {
             client_id,
             hint: None,
             access_token_scope: RevocationScope::Token,
+            jti: None,
         }
     }
 }
@@ -363,7 +370,18 @@ pub struct OwnerGrants {
 /// Implementations are cheap to clone (share their state) and every operation that changes
 /// several records does so atomically: no reader ever sees half a cascade, and a token
 /// registered into a grant while that grant is revoked is either refused or revoked with it.
+///
+/// Every revocation a store confirms is emitted on its [`events`](Self::events), by the store
+/// itself, so that nothing revokes without an event.
+///
+/// Bulk revocations ([`revoke_subject`](Self::revoke_subject),
+/// [`revoke_client`](Self::revoke_client)) are one write whatever the number of tokens: a
+/// cut-off that refuses every grant of the scope created at or before it. A grant is created
+/// when its first token is registered ([`TokenRecord::issued_at`], to the microsecond).
 pub trait TokenStore: Clone + Send + Sync + 'static {
+    /// The events of this store: every confirmed revocation, on every node sharing it.
+    fn events(&self) -> &Events;
+
     /// Registers a newly issued token. Fails with [`IssueError::GrantRevoked`] when the
     /// token's grant was revoked.
     fn issue(
@@ -387,13 +405,32 @@ pub trait TokenStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send;
 
     /// Revokes a whole grant: every token of it, and every token later registered into it.
+    /// The event names [`Initiator::System`].
     fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Revokes every grant `client_id` holds from `owner`; returns how many were active.
+    /// One event per grant revoked.
     fn revoke_client_for_owner(
         &self,
         owner: &str,
         client_id: &str,
+        by: Initiator,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Revokes every grant `subject` gave, to any client, in one write (a cut-off); returns
+    /// how many were active. One event.
+    fn revoke_subject(
+        &self,
+        subject: &str,
+        by: Initiator,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Revokes every grant of `client_id`, whoever gave it (its own `client_credentials`
+    /// grants included), in one write (a cut-off); returns how many were active. One event.
+    fn revoke_client(
+        &self,
+        client_id: &str,
+        by: Initiator,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// The clients that hold active grants from `owner`, sorted by client id.
@@ -463,6 +500,10 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         (**self).revoke(token, request)
     }
 
+    fn events(&self) -> &Events {
+        (**self).events()
+    }
+
     fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).revoke_grant(grant)
     }
@@ -471,8 +512,25 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         &self,
         owner: &str,
         client_id: &str,
+        by: Initiator,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_client_for_owner(owner, client_id)
+        (**self).revoke_client_for_owner(owner, client_id, by)
+    }
+
+    fn revoke_subject(
+        &self,
+        subject: &str,
+        by: Initiator,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).revoke_subject(subject, by)
+    }
+
+    fn revoke_client(
+        &self,
+        client_id: &str,
+        by: Initiator,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).revoke_client(client_id, by)
     }
 
     fn clients_of_owner(

@@ -22,11 +22,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use futures_util::StreamExt as _;
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
     Client, IntoConnectionInfo, Script,
 };
 use sha2::{Digest, Sha256};
+
+use crate::events::{Events, Initiator, RevocationEvent, Revoked};
 
 use super::{
     hex_string, GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest,
@@ -44,8 +47,16 @@ use super::{
 /// | key | type | fields | expires |
 /// |---|---|---|---|
 /// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds) | with the token |
-/// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
+/// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
+/// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](TokenStore::revoke_client) revoked) | with its longest-lived grant |
+/// | `{P}:cs:<subject SHA-1>`, `{P}:cc:<client SHA-1>` | string | a bulk revocation's cut-off (µs, Redis's clock): grants created at or before it are revoked | with the longest-lived grant it covered, at least [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) |
+///
+/// Events: every script that revokes also publishes the [event](crate::events) on the
+/// channel `{P}:events` (JSON, no token value), in the same atomic step; each store relays
+/// that channel to its [`events`](TokenStore::events) subscribers, so every node hears every
+/// node. Publishing is at most once: a node that lost its connection to Redis misses what
+/// was published meanwhile (it logs the reconnection).
 ///
 /// `<token hash>` is [`TokenHash::to_hex`] (a token is never sent to Redis), `<grant>` is
 /// the 16 hex digits of the [`GrantId`], and `<owner digest>` the SHA-256 of the owner name
@@ -125,6 +136,7 @@ use super::{
 pub struct RedisStore {
     conn: ConnectionManager,
     config: Arc<Config>,
+    events: Events,
 }
 
 #[derive(Debug)]
@@ -218,6 +230,7 @@ impl RedisStoreBuilder {
         self,
         info: impl IntoConnectionInfo,
     ) -> Result<(Client, ConnectionManagerConfig, Config), StoreError> {
+        let info = info.into_connection_info().map_err(StoreError::new)?;
         let client = Client::open(info).map_err(StoreError::new)?;
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
@@ -238,15 +251,14 @@ impl RedisStoreBuilder {
     pub async fn connect(self, info: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
         let (client, manager, config) = self.parts(info)?;
         let timeout = config.operation_timeout;
-        let conn =
-            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, manager))
-                .await
-                .map_err(|_| StoreError::new("timed out connecting to Redis"))?
-                .map_err(StoreError::new)?;
-        Ok(RedisStore {
-            conn,
-            config: Arc::new(config),
-        })
+        let conn = tokio::time::timeout(
+            timeout,
+            ConnectionManager::new_with_config(client.clone(), manager),
+        )
+        .await
+        .map_err(|_| StoreError::new("timed out connecting to Redis"))?
+        .map_err(StoreError::new)?;
+        Ok(RedisStore::assemble(conn, config, client))
     }
 
     /// A store that connects on its first operation, so that a node can start while Redis
@@ -255,16 +267,31 @@ impl RedisStoreBuilder {
     /// Must be called within a Tokio runtime.
     pub fn connect_lazy(self, info: impl IntoConnectionInfo) -> Result<RedisStore, StoreError> {
         let (client, manager, config) = self.parts(info)?;
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager).map_err(StoreError::new)?;
-        Ok(RedisStore {
-            conn,
-            config: Arc::new(config),
-        })
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), manager)
+            .map_err(StoreError::new)?;
+        Ok(RedisStore::assemble(conn, config, client))
     }
 }
 
 impl RedisStore {
+    fn assemble(conn: ConnectionManager, config: Config, client: Client) -> Self {
+        let config = Arc::new(config);
+        let events = Events::default();
+        // Every node hears every node's events: the scripts that revoke publish them.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(relay_events(
+                client,
+                Arc::downgrade(&config),
+                events.clone(),
+            ));
+        }
+        RedisStore {
+            conn,
+            config,
+            events,
+        }
+    }
+
     /// A builder, to set the key prefix and timeouts before connecting.
     pub fn builder() -> RedisStoreBuilder {
         RedisStoreBuilder::default()
@@ -337,26 +364,158 @@ fn malformed(what: &str) -> StoreError {
     StoreError::new(format!("malformed {what} in Redis"))
 }
 
-/// KEYS: token, grant, [owner index]. ARGV: now, expiry, kind, grant id, client, issued at, [owner].
-/// Returns 0 if the grant is revoked, 1 once registered.
+/// Who asked, as the scripts carry it.
+fn initiator_code(by: &Initiator) -> String {
+    match by {
+        Initiator::Client(id) => format!("c:{id}"),
+        Initiator::Owner(name) => format!("o:{name}"),
+        Initiator::Admin(id) => format!("a:{id}"),
+        Initiator::System => "s".to_owned(),
+    }
+}
+
+fn initiator_of(code: &str) -> Initiator {
+    match code.split_once(':') {
+        Some(("c", id)) => Initiator::Client(id.into()),
+        Some(("o", name)) => Initiator::Owner(name.into()),
+        Some(("a", id)) => Initiator::Admin(id.into()),
+        _ => Initiator::System,
+    }
+}
+
+/// An event as a script publishes it (`cjson`; times as strings of µs, which `cjson` would
+/// round).
+fn decode_event(payload: &str) -> Option<RevocationEvent> {
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty());
+    let grant = || {
+        text("g")
+            .and_then(|g| u64::from_str_radix(g, 16).ok())
+            .map(GrantId::from_u64)
+    };
+    let revoked = match text("k")? {
+        "t" => {
+            let hex = text("t")?;
+            let mut bytes = [0u8; 32];
+            if hex.len() != 64 {
+                return None;
+            }
+            for (i, b) in bytes.iter_mut().enumerate() {
+                *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+            }
+            Revoked::Token {
+                token: TokenHash::from_bytes(bytes),
+                kind: kind_of(text("tk")?)?,
+                grant: grant()?,
+            }
+        }
+        "g" => Revoked::Grant { grant: grant()? },
+        "s" => Revoked::Subject,
+        "c" => Revoked::Client,
+        _ => return None,
+    };
+    let micros: u64 = text("at")?.parse().ok()?;
+    Some(RevocationEvent {
+        revoked,
+        client_id: text("c").map(Into::into),
+        jti: text("j").map(Into::into),
+        subject: text("o").map(Into::into),
+        initiator: initiator_of(text("b").unwrap_or("s")),
+        at: UNIX_EPOCH + Duration::from_micros(micros),
+    })
+}
+
+/// Relays the events every node publishes to this node's subscribers, reconnecting with
+/// back-off; ends when the store and all its clones are gone.
+async fn relay_events(client: Client, config: std::sync::Weak<Config>, events: Events) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let Some(channel) = config.upgrade().map(|c| format!("{}events", c.tag)) else {
+            return;
+        };
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => {
+                if pubsub.subscribe(&channel).await.is_ok() {
+                    delay = Duration::from_millis(50);
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        if config.strong_count() == 0 {
+                            return;
+                        }
+                        let Ok(payload) = message.get_payload::<String>() else {
+                            continue;
+                        };
+                        match decode_event(&payload) {
+                            Some(event) => events.emit(event),
+                            None => tracing::warn!("a malformed revocation event in Redis"),
+                        }
+                    }
+                }
+                tracing::warn!("lost the Redis revocation event channel; reconnecting");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis revocation events"),
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Lua shared by the scripts: the time in µs (Redis's clock, the same for every node),
+/// whether a bulk revocation covers a grant, and publishing an event.
+const LUA_COMMON: &str = r"
+local function now_us()
+  local tm = redis.call('TIME')
+  return tonumber(tm[1]) * 1000000 + tonumber(tm[2])
+end
+local function cut(tag, client, owner, created)
+  created = tonumber(created) or 0
+  if client then
+    local t = tonumber(redis.call('GET', tag .. 'cc:' .. redis.sha1hex(client)) or '-1')
+    if created <= t then return true end
+  end
+  if owner then
+    local t = tonumber(redis.call('GET', tag .. 'cs:' .. redis.sha1hex(owner)) or '-1')
+    if created <= t then return true end
+  end
+  return false
+end
+local function publish(tag, ev)
+  ev.at = string.format('%.0f', now_us())
+  redis.call('PUBLISH', tag .. 'events', cjson.encode(ev))
+end
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{LUA_COMMON}\n{body}"))
+}
+
+/// KEYS: token, grant, [owner index]. ARGV: now, expiry, kind, grant id, client, issued at,
+/// key tag, [owner]. Returns 0 if the grant is revoked, 1 once registered.
 static ISSUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local now, exp = tonumber(ARGV[1]), tonumber(ARGV[2])
-local g = redis.call('HMGET', KEYS[2], 'r', 'e', 'o')
+local g = redis.call('HMGET', KEYS[2], 'r', 'e', 'o', 'c', 'ct')
 if g[1] == '1' then return 0 end
 if exp <= now then return 1 end
 local ge, owner = tonumber(g[2]), g[3]
+if ge ~= nil and ge > now and cut(ARGV[7], g[4], g[3], g[5]) then return 0 end
 if ge == nil or ge <= now then
   redis.call('DEL', KEYS[2])
+  local ct = string.format('%.0f', now_us())
   if #KEYS == 3 then
-    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[7])
-    owner = ARGV[7]
+    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[8], 'ct', ct)
+    owner = ARGV[8]
   else
-    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp)
+    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'ct', ct)
     owner = false
   end
   ge = exp
+  local ci = ARGV[7] .. 'ci:' .. redis.sha1hex(ARGV[5])
+  redis.call('ZADD', ci, ge, ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', ci, '-inf', now)
+  local last = redis.call('ZRANGE', ci, -1, -1, 'WITHSCORES')
+  redis.call('EXPIREAT', ci, last[2])
 elseif exp > ge then
   redis.call('HSET', KEYS[2], 'e', exp)
   ge = exp
@@ -365,7 +524,7 @@ redis.call('EXPIREAT', KEYS[2], ge)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'k', ARGV[3], 'g', ARGV[4], 'e', exp, 'i', ARGV[6])
 redis.call('EXPIREAT', KEYS[1], exp)
-if #KEYS == 3 and owner == ARGV[7] then
+if #KEYS == 3 and owner == ARGV[8] then
   redis.call('ZADD', KEYS[3], ge, ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
@@ -379,12 +538,12 @@ return 1
 /// KEYS: token. ARGV: now, key tag. Returns nil, or {kind, grant, expiry, issued at,
 /// client[, owner]} (issued at `0` for a token registered before it was kept).
 static INSPECT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e', 'i')
 if not t[1] or tonumber(t[3]) <= tonumber(ARGV[1]) then return false end
-local g = redis.call('HMGET', ARGV[2] .. 'g:' .. t[2], 'c', 'r', 'o')
-if not g[1] or g[2] == '1' then return false end
+local g = redis.call('HMGET', ARGV[2] .. 'g:' .. t[2], 'c', 'r', 'o', 'ct')
+if not g[1] or g[2] == '1' or cut(ARGV[2], g[1], g[3], g[4]) then return false end
 local i = t[4] or '0'
 if g[3] then return {t[1], t[2], t[3], i, g[1], g[3]} end
 return {t[1], t[2], t[3], i, g[1]}
@@ -392,58 +551,70 @@ return {t[1], t[2], t[3], i, g[1]}
     )
 });
 
-/// KEYS: token. ARGV: now, key tag, client, access token scope (`t`/`g`), tombstone TTL.
-/// Returns {0, ''} not active, {1, kind} revoked alone, {2, kind} grant revoked,
-/// {3, ''} another client's.
+/// KEYS: token. ARGV: now, key tag, client, access token scope (`t`/`g`), tombstone TTL,
+/// token hash (hex), jti (or empty). Returns {0, ''} not active, {1, kind} revoked alone,
+/// {2, kind} grant revoked, {3, ''} another client's.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local now = tonumber(ARGV[1])
 local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e')
 if not t[1] or tonumber(t[3]) <= now then return {0, ''} end
 local gk = ARGV[2] .. 'g:' .. t[2]
-local g = redis.call('HMGET', gk, 'c', 'r', 'e')
-if not g[1] or g[2] == '1' then return {0, ''} end
+local g = redis.call('HMGET', gk, 'c', 'r', 'e', 'o', 'ct')
+if not g[1] or g[2] == '1' or cut(ARGV[2], g[1], g[4], g[5]) then return {0, ''} end
 if g[1] ~= ARGV[3] then return {3, ''} end
+local ev = {g = t[2], c = g[1], o = g[4] or '', j = ARGV[7], b = 'c:' .. ARGV[3]}
 if t[1] == 'r' or ARGV[4] == 'g' then
   redis.call('HSET', gk, 'r', '1')
   redis.call('EXPIREAT', gk, math.max(tonumber(g[3]) or 0, now + tonumber(ARGV[5])))
+  ev.k = 'g'
+  publish(ARGV[2], ev)
   return {2, t[1]}
 end
 redis.call('DEL', KEYS[1])
+ev.k, ev.t, ev.tk = 't', ARGV[6], t[1]
+publish(ARGV[2], ev)
 return {1, t[1]}
 ",
     )
 });
 
-/// KEYS: grant. ARGV: now, tombstone TTL.
+/// KEYS: grant. ARGV: now, tombstone TTL, key tag, grant id.
 static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local now = tonumber(ARGV[1])
-local e = tonumber(redis.call('HGET', KEYS[1], 'e')) or 0
+local g = redis.call('HMGET', KEYS[1], 'e', 'r', 'c', 'o', 'ct')
+local e = tonumber(g[1]) or 0
 redis.call('HSET', KEYS[1], 'r', '1')
 redis.call('EXPIREAT', KEYS[1], math.max(e, now + tonumber(ARGV[2])))
+if g[3] and g[2] ~= '1' and e > now and not cut(ARGV[3], g[3], g[4], g[5]) then
+  publish(ARGV[3], {k = 'g', g = ARGV[4], c = g[3], o = g[4] or '', b = 's'})
+end
 return 1
 ",
     )
 });
 
-/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL. Returns how many active
-/// grants were revoked.
+/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL, owner, initiator. Returns
+/// how many active grants were revoked.
 static REVOKE_CLIENT_FOR_OWNER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local now = tonumber(ARGV[1])
 local revoked = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
   local gk = ARGV[2] .. 'g:' .. id
-  local g = redis.call('HMGET', gk, 'c', 'r', 'e')
+  local g = redis.call('HMGET', gk, 'c', 'r', 'e', 'o', 'ct')
   if g[1] == ARGV[3] and g[2] ~= '1' then
     local e = tonumber(g[3]) or 0
     redis.call('HSET', gk, 'r', '1')
     redis.call('EXPIREAT', gk, math.max(e, now + tonumber(ARGV[4])))
-    if e > now then revoked = revoked + 1 end
+    if e > now and not cut(ARGV[2], g[1], g[4], g[5]) then
+      revoked = revoked + 1
+      publish(ARGV[2], {k = 'g', g = id, c = g[1], o = ARGV[5], b = ARGV[6]})
+    end
   end
 end
 return revoked
@@ -451,15 +622,47 @@ return revoked
     )
 });
 
+/// KEYS: owner index (for a subject; any key for a client). ARGV: now, key tag, `s` or `c`,
+/// name, initiator, tombstone TTL. Writes the cut-off, then counts the grants of the index
+/// it revoked. Returns that count.
+static REVOKE_BULK: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local now, tag, subject = tonumber(ARGV[1]), ARGV[2], ARGV[3] == 's'
+local us = now_us()
+local ck = tag .. (subject and 'cs:' or 'cc:') .. redis.sha1hex(ARGV[4])
+local previous = tonumber(redis.call('GET', ck) or '-1')
+local index = subject and KEYS[1] or (tag .. 'ci:' .. redis.sha1hex(ARGV[4]))
+local ids = redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf', 'WITHSCORES')
+local ttl = tonumber(ARGV[6])
+local revoked = 0
+for i = 1, #ids, 2 do
+  ttl = math.max(ttl, tonumber(ids[i + 1]) - now + 1)
+  local g = redis.call('HMGET', tag .. 'g:' .. ids[i], 'c', 'r', 'e', 'o', 'ct')
+  local ct = tonumber(g[5]) or 0
+  if g[1] and g[2] ~= '1' and (tonumber(g[3]) or 0) > now and ct > previous
+     and not cut(tag, g[1], g[4], g[5]) then
+    revoked = revoked + 1
+  end
+end
+redis.call('SET', ck, string.format('%.0f', us), 'EX', ttl)
+local ev = {k = subject and 's' or 'c', b = ARGV[5]}
+if subject then ev.o = ARGV[4] else ev.c = ARGV[4] end
+publish(tag, ev)
+return revoked
+",
+    )
+});
+
 /// KEYS: owner index. ARGV: now, key tag. Returns {client, count, client, count, ...}.
 static CLIENTS_OF_OWNER: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    script(
         r"
 local now = tonumber(ARGV[1])
 local counts, order = {}, {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
-  local g = redis.call('HMGET', ARGV[2] .. 'g:' .. id, 'c', 'r', 'e')
-  if g[1] and g[2] ~= '1' and (tonumber(g[3]) or 0) > now then
+  local g = redis.call('HMGET', ARGV[2] .. 'g:' .. id, 'c', 'r', 'e', 'o', 'ct')
+  if g[1] and g[2] ~= '1' and (tonumber(g[3]) or 0) > now and not cut(ARGV[2], g[1], g[4], g[5]) then
     if not counts[g[1]] then
       counts[g[1]] = 0
       table.insert(order, g[1])
@@ -477,11 +680,46 @@ return out
     )
 });
 
+impl RedisStore {
+    async fn revoke_bulk(
+        &self,
+        name: &str,
+        subject: bool,
+        by: Initiator,
+    ) -> Result<usize, StoreError> {
+        let key = if subject {
+            self.owner_key(name)
+        } else {
+            format!("{}ci:-", self.config.tag)
+        };
+        let config = &self.config;
+        let by = initiator_code(&by);
+        self.run(|mut conn| async move {
+            REVOKE_BULK
+                .key(&key)
+                .arg(now_secs())
+                .arg(&config.tag)
+                .arg(if subject { "s" } else { "c" })
+                .arg(name)
+                .arg(&by)
+                .arg(config.tombstone_secs)
+                .invoke_async(&mut conn)
+                .await
+        })
+        .await
+    }
+}
+
 impl TokenStore for RedisStore {
+    fn events(&self) -> &Events {
+        &self.events
+    }
+
     async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
         let token_key = self.token_key(&token);
         let grant_key = self.grant_key(record.grant);
         let owner_key = record.owner.as_deref().map(|o| self.owner_key(o));
+        let tag = &self.config.tag;
         let registered: i64 = self
             .run(|mut conn| async move {
                 let mut call = ISSUE.prepare_invoke();
@@ -494,7 +732,8 @@ impl TokenStore for RedisStore {
                     .arg(kind_code(record.kind))
                     .arg(record.grant.to_string())
                     .arg(&*record.client_id)
-                    .arg(to_secs(record.issued_at));
+                    .arg(to_secs(record.issued_at))
+                    .arg(tag);
                 if let Some(owner) = &record.owner {
                     call.arg(&**owner);
                 }
@@ -552,6 +791,8 @@ impl TokenStore for RedisStore {
             RevocationScope::Grant => "g",
         };
         let client = request.client_id;
+        let hex = token.to_hex();
+        let jti = request.jti.unwrap_or("");
         let (code, kind): (i64, String) = self
             .run(|mut conn| async move {
                 REVOKE
@@ -561,6 +802,8 @@ impl TokenStore for RedisStore {
                     .arg(client)
                     .arg(scope)
                     .arg(config.tombstone_secs)
+                    .arg(&hex)
+                    .arg(jti)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -584,12 +827,15 @@ impl TokenStore for RedisStore {
     async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
         let key = self.grant_key(grant);
         let tombstone = self.config.tombstone_secs;
+        let tag = &self.config.tag;
         let _: i64 = self
             .run(|mut conn| async move {
                 REVOKE_GRANT
                     .key(&key)
                     .arg(now_secs())
                     .arg(tombstone)
+                    .arg(tag)
+                    .arg(grant.to_string())
                     .invoke_async(&mut conn)
                     .await
             })
@@ -601,9 +847,11 @@ impl TokenStore for RedisStore {
         &self,
         owner: &str,
         client_id: &str,
+        by: Initiator,
     ) -> Result<usize, StoreError> {
         let key = self.owner_key(owner);
         let config = &self.config;
+        let by = initiator_code(&by);
         let revoked: usize = self
             .run(|mut conn| async move {
                 REVOKE_CLIENT_FOR_OWNER
@@ -612,11 +860,21 @@ impl TokenStore for RedisStore {
                     .arg(&config.tag)
                     .arg(client_id)
                     .arg(config.tombstone_secs)
+                    .arg(owner)
+                    .arg(&by)
                     .invoke_async(&mut conn)
                     .await
             })
             .await?;
         Ok(revoked)
+    }
+
+    async fn revoke_subject(&self, subject: &str, by: Initiator) -> Result<usize, StoreError> {
+        self.revoke_bulk(subject, true, by).await
+    }
+
+    async fn revoke_client(&self, client_id: &str, by: Initiator) -> Result<usize, StoreError> {
+        self.revoke_bulk(client_id, false, by).await
     }
 
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {

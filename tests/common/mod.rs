@@ -133,14 +133,19 @@ pub fn basic(id: &str, secret: &str) -> String {
 }
 
 /// A store whose backend is down: every call fails, as a lost Redis connection does.
-#[derive(Clone, Debug)]
-pub struct DownStore;
+#[derive(Clone, Debug, Default)]
+pub struct DownStore {
+    events: tower_oauth_revoke::events::Events,
+}
 
 fn down() -> StoreError {
     StoreError::new("connection refused")
 }
 
 impl TokenStore for DownStore {
+    fn events(&self) -> &tower_oauth_revoke::events::Events {
+        &self.events
+    }
     async fn issue(&self, _: TokenHash, _: TokenRecord) -> Result<(), IssueError> {
         Err(IssueError::Store(down()))
     }
@@ -157,7 +162,26 @@ impl TokenStore for DownStore {
     async fn revoke_grant(&self, _: GrantId) -> Result<(), StoreError> {
         Err(down())
     }
-    async fn revoke_client_for_owner(&self, _: &str, _: &str) -> Result<usize, StoreError> {
+    async fn revoke_client_for_owner(
+        &self,
+        _: &str,
+        _: &str,
+        _: tower_oauth_revoke::events::Initiator,
+    ) -> Result<usize, StoreError> {
+        Err(down())
+    }
+    async fn revoke_subject(
+        &self,
+        _: &str,
+        _: tower_oauth_revoke::events::Initiator,
+    ) -> Result<usize, StoreError> {
+        Err(down())
+    }
+    async fn revoke_client(
+        &self,
+        _: &str,
+        _: tower_oauth_revoke::events::Initiator,
+    ) -> Result<usize, StoreError> {
         Err(down())
     }
     async fn clients_of_owner(&self, _: &str) -> Result<Vec<OwnerGrants>, StoreError> {
