@@ -53,6 +53,9 @@ pub mod form;
 mod future;
 pub mod guard;
 pub mod introspect;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jose;
 pub mod jsonp;
 pub mod metadata;
 pub use cors::origin;
@@ -61,6 +64,9 @@ pub mod revoke;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
 pub mod serve;
+#[cfg(feature = "set")]
+#[cfg_attr(docsrs, doc(cfg(feature = "set")))]
+pub mod set;
 pub mod store;
 pub mod trace;
 pub mod urlencoded;

@@ -1,0 +1,326 @@
+//! Signing keys and key sets: what signs JWT access tokens and Security Event Tokens, and
+//! what checks them. Signatures are made and checked by `jsonwebtoken` (Ed25519 from
+//! RustCrypto's `ed25519-dalek`); nothing here is hand-written cryptography.
+//!
+//! ```
+//! use serde_json::json;
+//! use tower_oauth_revoke::jose::{KeySet, SigningKey};
+//!
+//! let key = SigningKey::generate();
+//! let jws = key.sign("at+jwt", &json!({"iss": "https://as.example", "exp": 4102444800u64})).unwrap();
+//!
+//! // A verifier knows only the published key set.
+//! let keys = KeySet::from_jwks(&key.jwks()).unwrap();
+//! let claims: serde_json::Value = keys.verify(&jws, "at+jwt").unwrap();
+//! assert_eq!(claims["iss"], "https://as.example");
+//! ```
+
+use std::{collections::HashMap, fmt, sync::Arc};
+
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use jsonwebtoken::{
+    jwk::{Jwk, JwkSet, ThumbprintHash},
+    Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Why a key could not be read, or a token not made or checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoseError(String);
+
+impl JoseError {
+    fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for JoseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JoseError {}
+
+/// An Ed25519 private key (JWS `EdDSA`), with its key id: the RFC 7638 thumbprint of its
+/// public JWK. Cheap to clone.
+#[derive(Clone)]
+pub struct SigningKey {
+    encoding: Arc<EncodingKey>,
+    jwk: Arc<Jwk>,
+    kid: Arc<str>,
+    pem: Arc<str>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A new random key.
+    pub fn generate() -> Self {
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        Self::from_dalek(&key).expect("a fresh Ed25519 key encodes")
+    }
+
+    /// A key from a PKCS#8 PEM file's text (`-----BEGIN PRIVATE KEY-----`, as
+    /// `openssl genpkey -algorithm ed25519` writes it).
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, JoseError> {
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+            .map_err(|e| JoseError::new(format!("not an Ed25519 PKCS#8 private key: {e}")))?;
+        Self::from_dalek(&key)
+    }
+
+    fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, JoseError> {
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        let encoding = EncodingKey::from_ed_der(der.as_bytes());
+        use base64::Engine as _;
+        let x =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
+        let mut jwk = Jwk {
+            common: jsonwebtoken::jwk::CommonParameters {
+                key_algorithm: Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA),
+                ..Default::default()
+            },
+            algorithm: jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(
+                jsonwebtoken::jwk::OctetKeyPairParameters {
+                    key_type: jsonwebtoken::jwk::OctetKeyPairType::OctetKeyPair,
+                    curve: jsonwebtoken::jwk::EllipticCurve::Ed25519,
+                    x,
+                },
+            ),
+        };
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Ok(Self {
+            encoding: Arc::new(encoding),
+            jwk: Arc::new(jwk),
+            kid: kid.into(),
+            pem: pem.as_str().into(),
+        })
+    }
+
+    /// The key id (`kid`) every token it signs names.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The private key as PKCS#8 PEM, to share it with other nodes. Keep it secret.
+    pub fn to_pkcs8_pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// The public key as a JWK (`kty` `OKP`, `crv` `Ed25519`, `kid`, `use` `sig`, `alg`).
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.jwk
+    }
+
+    /// The JWKS document (RFC 7517 §5) publishing the public key.
+    pub fn jwks(&self) -> String {
+        let set = JwkSet {
+            keys: vec![(*self.jwk).clone()],
+        };
+        serde_json::to_string(&set).expect("a JWK set serializes")
+    }
+
+    /// Signs `claims` as a compact JWS with header `alg` `EdDSA`, `typ`, and `kid`.
+    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JoseError> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.kid.to_string());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| JoseError::new(e.to_string()))
+    }
+}
+
+/// Public keys by key id, from a JWKS: what a verifier trusts. Only `EdDSA` and `ES256` keys
+/// are kept; a token must name one of them by `kid` and be signed with its algorithm.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
+}
+
+impl fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KeySet {
+    /// The keys of a JWKS document; keys without `kid` or of other types are skipped.
+    pub fn from_jwks(jwks: &str) -> Result<Self, JoseError> {
+        let set: JwkSet = serde_json::from_str(jwks)
+            .map_err(|e| JoseError::new(format!("not a JWK set: {e}")))?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
+            let alg = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p)
+                    if p.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 =>
+                {
+                    Algorithm::EdDSA
+                }
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
+                    if p.curve == jsonwebtoken::jwk::EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                _ => continue,
+            };
+            if let Ok(key) = DecodingKey::from_jwk(jwk) {
+                keys.insert(kid, (alg, Arc::new(key)));
+            }
+        }
+        Ok(Self { keys })
+    }
+
+    /// Whether a key with this id is known.
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    /// How many keys are known.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is known.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Checks a compact JWS: a known `kid`, that key's algorithm (never `none`, never
+    /// another), the signature, and the header `typ` (compared without case, as RFC 7515
+    /// §4.1.9 says; an `application/` prefix is accepted). Returns the claims; checks no
+    /// claim (see [`verify_with`](Self::verify_with)).
+    pub fn verify<T: DeserializeOwned>(&self, jws: &str, typ: &str) -> Result<T, JoseError> {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        self.verify_with(jws, typ, validation)
+    }
+
+    /// Like [`verify`](Self::verify), with the claim checks of `validation` (its algorithms
+    /// are replaced by the key's own).
+    pub fn verify_with<T: DeserializeOwned>(
+        &self,
+        jws: &str,
+        typ: &str,
+        mut validation: Validation,
+    ) -> Result<T, JoseError> {
+        let header = self.header(jws)?;
+        let (alg, key) = self.key_of(&header)?;
+        let found = header.typ.as_deref().unwrap_or("");
+        let found = found
+            .strip_prefix("application/")
+            .or_else(|| found.strip_prefix("APPLICATION/"))
+            .unwrap_or(found);
+        if !found.eq_ignore_ascii_case(typ) {
+            return Err(JoseError::new(format!("the token's typ is not {typ}")));
+        }
+        validation.algorithms = vec![alg];
+        jsonwebtoken::decode::<T>(jws, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| JoseError::new(format!("invalid token: {e}")))
+    }
+
+    /// The header of a JWS, unchecked.
+    pub fn header(&self, jws: &str) -> Result<Header, JoseError> {
+        jsonwebtoken::decode_header(jws).map_err(|e| JoseError::new(format!("not a JWS: {e}")))
+    }
+
+    /// The key a header names, if known and of the header's algorithm.
+    fn key_of(&self, header: &Header) -> Result<(Algorithm, &DecodingKey), JoseError> {
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| JoseError::new("the token names no key (kid)"))?;
+        let (alg, key) = self
+            .keys
+            .get(kid)
+            .ok_or_else(|| JoseError::new("the token's key is not in the key set"))?;
+        if header.alg != *alg {
+            return Err(JoseError::new("the token's algorithm is not its key's"));
+        }
+        Ok((*alg, key))
+    }
+
+    /// Whether the JWS names a `kid` this set does not hold (a reason to refetch the JWKS).
+    pub fn names_unknown_key(&self, jws: &str) -> bool {
+        match self.header(jws) {
+            Ok(header) => header.kid.is_some_and(|kid| !self.contains(&kid)),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn a_key_round_trips_through_pem_with_the_same_kid() {
+        let key = SigningKey::generate();
+        let again = SigningKey::from_pkcs8_pem(key.to_pkcs8_pem()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        let jwks: Value = serde_json::from_str(&key.jwks()).unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "OKP");
+        assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+        assert_eq!(jwks["keys"][0]["kid"], key.kid());
+        assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn forgeries_are_refused() {
+        let key = SigningKey::generate();
+        let other = SigningKey::generate();
+        let keys = KeySet::from_jwks(&key.jwks()).unwrap();
+        let claims = json!({"iss": "x"});
+        let good = key.sign("at+jwt", &claims).unwrap();
+        assert!(keys.verify::<Value>(&good, "at+jwt").is_ok());
+        assert!(
+            keys.verify::<Value>(&good, "secevent+jwt").is_err(),
+            "wrong typ"
+        );
+        let foreign = other.sign("at+jwt", &claims).unwrap();
+        assert!(
+            keys.verify::<Value>(&foreign, "at+jwt").is_err(),
+            "unknown key"
+        );
+        assert!(keys.names_unknown_key(&foreign));
+        // The other key's signature under this key's kid.
+        let parts: Vec<&str> = good.split('.').collect();
+        let foreign_sig = foreign.rsplit('.').next().unwrap();
+        let swapped = format!("{}.{}.{foreign_sig}", parts[0], parts[1]);
+        assert!(
+            keys.verify::<Value>(&swapped, "at+jwt").is_err(),
+            "bad signature"
+        );
+        // alg none, with the right kid.
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header =
+            b64.encode(json!({"alg": "none", "typ": "at+jwt", "kid": key.kid()}).to_string());
+        let none = format!("{header}.{}.", parts[1]);
+        assert!(keys.verify::<Value>(&none, "at+jwt").is_err(), "alg none");
+        assert!(keys.verify::<Value>("not a jwt", "at+jwt").is_err());
+    }
+}
