@@ -63,6 +63,8 @@ use crate::{
 pub struct Introspector<S> {
     store: S,
     issuer: Option<Arc<str>>,
+    #[cfg(feature = "jwt")]
+    jwt: Option<crate::jwt::JwtAccessTokens>,
 }
 
 impl<S> Introspector<S> {
@@ -71,7 +73,20 @@ impl<S> Introspector<S> {
         Self {
             store,
             issuer: None,
+            #[cfg(feature = "jwt")]
+            jwt: None,
         }
+    }
+
+    /// Introspects JWT access tokens of `jwts` too (feature `jwt`): a token shaped as a JWT
+    /// is checked locally, then looked up by `(iss, jti)`; the answer adds its `jti`. One
+    /// that fails the checks is `{"active":false}`.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
+        self.jwt = Some(jwts);
+        self
     }
 
     /// The issuer identifier put in active answers as `iss`.
@@ -104,21 +119,31 @@ impl<S: TokenStore> EndpointStep for Introspector<S> {
                 ))
             }
         };
-        let record = self
-            .store
-            .inspect(&TokenHash::of(token))
-            .await
-            .map_err(|err| {
-                tracing::error!(
-                    client_id = %Escaped(client.id()),
-                    error = %err,
-                    "token store unavailable at introspection"
-                );
-                OAuthError::temporarily_unavailable(
-                    "the token store is unavailable; try again later",
-                    1,
-                )
-            })?;
+        #[cfg(feature = "jwt")]
+        let (key, jti) = match &self.jwt {
+            Some(jwts) if crate::jwt::looks_like_jwt(token) => match jwts.verify(token) {
+                Some(claims) => (Some(claims.store_key()), Some(claims.jti)),
+                None => (None, None),
+            },
+            _ => (Some(TokenHash::of(token)), None),
+        };
+        #[cfg(not(feature = "jwt"))]
+        let (key, jti): (Option<TokenHash>, Option<String>) = (Some(TokenHash::of(token)), None);
+        let record = match key {
+            Some(key) => self.store.inspect(&key).await,
+            None => Ok(None),
+        };
+        let record = record.map_err(|err| {
+            tracing::error!(
+                client_id = %Escaped(client.id()),
+                error = %err,
+                "token store unavailable at introspection"
+            );
+            OAuthError::temporarily_unavailable(
+                "the token store is unavailable; try again later",
+                1,
+            )
+        })?;
         let visible =
             record.filter(|r| client.client().may_introspect_any() || &*r.client_id == client.id());
         tracing::info!(
@@ -127,7 +152,7 @@ impl<S: TokenStore> EndpointStep for Introspector<S> {
             "token introspection"
         );
         let body = match visible {
-            Some(record) => active(&record, self.issuer.as_deref()),
+            Some(record) => active(&record, self.issuer.as_deref(), jti.as_deref()),
             None => Bytes::from_static(INACTIVE),
         };
         let mut response = Response::new(body);
@@ -146,7 +171,7 @@ fn secs(time: SystemTime) -> u64 {
 /// The JSON of an active token ([RFC 7662 §2.2]).
 ///
 /// [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
-fn active(record: &TokenRecord, issuer: Option<&str>) -> Bytes {
+fn active(record: &TokenRecord, issuer: Option<&str>, jti: Option<&str>) -> Bytes {
     let mut buf = BytesMut::with_capacity(192);
     let string = |buf: &mut BytesMut, name: &str, value: &str| {
         buf.put_slice(b",\"");
@@ -176,6 +201,9 @@ fn active(record: &TokenRecord, issuer: Option<&str>) -> Bytes {
     if let Some(issuer) = issuer {
         string(&mut buf, "iss", issuer);
     }
+    if let Some(jti) = jti {
+        string(&mut buf, "jti", jti);
+    }
     buf.put_u8(b'}');
     buf.freeze()
 }
@@ -197,7 +225,7 @@ mod tests {
         .with_owner("alice")
         .with_issued_at(UNIX_EPOCH + Duration::from_secs(1_699_999_000));
         let json: serde_json::Value =
-            serde_json::from_slice(&active(&record, Some("https://as.example"))).unwrap();
+            serde_json::from_slice(&active(&record, Some("https://as.example"), None)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({

@@ -29,7 +29,7 @@ use serde::{de::DeserializeOwned, Serialize};
 pub struct JoseError(String);
 
 impl JoseError {
-    fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
 }

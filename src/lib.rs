@@ -41,6 +41,7 @@
 #[macro_use]
 mod macros;
 
+pub mod admin;
 pub mod body;
 pub use body::BoxError;
 pub mod client_auth;
@@ -57,6 +58,9 @@ pub mod introspect;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jose;
 pub mod jsonp;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod metadata;
 pub use cors::origin;
 pub mod owner;

@@ -25,6 +25,7 @@ use http::{header, HeaderValue, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_oauth_revoke::{
+    admin::AdminRevocations,
     client_auth::{decode_basic, AuthFailureLimiter, AuthenticatedClient, RemoteAddr},
     cors::CorsPolicy,
     deadline::BodyDeadlineLayer,
@@ -32,8 +33,17 @@ use tower_oauth_revoke::{
     error::{ErrorCode, OAuthError},
     guard::BearerGuardLayer,
     introspect::Introspector,
+    jose::SigningKey,
+    jwt::{JwtAccessTokens, JwtCheck},
     metadata::AuthorizationServerMetadata,
     owner::{OwnerAuthorizations, ResourceOwner},
+    set::{
+        self,
+        poll::{PollService, SetQueue},
+        push::{PushOptions, Pusher},
+        SetIssuer,
+    },
+    store::TokenStore,
     store::{RevocationOutcome, TokenRecord},
     trace::Escaped,
     RevocationEndpoint,
@@ -85,6 +95,7 @@ pub(crate) fn app(
     config: &DemoConfig,
     store: DemoStore,
     issuer_url: &str,
+    key: SigningKey,
 ) -> Result<Router, String> {
     // The request log, and the response annotations it reads, only when it is on: with
     // RUST_LOG=warn a request pays for neither.
@@ -97,7 +108,50 @@ pub(crate) fn app(
         .origins(&args.cors_origins)
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
+    // JWT access tokens: issued with --jwt; revoked, introspected and checked always (a
+    // JWT is recognised by its shape). The audience is the issuer's own API (/userinfo).
+    let jwts = JwtAccessTokens::new(issuer_url, issuer_url, key.clone());
+
+    // Every revocation of the store, whatever its path, becomes a SET: kept for polling
+    // (RFC 8936) and pushed to each --event-webhook (RFC 8935). Subscribed before serving.
+    let events = SetQueue::default();
+    let pusher = if args.event_webhooks.is_empty() {
+        None
+    } else {
+        Some(
+            Pusher::spawn(&args.event_webhooks, PushOptions::default())
+                .map_err(|e| format!("--event-webhook: {e}"))?,
+        )
+    };
+    tokio::spawn(set::deliver(
+        store.events().subscribe(),
+        SetIssuer::new(issuer_url, key.clone()),
+        Some(events.clone()),
+        pusher,
+    ));
+    let jwks = key.jwks();
+    let jwks = service_fn(move |_req: http::Request<Body>| {
+        let mut response = http::Response::new(Full::new(Bytes::from(jwks.clone())));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk-set+json"),
+        );
+        headers.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=60"),
+        );
+        async move { Ok::<_, Infallible>(response) }
+    });
+    let poll = PollService::new(events, registry.clone())
+        .realm("demo")
+        .limit_failures(limiter.clone());
+    let admin = AdminRevocations::new(store.clone(), registry.clone())
+        .realm("demo")
+        .limit_failures(limiter.clone());
+
     let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
+        .jwt(jwts.clone())
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -111,6 +165,7 @@ pub(crate) fn app(
         store: store.clone(),
         users: users.clone(),
         access_token_ttl: Duration::from_secs(args.access_token_ttl),
+        jwts: args.jwt.then(|| jwts.clone()),
     };
     // The token endpoint is the crate's pipeline (CORS, form, client authentication and
     // its limiter, the origin check) with the demo's own last step. It serves browser apps
@@ -126,7 +181,9 @@ pub(crate) fn app(
     // Introspection (RFC 7662): the same pipeline with the crate's introspection step.
     let introspect = Endpoint::with_step(
         registry.clone(),
-        Introspector::new(store.clone()).issuer(issuer_url),
+        Introspector::new(store.clone())
+            .issuer(issuer_url)
+            .jwt(jwts.clone()),
     )
     .realm("demo")
     .limit_failures(limiter)
@@ -141,11 +198,12 @@ pub(crate) fn app(
         .token_endpoint("/oauth2/token", &token)
         .revocation_endpoint("/oauth2/revoke", &revoke)
         .introspection_endpoint("/oauth2/introspect", &introspect)
+        .jwks_uri("/.well-known/jwks.json")
         .grant_types_supported(["client_credentials", "password", "refresh_token"])
         .into_service();
 
     let userinfo = ServiceBuilder::new()
-        .layer(BearerGuardLayer::new(store.clone()).realm("demo"))
+        .layer(BearerGuardLayer::new(JwtCheck::new(store.clone(), jwts)).realm("demo"))
         .service(service_fn(|req: http::Request<Body>| async move {
             let record = req.extensions().get::<TokenRecord>().expect("bearer guard");
             let sub = record.owner.as_deref().unwrap_or(&record.client_id);
@@ -216,6 +274,9 @@ pub(crate) fn app(
         .route_service("/oauth2/token", token)
         .route_service("/oauth2/introspect", introspect)
         .route_service("/.well-known/oauth-authorization-server", metadata)
+        .route_service("/.well-known/jwks.json", jwks)
+        .route_service("/oauth2/events", poll)
+        .route_service("/admin/revocations", admin)
         .route_service("/userinfo", userinfo)
         .route_service("/users/me/authorizations", owners.clone())
         .route_service("/users/me/authorizations/{client_id}", owners)

@@ -8,9 +8,11 @@
 //! ```
 //!
 //! Endpoints: `POST /oauth2/revoke` (RFC 7009, CORS, JSONP), `POST /oauth2/token`
-//! (client_credentials, password, refresh_token), `GET /userinfo` (bearer guard),
-//! `GET /users/me/authorizations` and `DELETE /users/me/authorizations/{client_id}`
-//! (the resource owner, by HTTP Basic).
+//! (client_credentials, password, refresh_token), `POST /oauth2/introspect` (RFC 7662),
+//! `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`,
+//! `POST /oauth2/events` (RFC 8936 poll), `POST /admin/revocations` (bulk),
+//! `GET /userinfo` (bearer guard), `GET`/`DELETE /users/me/authorizations` and
+//! `DELETE /users/me/authorizations/{client_id}` (the resource owner, by HTTP Basic).
 
 mod app;
 mod config;
@@ -27,7 +29,7 @@ use crate::{
 };
 use clap::Parser;
 use tokio::net::TcpListener;
-use tower_oauth_revoke::serve::Server;
+use tower_oauth_revoke::{jose::SigningKey, serve::Server};
 
 #[derive(Debug, Parser)]
 #[command(name = "server", version, after_long_help = CONFIG_HELP)]
@@ -60,6 +62,27 @@ struct Args {
     /// The lifetime of access tokens, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     access_token_ttl: u64,
+    /// Issue access tokens as JWTs (RFC 9068, EdDSA); refresh tokens stay opaque.
+    #[arg(long)]
+    jwt: bool,
+    /// The Ed25519 private key (PKCS#8 PEM) that signs JWTs and events; nodes sharing a
+    /// store share it (default: a key made at start-up).
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<PathBuf>,
+    /// Push every revocation as a Security Event Token to URL (RFC 8935); may be repeated.
+    #[arg(long = "event-webhook", value_name = "URL")]
+    event_webhooks: Vec<String>,
+}
+
+fn signing_key(path: Option<&std::path::Path>) -> Result<SigningKey, String> {
+    match path {
+        None => Ok(SigningKey::generate()),
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("--signing-key: {e}"))
+        }
+    }
 }
 
 fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsAcceptor, String> {
@@ -139,6 +162,7 @@ async fn run(args: Args) -> Result<(), String> {
         .init();
 
     let config = load_config(&args)?;
+    let key = signing_key(args.signing_key.as_deref())?;
     let store = open_store(args.redis.as_deref()).await?;
     preissue(&store, &config).await?;
     let tls = if args.plain {
@@ -154,7 +178,7 @@ async fn run(args: Args) -> Result<(), String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
     let issuer = args.issuer.clone().unwrap_or_else(|| url.clone());
-    let router = app(&args, &config, store, &issuer)?;
+    let router = app(&args, &config, store, &issuer, key)?;
     let shutdown = shutdown_signal()?;
     println!("listening on {url}");
     print_demo_credentials(&config);

@@ -14,6 +14,7 @@ use tower_oauth_revoke::{
     endpoint::{EndpointStep, StepRequest},
     error::{set_no_store, ErrorCode, OAuthError},
     form::FormParams,
+    jwt::JwtAccessTokens,
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
@@ -24,6 +25,8 @@ pub(crate) struct Issuer {
     pub(crate) store: DemoStore,
     pub(crate) users: Users,
     pub(crate) access_token_ttl: Duration,
+    /// With `--jwt`: access tokens are JWTs.
+    pub(crate) jwts: Option<JwtAccessTokens>,
 }
 
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Bytes> {
@@ -75,20 +78,34 @@ impl Issuer {
         .with_issued_at(now);
         access_record.owner = owner.map(Into::into);
         let refresh = self.mint(refresh_record).await?;
-        let access = self.mint(access_record).await?;
+        let access = self.mint_access(access_record).await?;
         Ok(token_response(&access, &refresh, self.access_token_ttl))
     }
 
-    /// A new token, registered with the store.
-    async fn mint(&self, record: TokenRecord) -> Result<String, OAuthError> {
-        self.store.mint(record).await.map_err(|e| match e {
-            IssueError::GrantRevoked => OAuthError::invalid_grant("the grant has been revoked"),
-            IssueError::Store(_) => {
-                OAuthError::temporarily_unavailable("the token store is unavailable", 1)
-            }
-        })
+    /// A new access token: a JWT with `--jwt`, else opaque; registered with the store.
+    async fn mint_access(&self, record: TokenRecord) -> Result<String, OAuthError> {
+        match &self.jwts {
+            Some(jwts) => jwts.issue(&self.store, record).await.map_err(issue_error),
+            None => self.mint(record).await,
+        }
     }
 
+    /// A new opaque token, registered with the store.
+    async fn mint(&self, record: TokenRecord) -> Result<String, OAuthError> {
+        self.store.mint(record).await.map_err(issue_error)
+    }
+}
+
+fn issue_error(e: IssueError) -> OAuthError {
+    match e {
+        IssueError::GrantRevoked => OAuthError::invalid_grant("the grant has been revoked"),
+        IssueError::Store(_) => {
+            OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+        }
+    }
+}
+
+impl Issuer {
     async fn token(
         &self,
         params: &FormParams,
@@ -156,7 +173,7 @@ impl Issuer {
                 )
                 .with_issued_at(now);
                 access_record.owner = record.owner.clone();
-                let access = self.mint(access_record).await?;
+                let access = self.mint_access(access_record).await?;
                 Ok(token_response(&access, refresh, self.access_token_ttl))
             }
             Some(other) if !other.is_empty() => Err(OAuthError::new(

@@ -124,7 +124,7 @@ pub use crate::future::ResponseFuture;
 use crate::{
     body::ResponseBody,
     cors::CorsPolicy,
-    error::{challenge, OAuthError, DEFAULT_REALM},
+    error::{challenge, ErrorCode, OAuthError, DEFAULT_REALM},
     form::FormParams,
     origin::Origin,
     trace::Escaped,
@@ -220,6 +220,83 @@ pub async fn authenticate<R: ClientRegistry>(
         ClientKind::Confidential => method,
     };
     Ok(AuthenticatedClient { client, method })
+}
+
+/// Authenticates a confidential client by HTTP Basic alone (exactly one `Authorization`
+/// header), counting failures in `limiter`: for endpoints whose body is not the client's
+/// (an admin API whose `client_id` parameter is what it acts on, a JSON poll). Errors are
+/// ready to answer: 401 `invalid_client` with a `Basic` challenge in `realm`, 429 with
+/// `Retry-After`, 503 when the registry fails.
+///
+/// ```
+/// use http::HeaderMap;
+/// use tower_oauth_revoke::client_auth::{authenticate_basic, encode_basic, Client, MemoryClientRegistry};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let registry = MemoryClientRegistry::new([Client::confidential("admin", "s3cret")]);
+/// let mut headers = HeaderMap::new();
+/// headers.insert(http::header::AUTHORIZATION, encode_basic("admin", "s3cret"));
+/// let client = authenticate_basic(&registry, None, &headers, None, "oauth").await.unwrap();
+/// assert_eq!(client.id(), "admin");
+/// headers.insert(http::header::AUTHORIZATION, encode_basic("admin", "wrong"));
+/// let refused = authenticate_basic(&registry, None, &headers, None, "oauth").await.unwrap_err();
+/// assert_eq!(refused.status(), 401);
+/// # }
+/// ```
+pub async fn authenticate_basic<R: ClientRegistry>(
+    registry: &R,
+    limiter: Option<&AuthFailureLimiter>,
+    headers: &http::HeaderMap,
+    addr: Option<RemoteAddr>,
+    realm: &str,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let challenge = challenge("Basic", realm, "");
+    let unauthorized = |description: &'static str| {
+        OAuthError::invalid_client(description).with_www_authenticate(challenge.clone())
+    };
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let (id, secret) = match (values.next().and_then(decode_basic), values.next()) {
+        (Some(pair), None) => pair,
+        _ => return Err(unauthorized("authenticate with HTTP Basic")),
+    };
+    let credentials = ClientCredentials::basic(&id, &secret);
+    let attempt = match limiter {
+        Some(limiter) => match limiter.begin(&id, addr) {
+            Ok(attempt) => Some(attempt),
+            Err(retry) => {
+                return Err(OAuthError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ErrorCode::InvalidClient,
+                    "too many failed authentications; retry later",
+                )
+                .with_retry_after(retry))
+            }
+        },
+        None => None,
+    };
+    match authenticate(registry, &credentials).await {
+        Ok(client) if client.kind() == ClientKind::Confidential => {
+            if let Some(attempt) = attempt {
+                attempt.succeeded();
+            }
+            Ok(client)
+        }
+        Err(AuthError::Unavailable(_)) => {
+            if let Some(attempt) = attempt {
+                attempt.abandon();
+            }
+            Err(OAuthError::temporarily_unavailable(
+                "the client registry is unavailable",
+                1,
+            ))
+        }
+        _ => {
+            if let Some(attempt) = attempt {
+                attempt.failed();
+            }
+            Err(unauthorized("client authentication failed"))
+        }
+    }
 }
 
 /// A [`Layer`] that authenticates the OAuth client; see the [module docs](self).

@@ -219,6 +219,14 @@ impl<R, S> EndpointBuilder<R, Revoker<S>> {
         self.step = self.step.policy(policy);
         self
     }
+
+    /// Revokes the JWT access tokens of `jwts` too: see [`Revoker::jwt`].
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
+        self.step = self.step.jwt(jwts);
+        self
+    }
 }
 
 /// The composed layers an [`EndpointBuilder`] builds with

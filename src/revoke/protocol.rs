@@ -88,7 +88,7 @@ pub async fn revoke<S: TokenStore>(
     hint: Option<TokenKind>,
     policy: &RevocationPolicy,
 ) -> Result<RevocationOutcome, StoreError> {
-    revoke_hash(store, client, &TokenHash::of(token), hint, policy).await
+    revoke_hash(store, client, &TokenHash::of(token), hint, policy, None).await
 }
 
 /// [`revoke`] for a token already hashed.
@@ -98,12 +98,13 @@ async fn revoke_hash<S: TokenStore>(
     hash: &TokenHash,
     hint: Option<TokenKind>,
     policy: &RevocationPolicy,
+    jti: Option<&str>,
 ) -> Result<RevocationOutcome, StoreError> {
     let request = RevocationRequest {
         client_id: client.id(),
         hint,
         access_token_scope: policy.access_token_scope,
-        jti: None,
+        jti,
     };
     store.revoke(hash, request).await
 }
@@ -174,10 +175,11 @@ pub(crate) async fn execute<S: TokenStore>(
     client: &AuthenticatedClient,
     hash: &TokenHash,
     hint: Option<TokenKind>,
+    jti: Option<&str>,
 ) -> (Response<Bytes>, Option<RevocationOutcome>) {
     // Timed only for the events below: a clock read is not free.
     let start = tracing::enabled!(tracing::Level::INFO).then(std::time::Instant::now);
-    let result = revoke_hash(store, client, hash, hint, policy).await;
+    let result = revoke_hash(store, client, hash, hint, policy, jti).await;
     let latency_us = start.map(|s| s.elapsed().as_micros() as u64);
     match result {
         Ok(outcome) => {

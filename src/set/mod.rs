@@ -63,6 +63,7 @@ use crate::{
 pub mod poll;
 pub mod push;
 pub mod receive;
+pub mod replica;
 
 /// One access token was revoked alone.
 pub const TOKEN_REVOKED: &str = "urn:tower-oauth-revoke:secevent:token-revoked";

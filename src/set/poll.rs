@@ -34,9 +34,7 @@ use tokio::sync::Notify;
 use tower_service::Service;
 
 use super::Set;
-use crate::client_auth::{
-    authenticate, decode_basic, AuthFailureLimiter, ClientCredentials, ClientRegistry, RemoteAddr,
-};
+use crate::client_auth::{authenticate_basic, AuthFailureLimiter, ClientRegistry, RemoteAddr};
 
 const MAX_REQUEST: usize = 256 * 1024;
 
@@ -230,17 +228,6 @@ where
 }
 
 impl<R: ClientRegistry + Clone> PollService<R> {
-    fn unauthorized(&self, description: &'static str) -> Response<Full<Bytes>> {
-        let mut response = crate::error::OAuthError::invalid_client(description).to_response();
-        let challenge = format!("Basic realm=\"{}\"", self.realm);
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
-    }
-
     async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
@@ -258,52 +245,17 @@ impl<R: ClientRegistry + Clone> PollService<R> {
             return response;
         }
         let addr = RemoteAddr::from_extensions(req.extensions());
-        let mut basic = req.headers().get_all(header::AUTHORIZATION).iter();
-        let credentials = match (basic.next().and_then(decode_basic), basic.next()) {
-            (Some((id, secret)), None) => ClientCredentials::basic(id, secret),
-            _ => return self.unauthorized("authenticate with HTTP Basic"),
-        };
-        let attempt = match &self.limiter {
-            Some(limiter) => match limiter.begin(credentials.client_id(), addr) {
-                Ok(attempt) => Some(attempt),
-                Err(retry) => {
-                    let mut response = crate::error::OAuthError::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        crate::error::ErrorCode::InvalidClient,
-                        "too many failed authentications; retry later",
-                    )
-                    .to_response();
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-                    return response;
-                }
-            },
-            None => None,
-        };
-        let client = match authenticate(&self.registry, &credentials).await {
-            Ok(client) => {
-                if let Some(attempt) = attempt {
-                    attempt.succeeded();
-                }
-                client
-            }
-            Err(crate::client_auth::AuthError::Unavailable(_)) => {
-                if let Some(attempt) = attempt {
-                    attempt.abandon();
-                }
-                return crate::error::OAuthError::temporarily_unavailable(
-                    "the client registry is unavailable",
-                    1,
-                )
-                .to_response();
-            }
-            Err(_) => {
-                if let Some(attempt) = attempt {
-                    attempt.failed();
-                }
-                return self.unauthorized("client authentication failed");
-            }
+        let client = match authenticate_basic(
+            &self.registry,
+            self.limiter.as_ref(),
+            req.headers(),
+            addr,
+            &self.realm,
+        )
+        .await
+        {
+            Ok(client) => client,
+            Err(err) => return err.to_response(),
         };
         if !client.client().may_introspect_any() {
             return poll_error(

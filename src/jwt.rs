@@ -1,0 +1,336 @@
+//! JWT access tokens ([RFC 9068]) that can be revoked.
+//!
+//! [`JwtAccessTokens`] signs access tokens (JWS `EdDSA`, header `typ` `at+jwt`) with claims
+//! `iss`, `sub` (the user, or the client id for `client_credentials`), `client_id`, `aud`,
+//! `exp`, `iat` (with a fraction of a second), `jti`, and `grant_id` (the 16 hex digits of
+//! the [`GrantId`]: a grant's revocation reaches its JWTs). What revocation needs is
+//! registered in the store under [`jwt_key`]`(iss, jti)`: the JWT itself is never stored,
+//! and the entry lives until the token's own `exp`, as any token's does.
+//!
+//! Checking a JWT is local ([`JwtAccessTokens::verify`], or [`validate`] with a key set
+//! fetched from the issuer): the signature with a key of the key set (the key's own
+//! algorithm; `alg: none` never), `typ`, `iss`, `exp`, `nbf`, and `aud` when asked. A JWT
+//! that fails is an unknown token: revoking it answers 200 and stores nothing, so nobody can
+//! fill the store with forged tokens. One that passes is then looked up in the store by
+//! `(iss, jti)`, which says whether it, its grant, its user or its client was revoked.
+//!
+//! The revocation endpoint ([`Revoker::jwt`](crate::revoke::Revoker::jwt)), introspection
+//! ([`Introspector::jwt`](crate::introspect::Introspector::jwt)) and the bearer guard
+//! ([`JwtCheck`]) take both kinds of token.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tower_oauth_revoke::{
+//!     guard::TokenCheck,
+//!     jose::SigningKey,
+//!     jwt::{JwtAccessTokens, JwtCheck},
+//!     store::{GrantId, MemoryStore, TokenKind, TokenRecord},
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let jwts = JwtAccessTokens::new("https://as.example", "https://api.example", SigningKey::generate());
+//! let exp = SystemTime::now() + Duration::from_secs(600);
+//! let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), exp).with_owner("alice");
+//! let token = jwts.issue(&store, record).await.unwrap();
+//!
+//! let guard = JwtCheck::new(store, jwts);
+//! let checked = guard.check(&token).await.unwrap().expect("active");
+//! assert_eq!(checked.owner.as_deref(), Some("alice"));
+//! # }
+//! ```
+//!
+//! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    guard::{TokenCheck, TokenCheckError},
+    jose::{JoseError, KeySet, SigningKey},
+    store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
+};
+
+/// The JWS `typ` of a JWT access token ([RFC 9068 §2.1]).
+///
+/// [RFC 9068 §2.1]: https://www.rfc-editor.org/rfc/rfc9068#section-2.1
+pub const TYP: &str = "at+jwt";
+
+/// The claims of a JWT access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The issuer.
+    pub iss: String,
+    /// The user, or the client id for `client_credentials`.
+    pub sub: String,
+    /// The client.
+    pub client_id: String,
+    /// The audience (one resource server, or an array of them).
+    pub aud: serde_json::Value,
+    /// Expiry, in seconds since the epoch.
+    pub exp: u64,
+    /// Issue time, in seconds since the epoch, with a fraction.
+    pub iat: f64,
+    /// The token's unique id.
+    pub jti: String,
+    /// The grant: 16 hex digits.
+    pub grant_id: String,
+}
+
+impl AccessClaims {
+    /// The grant, if `grant_id` is well formed.
+    pub fn grant(&self) -> Option<GrantId> {
+        u64::from_str_radix(&self.grant_id, 16)
+            .ok()
+            .map(GrantId::from_u64)
+    }
+
+    /// When it was issued.
+    pub fn issued_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros((self.iat.max(0.0) * 1e6).round() as u64)
+    }
+
+    /// The store's key of this token: [`jwt_key`]`(iss, jti)`.
+    pub fn store_key(&self) -> TokenHash {
+        jwt_key(&self.iss, &self.jti)
+    }
+
+    /// A record of what the claims say (used where no store is shared).
+    pub fn to_record(&self) -> TokenRecord {
+        let mut record = TokenRecord::new(
+            TokenKind::AccessToken,
+            self.client_id.as_str(),
+            self.grant().unwrap_or(GrantId::from_u64(0)),
+            UNIX_EPOCH + Duration::from_secs(self.exp),
+        )
+        .with_issued_at(self.issued_at());
+        if self.sub != self.client_id {
+            record = record.with_owner(self.sub.as_str());
+        }
+        record
+    }
+}
+
+/// The key under which a store keeps a JWT's state: a digest of its issuer and `jti`.
+pub fn jwt_key(iss: &str, jti: &str) -> TokenHash {
+    TokenHash::of(&format!("jwt\u{0}{iss}\u{0}{jti}"))
+}
+
+/// Whether `token` has the shape of a compact JWS (three base64url parts, a JSON header):
+/// such a token is checked as a JWT, anything else as an opaque token.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.starts_with("eyJ")
+        && token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Checks a JWT access token locally: see the [module docs](self). `audience` is checked
+/// when given.
+pub fn validate(
+    keys: &KeySet,
+    token: &str,
+    issuer: &str,
+    audience: Option<&str>,
+) -> Result<AccessClaims, JoseError> {
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.leeway = 0;
+    validation.validate_nbf = true;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+    match audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    let claims: AccessClaims = keys.verify_with(token, TYP, validation)?;
+    if claims.grant().is_none() {
+        return Err(JoseError::new("the token's grant_id is malformed"));
+    }
+    Ok(claims)
+}
+
+/// Issues and checks the JWT access tokens of one issuer; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct JwtAccessTokens {
+    issuer: Arc<str>,
+    audience: Arc<str>,
+    key: SigningKey,
+    keys: KeySet,
+}
+
+impl JwtAccessTokens {
+    /// Tokens of `issuer` for `audience`, signed with `key`.
+    pub fn new(
+        issuer: impl Into<Arc<str>>,
+        audience: impl Into<Arc<str>>,
+        key: SigningKey,
+    ) -> Self {
+        let keys = KeySet::from_jwks(&key.jwks()).expect("a key's own JWKS reads back");
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            key,
+            keys,
+        }
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The signing key.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Signs a JWT for `record` (its kind must be an access token) and registers it in
+    /// `store` under [`jwt_key`]. Fails as [`TokenStore::issue`] does.
+    pub async fn issue<S: TokenStore>(
+        &self,
+        store: &S,
+        record: TokenRecord,
+    ) -> Result<String, IssueError> {
+        let jti = crate::store::generate_token();
+        let iat = record
+            .issued_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros() as f64
+            / 1e6;
+        let exp = record
+            .expires_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: record
+                .owner
+                .as_deref()
+                .unwrap_or(&record.client_id)
+                .to_owned(),
+            client_id: record.client_id.to_string(),
+            aud: serde_json::Value::String(self.audience.to_string()),
+            exp,
+            iat,
+            jti,
+            grant_id: record.grant.to_string(),
+        };
+        let token = self
+            .key
+            .sign(TYP, &claims)
+            .map_err(|e| IssueError::Store(crate::store::StoreError::new(e.to_string())))?;
+        let record = TokenRecord {
+            kind: TokenKind::AccessToken,
+            ..record
+        };
+        store.issue(claims.store_key(), record).await?;
+        Ok(token)
+    }
+
+    /// Checks a JWT of this issuer locally (signature, `typ`, `iss`, `exp`, `nbf`); `None`
+    /// for anything that fails.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
+        if !looks_like_jwt(token) {
+            return None;
+        }
+        validate(&self.keys, token, &self.issuer, None).ok()
+    }
+}
+
+/// A bearer guard's [`TokenCheck`] for a server that shares the store: a JWT is checked
+/// locally ([`JwtAccessTokens::verify`]) and then looked up by `(iss, jti)`; an opaque
+/// token is looked up by its hash.
+#[derive(Debug, Clone)]
+pub struct JwtCheck<S> {
+    store: S,
+    jwts: JwtAccessTokens,
+}
+
+impl<S> JwtCheck<S> {
+    /// Checks tokens against `store`, JWTs with `jwts`.
+    pub fn new(store: S, jwts: JwtAccessTokens) -> Self {
+        Self { store, jwts }
+    }
+}
+
+impl<S: TokenStore> TokenCheck for JwtCheck<S> {
+    fn check(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static {
+        let key = if looks_like_jwt(token) {
+            self.jwts.verify(token).map(|claims| claims.store_key())
+        } else {
+            Some(TokenHash::of(token))
+        };
+        let store = self.store.clone();
+        async move {
+            let Some(key) = key else {
+                return Ok(None);
+            };
+            match store.inspect(&key).await {
+                Ok(Some(record)) if record.kind == TokenKind::AccessToken => Ok(Some(record)),
+                Ok(_) => Ok(None),
+                Err(err) => {
+                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
+                    Err(TokenCheckError)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, RevocationRequest};
+
+    fn record(exp: SystemTime) -> TokenRecord {
+        TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), exp).with_owner("alice")
+    }
+
+    #[tokio::test]
+    async fn forged_and_expired_jwts_are_unknown() {
+        let store = MemoryStore::new();
+        let jwts = JwtAccessTokens::new("https://as", "api", SigningKey::generate());
+        let other = JwtAccessTokens::new("https://as", "api", SigningKey::generate());
+        let exp = SystemTime::now() + Duration::from_secs(600);
+        let token = jwts.issue(&store, record(exp)).await.unwrap();
+        let claims = jwts.verify(&token).expect("genuine");
+        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.client_id, "app");
+        let foreign = other.issue(&store, record(exp)).await.unwrap();
+        assert!(jwts.verify(&foreign).is_none(), "another key");
+        let wrong_iss = JwtAccessTokens::new("https://evil", "api", jwts.key().clone());
+        let token2 = wrong_iss.issue(&store, record(exp)).await.unwrap();
+        assert!(jwts.verify(&token2).is_none(), "another issuer");
+        let past = SystemTime::now() - Duration::from_secs(2);
+        let expired = jwts.issue(&store, record(past)).await.unwrap();
+        assert!(jwts.verify(&expired).is_none(), "expired");
+        assert!(jwts.verify("opaque-token").is_none());
+
+        let check = JwtCheck::new(store.clone(), jwts.clone());
+        assert!(check.check(&token).await.unwrap().is_some());
+        assert!(check.check(&foreign).await.unwrap().is_none());
+        let mut request = RevocationRequest::new("app");
+        request.jti = Some(&claims.jti);
+        store.revoke(&claims.store_key(), request).await.unwrap();
+        assert!(check.check(&token).await.unwrap().is_none(), "revoked");
+    }
+
+    #[test]
+    fn the_shape_of_a_jwt() {
+        assert!(looks_like_jwt("eyJhbGciOi.eyJzdWIi.c2ln"));
+        assert!(!looks_like_jwt("f4839307-c5a3-3d09-8452-af56b0d70491"));
+        assert!(!looks_like_jwt("eyJ.a.b.c"));
+    }
+}
