@@ -1,5 +1,10 @@
-//! A resource server in its own process: `GET /api` behind the crate's remote guard, which
-//! checks tokens by introspection at the authorization server found from its metadata.
+//! A resource server in its own process: `GET /api` behind the crate's guard for servers
+//! that do not share the store. A JWT access token is checked locally with the issuer's
+//! keys (its JWKS, from its metadata) and against a replica of the revocations the issuer
+//! announced; an opaque token by introspection, cached up to `--cache-ttl`. Revocations
+//! arrive as Security Event Tokens pushed to `POST /events` (RFC 8935) and, with `--poll`,
+//! polled from the issuer's `/oauth2/events` (RFC 8936): a revoked token is refused within
+//! a second, whatever the cache's TTL.
 //!
 //! ```text
 //! cargo run --release --example server -- --plain                    # the authorization server
@@ -9,8 +14,9 @@
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9444/api   # 200
 //! ```
 //!
-//! A token revoked at the issuer is refused here once the cache's TTL has passed
-//! (`--cache-ttl`); while the issuer is unreachable, tokens not yet confirmed get 503.
+//! Without events, a revoked opaque token is refused once the cache's TTL has passed
+//! (`--cache-ttl`), a JWT at its own `exp`; while the issuer is unreachable, tokens not yet
+//! confirmed get 503.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,6 +25,11 @@ use clap::Parser;
 use tower_oauth_revoke::{
     guard::{remote::RemoteGuard, BearerGuardLayer},
     serve::Server,
+    set::{
+        receive::{Poller, PushReceiver, SetVerifier},
+        replica::{RemoteTokenCheck, Revocations},
+        ReceivedEvent,
+    },
     store::TokenRecord,
 };
 
@@ -45,6 +56,9 @@ struct Args {
     /// How long an introspection answer may be reused, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     cache_ttl: u64,
+    /// Also poll the issuer's /oauth2/events for revocation events (RFC 8936, long polling).
+    #[arg(long)]
+    poll: bool,
 }
 
 #[tokio::main]
@@ -69,7 +83,35 @@ async fn run(args: Args) -> Result<(), String> {
     if args.insecure {
         builder = builder.tls_config(insecure_tls());
     }
-    let guard = builder.build().map_err(|e| e.to_string())?;
+    let introspection = builder.build().map_err(|e| e.to_string())?;
+    let tls = args.insecure.then(insecure_tls);
+    let verifier = SetVerifier::new(&args.issuer, tls).map_err(|e| e.to_string())?;
+    let guard = RemoteTokenCheck::new(verifier.clone(), Revocations::default(), introspection);
+    // The keys are read now if the issuer answers, else on the first JWT or event.
+    if let Err(e) = verifier.refresh_keys(true).await {
+        tracing::warn!(error = %e, "the issuer's keys are not readable yet");
+    }
+    let apply = {
+        let guard = guard.clone();
+        move |event: &ReceivedEvent| {
+            tracing::info!(kind = ?event.kind, set = %event.set_id, "revocation event");
+            guard.apply(event);
+        }
+    };
+    if args.poll {
+        let endpoint = format!("{}/oauth2/events", args.issuer.trim_end_matches('/'))
+            .parse()
+            .map_err(|e| format!("--issuer: {e}"))?;
+        let poller = Poller::new(
+            verifier.clone(),
+            endpoint,
+            &args.client_id,
+            &args.client_secret,
+            apply.clone(),
+        );
+        tokio::spawn(poller.run());
+    }
+    let events = PushReceiver::new(verifier, apply);
 
     let app = Router::new()
         .route(
@@ -81,7 +123,8 @@ async fn run(args: Args) -> Result<(), String> {
                 Json(serde_json::json!({ "sub": sub, "client_id": &*record.client_id }))
             }),
         )
-        .layer(BearerGuardLayer::new(guard));
+        .layer(BearerGuardLayer::new(guard))
+        .route_service("/events", events);
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
