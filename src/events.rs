@@ -117,6 +117,10 @@ pub struct RevocationEvent {
     pub initiator: Initiator,
     /// When the store confirmed it.
     pub at: SystemTime,
+    /// Whether another node confirmed it (a store shared by several nodes relays their
+    /// events): each node's caches apply every event, but only the node that revoked should
+    /// notify the outside world once.
+    pub relayed: bool,
 }
 
 /// A subscriber fell behind: this many events were dropped for it. It should forget what
@@ -226,6 +230,7 @@ mod tests {
             subject: None,
             initiator: Initiator::System,
             at: SystemTime::UNIX_EPOCH,
+            relayed: false,
         }
     }
 

@@ -279,8 +279,8 @@ fn parse_hash(hex: &str) -> Option<TokenHash> {
     Some(TokenHash::from_bytes(bytes))
 }
 
-/// Delivers every event of `events` as a SET: into `queue` (for polling) and to `pusher`
-/// (for push). Runs until the store is gone; spawn it. A subscriber that lagged logs how
+/// Delivers every event of `events` as a SET: into `queue` (for polling) and, unless another
+/// node emitted it ([`RevocationEvent::relayed`]: that node pushes it), to `pusher`. Runs until the store is gone; spawn it. A subscriber that lagged logs how
 /// many events it missed (raise [`Events::new`](crate::events::Events::new)'s capacity if
 /// that happens).
 pub async fn deliver(
@@ -307,7 +307,9 @@ pub async fn deliver(
         if let Some(queue) = &queue {
             queue.push(set.clone());
         }
-        if let Some(pusher) = &pusher {
+        // Pushed by the node that revoked only; every node's queue has every event, so a
+        // receiver may poll any node.
+        if let (Some(pusher), false) = (&pusher, event.relayed) {
             pusher.push(set, event.revoked.grant());
         }
     }
@@ -334,6 +336,7 @@ mod tests {
             subject: Some("alice".into()),
             initiator: Initiator::Client("app".into()),
             at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            relayed: false,
         };
         let set = issuer.encode(&event).unwrap();
         assert!(!set.jws.contains("the-token-value"));

@@ -421,6 +421,7 @@ impl MemoryStore {
             subject: (owner != NO_OWNER).then(|| self.name(owner)),
             initiator: by,
             at: self.inner.clock.now(),
+            relayed: false,
         });
     }
 
@@ -677,6 +678,7 @@ impl MemoryStore {
             subject: subject.then(|| Arc::from(name)),
             initiator: by,
             at: now,
+            relayed: false,
         });
         revoked
     }

@@ -145,6 +145,9 @@ struct Config {
     tag: String,
     operation_timeout: Duration,
     tombstone_secs: u64,
+    /// This store's id in the events it publishes (the last argument of every script that
+    /// revokes).
+    node: String,
 }
 
 impl fmt::Debug for RedisStore {
@@ -242,6 +245,7 @@ impl RedisStoreBuilder {
             tag: format!("{{{}}}:", self.prefix),
             operation_timeout: self.operation_timeout,
             tombstone_secs: self.tombstone_ttl.as_secs().max(1),
+            node: crate::store::generate_token(),
         };
         Ok((client, manager, config))
     }
@@ -385,7 +389,7 @@ fn initiator_of(code: &str) -> Initiator {
 
 /// An event as a script publishes it (`cjson`; times as strings of µs, which `cjson` would
 /// round).
-fn decode_event(payload: &str) -> Option<RevocationEvent> {
+fn decode_event(payload: &str, node: &str) -> Option<RevocationEvent> {
     let v: serde_json::Value = serde_json::from_str(payload).ok()?;
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty());
     let grant = || {
@@ -422,6 +426,7 @@ fn decode_event(payload: &str) -> Option<RevocationEvent> {
         subject: text("o").map(Into::into),
         initiator: initiator_of(text("b").unwrap_or("s")),
         at: UNIX_EPOCH + Duration::from_micros(micros),
+        relayed: text("n") != Some(node),
     })
 }
 
@@ -430,7 +435,10 @@ fn decode_event(payload: &str) -> Option<RevocationEvent> {
 async fn relay_events(client: Client, config: std::sync::Weak<Config>, events: Events) {
     let mut delay = Duration::from_millis(50);
     loop {
-        let Some(channel) = config.upgrade().map(|c| format!("{}events", c.tag)) else {
+        let Some((channel, node)) = config
+            .upgrade()
+            .map(|c| (format!("{}events", c.tag), c.node.clone()))
+        else {
             return;
         };
         match client.get_async_pubsub().await {
@@ -445,7 +453,7 @@ async fn relay_events(client: Client, config: std::sync::Weak<Config>, events: E
                         let Ok(payload) = message.get_payload::<String>() else {
                             continue;
                         };
-                        match decode_event(&payload) {
+                        match decode_event(&payload, &node) {
                             Some(event) => events.emit(event),
                             None => tracing::warn!("a malformed revocation event in Redis"),
                         }
@@ -481,6 +489,7 @@ local function cut(tag, client, owner, created)
 end
 local function publish(tag, ev)
   ev.at = string.format('%.0f', now_us())
+  ev.n = ARGV[#ARGV]
   redis.call('PUBLISH', tag .. 'events', cjson.encode(ev))
 end
 ";
@@ -552,7 +561,7 @@ return {t[1], t[2], t[3], i, g[1]}
 });
 
 /// KEYS: token. ARGV: now, key tag, client, access token scope (`t`/`g`), tombstone TTL,
-/// token hash (hex), jti (or empty). Returns {0, ''} not active, {1, kind} revoked alone,
+/// token hash (hex), jti (or empty), node. Returns {0, ''} not active, {1, kind} revoked alone,
 /// {2, kind} grant revoked, {3, ''} another client's.
 static REVOKE: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -580,7 +589,7 @@ return {1, t[1]}
     )
 });
 
-/// KEYS: grant. ARGV: now, tombstone TTL, key tag, grant id.
+/// KEYS: grant. ARGV: now, tombstone TTL, key tag, grant id, node.
 static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -597,7 +606,7 @@ return 1
     )
 });
 
-/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL, owner, initiator. Returns
+/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL, owner, initiator, node. Returns
 /// how many active grants were revoked.
 static REVOKE_CLIENT_FOR_OWNER: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -623,7 +632,7 @@ return revoked
 });
 
 /// KEYS: owner index (for a subject; any key for a client). ARGV: now, key tag, `s` or `c`,
-/// name, initiator, tombstone TTL. Writes the cut-off, then counts the grants of the index
+/// name, initiator, tombstone TTL, node. Writes the cut-off, then counts the grants of the index
 /// it revoked. Returns that count.
 static REVOKE_BULK: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -703,6 +712,7 @@ impl RedisStore {
                 .arg(name)
                 .arg(&by)
                 .arg(config.tombstone_secs)
+                .arg(&config.node)
                 .invoke_async(&mut conn)
                 .await
         })
@@ -804,6 +814,7 @@ impl TokenStore for RedisStore {
                     .arg(config.tombstone_secs)
                     .arg(&hex)
                     .arg(jti)
+                    .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -827,7 +838,7 @@ impl TokenStore for RedisStore {
     async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
         let key = self.grant_key(grant);
         let tombstone = self.config.tombstone_secs;
-        let tag = &self.config.tag;
+        let (tag, node) = (&self.config.tag, &self.config.node);
         let _: i64 = self
             .run(|mut conn| async move {
                 REVOKE_GRANT
@@ -836,6 +847,7 @@ impl TokenStore for RedisStore {
                     .arg(tombstone)
                     .arg(tag)
                     .arg(grant.to_string())
+                    .arg(node)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -862,6 +874,7 @@ impl TokenStore for RedisStore {
                     .arg(config.tombstone_secs)
                     .arg(owner)
                     .arg(&by)
+                    .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await
             })
