@@ -2,12 +2,13 @@
 //! `revokeAuthzForAppsByResourceOwner`.
 //!
 //! [`OwnerAuthorizations`] lets a resource owner see which clients hold grants from them,
-//! and take one client's access away at once:
+//! and take one client's access away at once, or every client's:
 //!
 //! | request (relative to where it is mounted) | answer |
 //! |---|---|
-//! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` |
+//! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` (`client_name` only when the registry knows one) |
 //! | `DELETE /{client_id}` | 204: every grant and token that client holds from this owner is revoked, atomically; idempotent |
+//! | `DELETE /` | 204: every grant and token any client holds from this owner is revoked ("sign out everywhere"), one client at a time ([`revoke_all_clients`]); idempotent |
 //! | no [`ResourceOwner`] in the extensions | 401 `access_denied` |
 //! | another method | 405 + `Allow` |
 //! | the store fails | 503 + `Retry-After` |
@@ -42,6 +43,30 @@
 //! # let _ = app;
 //! ```
 //!
+//! The protocol step behind `DELETE /` is a function of its own, callable without HTTP:
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tower_oauth_revoke::owner::revoke_all_clients;
+//! use tower_oauth_revoke::store::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let expires = SystemTime::now() + Duration::from_secs(60);
+//! for (token, client, owner) in [("t1", "app", "alice"), ("t2", "other-app", "alice"), ("t3", "app", "bob")] {
+//!     let mut record = TokenRecord::new(TokenKind::AccessToken, client, GrantId::random(), expires);
+//!     record.owner = Some(owner.into());
+//!     store.issue(TokenHash::of(token), record).await.unwrap();
+//! }
+//!
+//! assert_eq!(revoke_all_clients(&store, "alice").await.unwrap(), 2);
+//! assert!(store.inspect(&TokenHash::of("t1")).await.unwrap().is_none());
+//! assert!(store.inspect(&TokenHash::of("t2")).await.unwrap().is_none());
+//! // Other owners' grants are untouched.
+//! assert!(store.inspect(&TokenHash::of("t3")).await.unwrap().is_some());
+//! # }
+//! ```
+//!
 //! # CSRF
 //!
 //! When the host authenticates owners with cookies, a `DELETE` can be forged by another
@@ -69,7 +94,7 @@ use crate::trace::Escaped;
 use crate::{
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
-    store::TokenStore,
+    store::{StoreError, TokenStore},
     urlencoded::decode_path_segment,
 };
 
@@ -121,6 +146,25 @@ impl<S, R> OwnerAuthorizations<S, R> {
         self.mount_path = Arc::from(prefix.trim_end_matches('/'));
         self
     }
+}
+
+/// Revokes every grant and token that any client holds from `owner`, and returns how many
+/// grants were revoked: [`TokenStore::clients_of_owner`], then
+/// [`TokenStore::revoke_client_for_owner`] for each client.
+///
+/// Each client's grants go at once, but not all clients together: a grant given while this
+/// runs, to a client not yet listed, may survive it. Calling it again revokes what is left.
+pub async fn revoke_all_clients<S: TokenStore>(
+    store: &S,
+    owner: &str,
+) -> Result<usize, StoreError> {
+    let mut revoked = 0;
+    for held in store.clients_of_owner(owner).await? {
+        revoked += store
+            .revoke_client_for_owner(owner, &held.client_id)
+            .await?;
+    }
+    Ok(revoked)
 }
 
 enum Route {
@@ -239,6 +283,22 @@ where
                         }
                     }
                 }
+                (Route::Collection, Method::DELETE) => {
+                    match revoke_all_clients(&store, owner.id()).await {
+                        Ok(grants) => {
+                            tracing::info!(
+                                grants,
+                                outcome = "owner_revoked_all",
+                                "resource owner revoked every client's access"
+                            );
+                            respond(StatusCode::NO_CONTENT, Bytes::new(), false)
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "token store unavailable");
+                            unavailable()
+                        }
+                    }
+                }
                 (Route::Client(client_id), Method::DELETE) => {
                     match store.revoke_client_for_owner(owner.id(), &client_id).await {
                         Ok(grants) => {
@@ -256,7 +316,7 @@ where
                         }
                     }
                 }
-                (Route::Collection, _) => method_not_allowed("GET"),
+                (Route::Collection, _) => method_not_allowed("GET, DELETE"),
                 (Route::Client(_), _) => method_not_allowed("DELETE"),
                 (Route::NotFound, _) => OAuthError::invalid_request("no such resource")
                     .with_status(StatusCode::NOT_FOUND)
@@ -294,5 +354,87 @@ mod tests {
         ));
         assert!(matches!(route("/a/b", p), Route::NotFound));
         assert!(matches!(route("/%zz", p), Route::NotFound));
+    }
+
+    async fn issue(store: &crate::store::MemoryStore, token: &str, client: &str, owner: &str) {
+        use crate::store::{GrantId, TokenHash, TokenKind, TokenRecord};
+        let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut record =
+            TokenRecord::new(TokenKind::AccessToken, client, GrantId::random(), expires);
+        record.owner = Some(owner.into());
+        store.issue(TokenHash::of(token), record).await.unwrap();
+    }
+
+    async fn active(store: &crate::store::MemoryStore, token: &str) -> bool {
+        store
+            .inspect(&crate::store::TokenHash::of(token))
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    fn request(method: Method, path: &str, owner: Option<&str>) -> Request<()> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap();
+        if let Some(owner) = owner {
+            req.extensions_mut().insert(ResourceOwner::new(owner));
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn delete_on_the_collection_revokes_every_client_of_the_owner_only() {
+        use tower::ServiceExt as _;
+        let store = crate::store::MemoryStore::new();
+        issue(&store, "a1", "app", "alice").await;
+        issue(&store, "a2", "other-app", "alice").await;
+        issue(&store, "b1", "app", "bob").await;
+        let service = OwnerAuthorizations::new(
+            store.clone(),
+            crate::client_auth::MemoryClientRegistry::default(),
+        )
+        .mount_path("/me/authorizations");
+
+        let response = service
+            .clone()
+            .oneshot(request(Method::DELETE, "/me/authorizations", Some("alice")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(!active(&store, "a1").await);
+        assert!(!active(&store, "a2").await);
+        assert!(active(&store, "b1").await, "another owner's grant survives");
+
+        // Idempotent.
+        let response = service
+            .clone()
+            .oneshot(request(
+                Method::DELETE,
+                "/me/authorizations/",
+                Some("alice"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+        // Without an owner: 401, and nothing changes.
+        let response = service
+            .clone()
+            .oneshot(request(Method::DELETE, "/me/authorizations", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(active(&store, "b1").await);
+
+        let response = service
+            .oneshot(request(Method::POST, "/me/authorizations", Some("bob")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET, DELETE");
+        assert!(active(&store, "b1").await);
     }
 }
