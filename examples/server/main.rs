@@ -9,11 +9,15 @@
 //!
 //! Endpoints: `POST /oauth2/revoke` (RFC 7009, CORS, JSONP), `POST /oauth2/token`
 //! (client_credentials, password, refresh_token), `GET /userinfo` (bearer guard),
-//! `GET /users/me/authorizations` and `DELETE /users/me/authorizations/{client_id}`
-//! (the resource owner, by HTTP Basic).
+//! `GET /users/me/authorizations`, `DELETE /users/me/authorizations/{client_id}` and
+//! `DELETE /users/me/authorizations` (the resource owner, by HTTP Basic or the page's
+//! session), and `GET /account`: the resource owner's page (sign in, revoke an app's access
+//! or every app's).
 
+mod account;
 mod app;
 mod config;
+mod session;
 mod store;
 mod tokens;
 mod users;
