@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes sure a headless Chromium is available for tests/browser.rs: installs Debian's
-# `chromium` when no browser is found, then checks that it starts and runs a script.
-# Run as root (or with sudo available) on Debian or Ubuntu.
+# Makes sure a headless Chromium and its WebDriver are available for tests/browser.rs and
+# tests/account_page.rs: installs Debian's `chromium` when no browser is found and
+# `chromium-driver` when no `chromedriver` is found, then checks that the browser starts and
+# runs a script. Run as root (or with sudo available) on Debian or Ubuntu.
 set -euo pipefail
 
 find_browser() {
@@ -18,18 +19,35 @@ find_browser() {
     return 1
 }
 
-if ! browser="$(find_browser)"; then
-    echo "browser.sh: installing chromium" >&2
+find_driver() {
+    if [[ -n "${CHROMEDRIVER:-}" ]] && command -v "$CHROMEDRIVER" >/dev/null 2>&1; then
+        command -v "$CHROMEDRIVER"
+        return 0
+    fi
+    command -v chromedriver
+}
+
+missing=()
+if ! find_browser >/dev/null; then
+    missing+=(chromium)
+fi
+if ! find_driver >/dev/null; then
+    missing+=(chromium-driver)
+fi
+if ((${#missing[@]})); then
+    echo "browser.sh: installing ${missing[*]}" >&2
     sudo=""
     if [[ "$(id -u)" != 0 ]]; then
         sudo="sudo"
     fi
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium
-    browser="$(find_browser)"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+browser="$(find_browser)"
+driver="$(find_driver)"
 
 "$browser" --version
+"$driver" --version
 
 profile="$(mktemp -d)"
 trap 'rm -rf "$profile"' EXIT

@@ -2,12 +2,12 @@
 //! `revokeAuthzForAppsByResourceOwner`.
 //!
 //! [`OwnerAuthorizations`] lets a resource owner see which clients hold grants from them,
-//! and take one client's access away at once:
+//! and take one client's access away at once, or every client's:
 //!
 //! | request (relative to where it is mounted) | answer |
 //! |---|---|
-//! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` |
-//! | `DELETE /` | 204: every grant this owner gave, to any client, is revoked in one write ("sign out everywhere"); idempotent |
+//! | `GET /` | 200 `{"authorizations":[{"client_id":..,"client_name":..,"grants":n}]}` (`client_name` only when the registry knows one) |
+//! | `DELETE /` | 204: every grant this owner gave, to any client, is revoked in one write ([`TokenStore::revoke_subject`]: "sign out everywhere"); idempotent |
 //! | `DELETE /{client_id}` | 204: every grant and token that client holds from this owner is revoked, atomically; idempotent |
 //! | no [`ResourceOwner`] in the extensions | 401 `access_denied` |
 //! | another method | 405 + `Allow` |
@@ -41,6 +41,32 @@
 //!         .service(owner_api),
 //! );
 //! # let _ = app;
+//! ```
+//!
+//! The protocol step behind `DELETE /` is one store operation, a cut-off whatever the number
+//! of grants, callable without HTTP:
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use tower_oauth_revoke::events::Initiator;
+//! use tower_oauth_revoke::store::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let store = MemoryStore::new();
+//! let expires = SystemTime::now() + Duration::from_secs(60);
+//! for (token, client, owner) in [("t1", "app", "alice"), ("t2", "other-app", "alice"), ("t3", "app", "bob")] {
+//!     let mut record = TokenRecord::new(TokenKind::AccessToken, client, GrantId::random(), expires);
+//!     record.owner = Some(owner.into());
+//!     store.issue(TokenHash::of(token), record).await.unwrap();
+//! }
+//!
+//! let by = Initiator::Owner("alice".into());
+//! assert_eq!(store.revoke_subject("alice", by).await.unwrap(), 2);
+//! assert!(store.inspect(&TokenHash::of("t1")).await.unwrap().is_none());
+//! assert!(store.inspect(&TokenHash::of("t2")).await.unwrap().is_none());
+//! // Other owners' grants are untouched.
+//! assert!(store.inspect(&TokenHash::of("t3")).await.unwrap().is_some());
+//! # }
 //! ```
 //!
 //! # CSRF
@@ -319,5 +345,87 @@ mod tests {
         ));
         assert!(matches!(route("/a/b", p), Route::NotFound));
         assert!(matches!(route("/%zz", p), Route::NotFound));
+    }
+
+    async fn issue(store: &crate::store::MemoryStore, token: &str, client: &str, owner: &str) {
+        use crate::store::{GrantId, TokenHash, TokenKind, TokenRecord};
+        let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut record =
+            TokenRecord::new(TokenKind::AccessToken, client, GrantId::random(), expires);
+        record.owner = Some(owner.into());
+        store.issue(TokenHash::of(token), record).await.unwrap();
+    }
+
+    async fn active(store: &crate::store::MemoryStore, token: &str) -> bool {
+        store
+            .inspect(&crate::store::TokenHash::of(token))
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    fn request(method: Method, path: &str, owner: Option<&str>) -> Request<()> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(())
+            .unwrap();
+        if let Some(owner) = owner {
+            req.extensions_mut().insert(ResourceOwner::new(owner));
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn delete_on_the_collection_revokes_every_client_of_the_owner_only() {
+        use tower::ServiceExt as _;
+        let store = crate::store::MemoryStore::new();
+        issue(&store, "a1", "app", "alice").await;
+        issue(&store, "a2", "other-app", "alice").await;
+        issue(&store, "b1", "app", "bob").await;
+        let service = OwnerAuthorizations::new(
+            store.clone(),
+            crate::client_auth::MemoryClientRegistry::default(),
+        )
+        .mount_path("/me/authorizations");
+
+        let response = service
+            .clone()
+            .oneshot(request(Method::DELETE, "/me/authorizations", Some("alice")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(!active(&store, "a1").await);
+        assert!(!active(&store, "a2").await);
+        assert!(active(&store, "b1").await, "another owner's grant survives");
+
+        // Idempotent.
+        let response = service
+            .clone()
+            .oneshot(request(
+                Method::DELETE,
+                "/me/authorizations/",
+                Some("alice"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+        // Without an owner: 401, and nothing changes.
+        let response = service
+            .clone()
+            .oneshot(request(Method::DELETE, "/me/authorizations", None))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(active(&store, "b1").await);
+
+        let response = service
+            .oneshot(request(Method::POST, "/me/authorizations", Some("bob")))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "GET, DELETE");
+        assert!(active(&store, "b1").await);
     }
 }

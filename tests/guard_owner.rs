@@ -360,7 +360,17 @@ async fn owner_revokes_exactly_one_clients_access() {
 
     let reply = owner_request(addr, "POST", "/me/authorizations", Some("alice")).await;
     assert_eq!(reply.status, 405);
-    assert_eq!(reply.headers["allow"], "GET");
+    assert_eq!(reply.headers["allow"], "GET, DELETE");
+
+    // DELETE on the collection: every client's grants from this owner, no other owner's.
+    let reply = owner_request(addr, "DELETE", "/me/authorizations", Some("alice")).await;
+    assert_eq!(reply.status, 204);
+    assert_eq!(api(addr, "alice-other-a").await.status, 401);
+    assert_eq!(api(addr, "bob-app-a").await.status, 200);
+    let listed = owner_request(addr, "GET", "/me/authorizations", Some("alice"))
+        .await
+        .json();
+    assert_eq!(listed["authorizations"].as_array().unwrap().len(), 0);
 }
 
 #[tokio::test]

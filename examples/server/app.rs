@@ -7,7 +7,9 @@ use std::{
 };
 
 use crate::{
+    account,
     config::{registry, DemoConfig},
+    session::{has_session_cookie, Sessions},
     store::DemoStore,
     tokens::{json_response, Issuer},
     users::{too_many_attempts, UserAuthError, Users},
@@ -219,13 +221,30 @@ pub(crate) fn app(
 
     let owner_api =
         OwnerAuthorizations::new(store, registry.clone()).mount_path("/users/me/authorizations");
-    let owner_users = users;
+    let sessions = Sessions::new(!args.plain);
+    let owner_users = users.clone();
     let owner_registry = registry.clone();
+    let owner_sessions = sessions.clone();
     let owners = service_fn(move |mut req: http::Request<Body>| {
         let users = owner_users.clone();
         let owner_api = owner_api.clone();
+        let sessions = owner_sessions.clone();
         let (cors, registry) = (token_cors.clone(), owner_registry.clone());
         async move {
+            // The resource owner's page: its session cookie stands in for Basic (and its
+            // CSRF token must come with any change). An `Authorization` header wins.
+            if !req.headers().contains_key(header::AUTHORIZATION)
+                && has_session_cookie(req.headers())
+            {
+                return match sessions.authorize(&req) {
+                    Ok(session) => {
+                        req.extensions_mut()
+                            .insert(ResourceOwner::new(session.user));
+                        owner_api.oneshot(req).await
+                    }
+                    Err(err) => Ok(err.to_response()),
+                };
+            }
             // A page on another site cannot spend a user's password budget.
             if let Err(err) = cors.refuse_unknown_origin(&registry, req.headers()).await {
                 return Ok::<_, Infallible>(err.to_response());
@@ -269,6 +288,13 @@ pub(crate) fn app(
         }
     });
 
+    // The owner API and the resource owner's page, with the page's security headers.
+    let owner_routes = account::protected(
+        Router::new()
+            .route_service("/users/me/authorizations", owners.clone())
+            .route_service("/users/me/authorizations/{client_id}", owners),
+    );
+
     let router = Router::new()
         .route_service("/oauth2/revoke", revoke)
         .route_service("/oauth2/token", token)
@@ -278,8 +304,8 @@ pub(crate) fn app(
         .route_service("/oauth2/events", poll)
         .route_service("/admin/revocations", admin)
         .route_service("/userinfo", userinfo)
-        .route_service("/users/me/authorizations", owners.clone())
-        .route_service("/users/me/authorizations/{client_id}", owners)
+        .merge(owner_routes)
+        .merge(account::routes(sessions, users))
         .fallback(|| async {
             let response: http::Response<Full<Bytes>> =
                 OAuthError::invalid_request("no such endpoint")

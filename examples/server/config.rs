@@ -9,7 +9,8 @@ use tower_oauth_revoke::{
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
-/// The `--config` file format, shown by `--help`.
+/// What `--help` shows after the flags: the `--config` file format, the endpoints and the
+/// environment.
 pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; replaces all built-in demo data):
 
   [[clients]]
@@ -32,6 +33,19 @@ pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; repl
 
 Unknown keys, an empty or repeated client id, an invalid origin, or a token naming an
 unknown client stop the server with a message (exit status 2).
+
+ENDPOINTS:
+  POST /oauth2/revoke                      token revocation (RFC 7009; CORS, JSONP)
+  POST /oauth2/token                       client_credentials, password, refresh_token
+  POST /oauth2/introspect                  token introspection (RFC 7662)
+  GET  /.well-known/oauth-authorization-server   metadata (RFC 8414)
+  GET  /userinfo                           a protected resource (Bearer)
+  GET  /users/me/authorizations            the apps holding grants from the resource owner
+  DELETE /users/me/authorizations[/ID]     revoke one app's grants, or every app's
+                                           (the owner by Basic, or by the page's session
+                                           cookie with its X-CSRF-Token)
+  GET  /account                            the resource owner's page: sign in, revoke apps
+  POST|GET|DELETE /account/session         the page's sign-in session
 
 ENVIRONMENT:
   RUST_LOG   log filter (default info): one event per request on stderr"#;

@@ -12,10 +12,14 @@
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`,
 //! `POST /oauth2/events` (RFC 8936 poll), `POST /admin/revocations` (bulk),
 //! `GET /userinfo` (bearer guard), `GET`/`DELETE /users/me/authorizations` and
-//! `DELETE /users/me/authorizations/{client_id}` (the resource owner, by HTTP Basic).
+//! `DELETE /users/me/authorizations/{client_id}` (the resource owner, by HTTP Basic or the
+//! page's session), and `GET /account`: the resource owner's page (sign in, revoke an app's
+//! access or every app's).
 
+mod account;
 mod app;
 mod config;
+mod session;
 mod store;
 mod tokens;
 mod users;
