@@ -35,7 +35,11 @@
 //! # }
 //! ```
 
-use std::{fmt, sync::Arc, time::SystemTime};
+use std::{
+    fmt,
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
 
 use tokio::sync::broadcast;
 
@@ -136,10 +140,13 @@ impl fmt::Display for Lagged {
 
 impl std::error::Error for Lagged {}
 
+type Sink = Arc<dyn Fn(&RevocationEvent) + Send + Sync>;
+
 /// The events of one store: cheap to clone, shared by its clones.
 #[derive(Clone)]
 pub struct Events {
     tx: broadcast::Sender<Arc<RevocationEvent>>,
+    sinks: Arc<RwLock<Vec<Sink>>>,
 }
 
 impl fmt::Debug for Events {
@@ -165,7 +172,30 @@ impl Events {
     pub fn new(capacity: usize) -> Self {
         Self {
             tx: broadcast::channel(capacity.max(1)).0,
+            sinks: Arc::default(),
         }
+    }
+
+    /// Calls `sink` with every event, synchronously, before the operation that emitted it
+    /// returns (for a store shared by several nodes: as soon as this node hears of it). For
+    /// what must see an event before a revocation is answered, e.g. queueing it for polling;
+    /// `sink` must be quick and never block.
+    pub fn attach(&self, sink: impl Fn(&RevocationEvent) + Send + Sync + 'static) {
+        self.sinks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(sink));
+    }
+
+    /// Whether anything listens: a subscriber or a sink. Stores may skip building an event
+    /// nobody would receive.
+    pub fn is_observed(&self) -> bool {
+        self.tx.receiver_count() > 0
+            || !self
+                .sinks
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
     }
 
     /// A new subscriber: it receives every event emitted from now on.
@@ -178,6 +208,10 @@ impl Events {
     /// Delivers an event to every subscriber; never waits. Stores call this once the
     /// revocation is confirmed.
     pub fn emit(&self, event: RevocationEvent) {
+        let sinks = self.sinks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for sink in &sinks {
+            sink(&event);
+        }
         if self.tx.receiver_count() > 0 {
             let _ = self.tx.send(Arc::new(event));
         }

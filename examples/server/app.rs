@@ -125,12 +125,12 @@ pub(crate) fn app(
                 .map_err(|e| format!("--event-webhook: {e}"))?,
         )
     };
-    tokio::spawn(set::deliver(
-        store.events().subscribe(),
+    set::attach(
+        store.events(),
         SetIssuer::new(issuer_url, key.clone()),
         Some(events.clone()),
         pusher,
-    ));
+    );
     let jwks = key.jwks();
     let jwks = service_fn(move |_req: http::Request<Body>| {
         let mut response = http::Response::new(Full::new(Bytes::from(jwks.clone())));

@@ -410,7 +410,7 @@ impl MemoryStore {
     }
 
     fn emit(&self, revoked: Revoked, grant: &GrantEntry, jti: Option<&str>, by: Initiator) {
-        if self.inner.events.subscribers() == 0 {
+        if !self.inner.events.is_observed() {
             return;
         }
         let (client, owner) = (grant.client, grant.owner);
