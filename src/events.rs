@@ -29,7 +29,7 @@
 //! store.mint(TokenRecord::new(TokenKind::RefreshToken, "app", grant, exp)).await.unwrap();
 //!
 //! store.revoke_grant(grant).await.unwrap();
-//! let event = events.recv().await.unwrap();
+//! let event = events.recv().await.unwrap().expect("no event missed");
 //! assert_eq!(event.revoked, Revoked::Grant { grant });
 //! assert_eq!(event.client_id.as_deref(), Some("app"));
 //! # }
