@@ -146,11 +146,19 @@ impl<S: TokenStore> EndpointStep for Introspector<S> {
         })?;
         let visible =
             record.filter(|r| client.client().may_introspect_any() || &*r.client_id == client.id());
-        tracing::info!(
-            client_id = %Escaped(client.id()),
-            active = visible.is_some(),
-            "token introspection"
-        );
+        if request.quiet() {
+            tracing::debug!(
+                client_id = %Escaped(client.id()),
+                active = visible.is_some(),
+                "token introspection"
+            );
+        } else {
+            tracing::info!(
+                client_id = %Escaped(client.id()),
+                active = visible.is_some(),
+                "token introspection"
+            );
+        }
         let body = match visible {
             Some(record) => active(&record, self.issuer.as_deref(), jti.as_deref()),
             None => Bytes::from_static(INACTIVE),

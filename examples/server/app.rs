@@ -160,6 +160,7 @@ pub(crate) fn app(
         .jsonp(true)
         // The request log below reads the client and the outcome from the response.
         .annotate_responses(log)
+        .log_outcomes(!log)
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
@@ -177,6 +178,7 @@ pub(crate) fn app(
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
         .annotate_responses(log)
+        .log_outcomes(!log)
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
@@ -191,6 +193,7 @@ pub(crate) fn app(
     .limit_failures(limiter)
     .cors_origins(&args.cors_origins)
     .annotate_responses(log)
+    .log_outcomes(!log)
     .build()
     .map_err(|e| format!("--cors-origin: {e}"))?;
 

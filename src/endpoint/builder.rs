@@ -27,6 +27,7 @@ pub struct EndpointBuilder<R, T> {
     cors_max_age: Duration,
     jsonp: bool,
     annotate: bool,
+    quiet: bool,
 }
 
 impl<R, T> fmt::Debug for EndpointBuilder<R, T> {
@@ -94,6 +95,7 @@ impl<R, T> EndpointBuilder<R, T> {
             cors_max_age: DEFAULT_MAX_AGE,
             jsonp: false,
             annotate: false,
+            quiet: false,
         }
     }
 
@@ -185,6 +187,16 @@ impl<R, T> EndpointBuilder<R, T> {
         self
     }
 
+    /// Whether the step logs each request's outcome (`token revocation`, `token
+    /// introspection`) at INFO (the default) or, with `false`, at DEBUG: for a host whose own
+    /// request log already says it (from [`annotate_responses`](Self::annotate_responses)),
+    /// so that each request costs one formatted event, not two. Failures (a store down) are
+    /// logged at ERROR either way. Applies to [`build`](Self::build).
+    pub fn log_outcomes(mut self, enabled: bool) -> Self {
+        self.quiet = !enabled;
+        self
+    }
+
     fn cors(&self) -> Result<CorsPolicy, BuildError> {
         Ok(CorsPolicy::new()
             .origins(&self.cors_origins)
@@ -248,6 +260,7 @@ impl<R: ClientRegistry, T: EndpointStep> EndpointBuilder<R, T> {
             origins: cors.configured_origins().into(),
             step: self.step,
             annotate: self.annotate,
+            quiet: self.quiet,
         });
         let with_cors = cors
             .layer_with_clients(self.clients)

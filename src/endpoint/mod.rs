@@ -129,6 +129,7 @@ struct Pipeline<R, T> {
     origins: Arc<[Origin]>,
     step: T,
     annotate: bool,
+    quiet: bool,
 }
 
 impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
@@ -221,6 +222,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             headers,
             remote_addr: addr,
             annotate: self.annotate,
+            quiet: self.quiet,
         };
         let mut response = step::render(self.step.answer(request).await);
         if self.annotate {

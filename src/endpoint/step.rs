@@ -98,6 +98,7 @@ pub struct StepRequest<'a> {
     pub(crate) headers: &'a HeaderMap,
     pub(crate) remote_addr: Option<RemoteAddr>,
     pub(crate) annotate: bool,
+    pub(crate) quiet: bool,
 }
 
 impl<'a> StepRequest<'a> {
@@ -113,7 +114,15 @@ impl<'a> StepRequest<'a> {
             headers,
             remote_addr: None,
             annotate: false,
+            quiet: false,
         }
+    }
+
+    /// Whether the host logs every request itself
+    /// ([`log_outcomes(false)`](super::EndpointBuilder::log_outcomes)): a step then logs its
+    /// per-request outcome at DEBUG rather than INFO.
+    pub fn quiet(&self) -> bool {
+        self.quiet
     }
 
     /// The authenticated client.
@@ -213,6 +222,7 @@ where
                 remote_addr: RemoteAddr::from_extensions(&parts.extensions),
                 // The layers always annotate: `ClientAuth` puts the client in the response.
                 annotate: true,
+                quiet: false,
             };
             Ok(render(step.answer(request).await))
         })

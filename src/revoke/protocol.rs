@@ -176,9 +176,15 @@ pub(crate) async fn execute<S: TokenStore>(
     hash: &TokenHash,
     hint: Option<TokenKind>,
     jti: Option<&str>,
+    quiet: bool,
 ) -> (Response<Bytes>, Option<RevocationOutcome>) {
     // Timed only for the events below: a clock read is not free.
-    let start = tracing::enabled!(tracing::Level::INFO).then(std::time::Instant::now);
+    let logged = if quiet {
+        tracing::enabled!(tracing::Level::DEBUG)
+    } else {
+        tracing::enabled!(tracing::Level::INFO)
+    };
+    let start = logged.then(std::time::Instant::now);
     let result = revoke_hash(store, client, hash, hint, policy, jti).await;
     let latency_us = start.map(|s| s.elapsed().as_micros() as u64);
     match result {
@@ -192,12 +198,21 @@ pub(crate) async fn execute<S: TokenStore>(
                 RevocationOutcome::NotActive => "not_active",
                 RevocationOutcome::IssuedToAnotherClient => "foreign_token",
             };
-            tracing::info!(
-                client_id = %Escaped(client.id()),
-                outcome = outcome_name,
-                latency_us,
-                "token revocation"
-            );
+            if quiet {
+                tracing::debug!(
+                    client_id = %Escaped(client.id()),
+                    outcome = outcome_name,
+                    latency_us,
+                    "token revocation"
+                );
+            } else {
+                tracing::info!(
+                    client_id = %Escaped(client.id()),
+                    outcome = outcome_name,
+                    latency_us,
+                    "token revocation"
+                );
+            }
             let response = match answer(outcome, client, policy) {
                 Ok(()) => success(),
                 Err(err) => err.to_bytes_response(),

@@ -99,6 +99,7 @@ impl<S: TokenStore> EndpointStep for Revoker<S> {
             &hash,
             hint,
             jti,
+            request.quiet(),
         )
         .await;
         if let (true, Some(outcome)) = (request.annotate(), outcome) {
