@@ -379,6 +379,12 @@ async fn client_revocation(jwt: bool) {
         "alice's grant to other-client made afterwards",
     )
     .await;
+    // Alice's grant that the client's cut-off revoked is not active: not counted again.
+    assert_eq!(
+        demo.revoked_grants(&[("subject", ALICE.0)]).await,
+        2,
+        "alice's grant to YmxD… and her new one to other-client"
+    );
 }
 
 #[tokio::test]
