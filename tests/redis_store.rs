@@ -297,6 +297,60 @@ async fn a_token_revoked_on_one_node_is_inactive_on_both() {
     delete_keys(&redis_url(), &prefix).await;
 }
 
+#[tokio::test]
+async fn a_cut_off_lasts_as_long_as_the_grants_it_covers() {
+    // A tombstone TTL of one second: only the grants' own lives keep a cut-off.
+    let prefix = unique_prefix("cut-off-life");
+    let store = match RedisStore::builder()
+        .key_prefix(&prefix)
+        .tombstone_ttl(Duration::from_secs(1))
+        .connect(redis_url())
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => return unavailable(format!("no Redis at {}: {e}", redis_url())),
+    };
+    // Each grant gets a short-lived access token first, then a long-lived refresh token:
+    // the grant lives as long as the refresh token.
+    let (own, users) = (GrantId::random(), GrantId::random());
+    let mut refresh = Vec::new();
+    for (grant, client, owner) in [(own, "app", None), (users, "other", Some("alice"))] {
+        for (kind, lifetime) in [(TokenKind::AccessToken, 2), (TokenKind::RefreshToken, 600)] {
+            let token = random_token("t");
+            let mut record = TokenRecord::new(kind, client, grant, in_secs(lifetime));
+            record.owner = owner.map(Into::into);
+            store.issue(TokenHash::of(&token), record).await.unwrap();
+            if kind == TokenKind::RefreshToken {
+                refresh.push(token);
+            }
+        }
+    }
+    assert_eq!(
+        store.revoke_client("app", Initiator::System).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .revoke_subject("alice", Initiator::System)
+            .await
+            .unwrap(),
+        1
+    );
+    // Past the access tokens' expiry and the tombstone TTL.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    for (token, scope) in refresh.iter().zip(["client", "subject"]) {
+        assert!(
+            store
+                .inspect(&TokenHash::of(token))
+                .await
+                .unwrap()
+                .is_none(),
+            "a refresh token revoked by its {scope}'s cut-off came back to life"
+        );
+    }
+    delete_keys(&redis_url(), &prefix).await;
+}
+
 /// A `redis-server` of the test's own on a free loopback port, killed on drop.
 struct OwnRedis {
     child: Option<Child>,

@@ -84,6 +84,7 @@ where
     revocation_races_registration(make()).await;
     subject_revocation_is_one_cut_off(make()).await;
     client_revocation_is_one_cut_off(make()).await;
+    bulk_revocations_count_what_the_other_scope_left(make()).await;
     every_revocation_is_an_event(make()).await;
 }
 
@@ -233,6 +234,52 @@ async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     assert!(
         active(&store, &n.token("new")).await,
         "a grant made after the cut-off lives"
+    );
+}
+
+async fn bulk_revocations_count_what_the_other_scope_left<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (app, other, alice, bob) = (n.id("app"), n.id("other"), n.id("alice"), n.id("bob"));
+    for (name, client, owner) in [
+        ("alice-app", &app, &alice),
+        ("alice-other", &other, &alice),
+        ("bob-app", &app, &bob),
+        ("bob-other", &other, &bob),
+    ] {
+        issue(
+            &store,
+            n.token(name),
+            TokenKind::RefreshToken,
+            client,
+            GrantId::random(),
+            Some(owner),
+        )
+        .await;
+    }
+    assert_eq!(
+        store.revoke_client(&app, Initiator::System).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .revoke_subject(&alice, Initiator::System)
+            .await
+            .unwrap(),
+        1,
+        "a subject's revocation does not count the grants a client's cut-off revoked"
+    );
+    assert_eq!(
+        store
+            .revoke_client(&other, Initiator::System)
+            .await
+            .unwrap(),
+        1,
+        "a client's revocation does not count the grants a subject's cut-off revoked"
+    );
+    assert_eq!(
+        store.revoke_subject(&bob, Initiator::System).await.unwrap(),
+        0,
+        "both of bob's grants were revoked with their clients"
     );
 }
 

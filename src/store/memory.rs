@@ -409,6 +409,19 @@ impl MemoryStore {
             || cutoffs.clients.get(&client).is_some_and(|&t| created <= t)
     }
 
+    /// Whether the cut-off of the scope other than the one being revoked covers the grant:
+    /// a client's for a subject's revocation, a subject's for a client's.
+    fn cut_off_by_other_scope(&self, grant: &GrantEntry, subject: bool) -> bool {
+        let (created, owner, client) = (grant.created, grant.owner, grant.client);
+        let cutoffs = self.inner.cutoffs.read().unwrap_or_else(|e| e.into_inner());
+        let (map, key) = if subject {
+            (&cutoffs.clients, client)
+        } else {
+            (&cutoffs.subjects, owner)
+        };
+        map.get(&key).is_some_and(|&t| created <= t)
+    }
+
     fn emit(&self, revoked: Revoked, grant: &GrantEntry, jti: Option<&str>, by: Initiator) {
         if !self.inner.events.is_observed() {
             return;
@@ -658,11 +671,21 @@ impl MemoryStore {
         let secs = to_secs(now);
         let mut revoked = 0;
         for grant in grants {
-            if let Some(g) = self.grant_shard(grant).grants.get(&GrantKey::of(grant)) {
+            let entry = self
+                .grant_shard(grant)
+                .grants
+                .get(&GrantKey::of(grant))
+                .copied();
+            if let Some(g) = entry {
                 // Active just before the cut-off: not revoked, not expired, not covered by
                 // an earlier cut-off of this scope or by the other scope's.
                 let (created, expires_at) = (g.created, g.expires_at);
-                if !g.revoked && expires_at > secs && created <= cutoff && created > previous {
+                if !g.revoked
+                    && expires_at > secs
+                    && created <= cutoff
+                    && created > previous
+                    && !self.cut_off_by_other_scope(&g, subject)
+                {
                     revoked += 1;
                 }
             }

@@ -507,8 +507,9 @@ local now, exp = tonumber(ARGV[1]), tonumber(ARGV[2])
 local g = redis.call('HMGET', KEYS[2], 'r', 'e', 'o', 'c', 'ct')
 if g[1] == '1' then return 0 end
 if exp <= now then return 1 end
-local ge, owner = tonumber(g[2]), g[3]
+local ge, owner, client = tonumber(g[2]), g[3], g[4]
 if ge ~= nil and ge > now and cut(ARGV[7], g[4], g[3], g[5]) then return 0 end
+local grown = false
 if ge == nil or ge <= now then
   redis.call('DEL', KEYS[2])
   local ct = string.format('%.0f', now_us())
@@ -519,15 +520,19 @@ if ge == nil or ge <= now then
     redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'ct', ct)
     owner = false
   end
-  ge = exp
-  local ci = ARGV[7] .. 'ci:' .. redis.sha1hex(ARGV[5])
+  ge, client, grown = exp, ARGV[5], true
+elseif exp > ge then
+  redis.call('HSET', KEYS[2], 'e', exp)
+  ge, grown = exp, true
+end
+-- The client's index is scored by the grant's latest expiry, as the owner's: a client's
+-- cut-off lives as long as the longest-lived grant it covers.
+if grown and client then
+  local ci = ARGV[7] .. 'ci:' .. redis.sha1hex(client)
   redis.call('ZADD', ci, ge, ARGV[4])
   redis.call('ZREMRANGEBYSCORE', ci, '-inf', now)
   local last = redis.call('ZRANGE', ci, -1, -1, 'WITHSCORES')
   redis.call('EXPIREAT', ci, last[2])
-elseif exp > ge then
-  redis.call('HSET', KEYS[2], 'e', exp)
-  ge = exp
 end
 redis.call('EXPIREAT', KEYS[2], ge)
 redis.call('DEL', KEYS[1])
