@@ -392,6 +392,24 @@ async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
         (Revoked::Grant { grant: g3 }, Initiator::System)
     );
 
+    // A bulk revocation that revokes nothing live emits nothing.
+    store
+        .revoke_subject(&alice, Initiator::Admin("admin".into()))
+        .await
+        .unwrap();
+    store
+        .revoke_subject(&n.id("nobody"), Initiator::Admin("admin".into()))
+        .await
+        .unwrap();
+    issue(
+        &store,
+        n.token("s"),
+        TokenKind::AccessToken,
+        &app,
+        GrantId::random(),
+        Some(&alice),
+    )
+    .await;
     store
         .revoke_subject(&alice, Initiator::Admin("admin".into()))
         .await
@@ -401,6 +419,15 @@ async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
         (event.revoked.clone(), event.subject.as_ref()),
         (Revoked::Subject, Some(&alice))
     );
+    issue(
+        &store,
+        n.token("c"),
+        TokenKind::AccessToken,
+        &app,
+        GrantId::random(),
+        None,
+    )
+    .await;
     store
         .revoke_client(&app, Initiator::Admin("admin".into()))
         .await

@@ -640,7 +640,10 @@ impl MemoryStore {
     /// Writes a cut-off (now) for a subject or a client, then counts the grants of the
     /// index that it revoked.
     fn revoke_bulk_sync(&self, name: &str, subject: bool, by: Initiator) -> usize {
-        let id = self.intern(&Arc::from(name));
+        // A name never seen holds no grant: nothing to cut off, nothing kept.
+        let Some(id) = self.lookup_name(name) else {
+            return 0;
+        };
         let now = self.inner.clock.now();
         let cutoff = to_micros(now);
         let previous = {
@@ -689,6 +692,9 @@ impl MemoryStore {
                     revoked += 1;
                 }
             }
+        }
+        if revoked == 0 {
+            return 0;
         }
         self.inner.events.emit(RevocationEvent {
             revoked: if subject {

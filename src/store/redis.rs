@@ -647,23 +647,61 @@ local us = now_us()
 local ck = tag .. (subject and 'cs:' or 'cc:') .. redis.sha1hex(ARGV[4])
 local previous = tonumber(redis.call('GET', ck) or '-1')
 local index = subject and KEYS[1] or (tag .. 'ci:' .. redis.sha1hex(ARGV[4]))
-local ids = redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf', 'WITHSCORES')
+-- The cut-off lives as long as the longest-lived grant it covers.
 local ttl = tonumber(ARGV[6])
-local revoked = 0
-for i = 1, #ids, 2 do
-  ttl = math.max(ttl, tonumber(ids[i + 1]) - now + 1)
-  local g = redis.call('HMGET', tag .. 'g:' .. ids[i], 'c', 'r', 'e', 'o', 'ct')
+local last = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+if last[2] then ttl = math.max(ttl, tonumber(last[2]) - now + 1) end
+-- Whether it revokes anything: the first live grant found ends the look (at most 256).
+local live = false
+local ids = redis.call('ZRANGEBYSCORE', index, '(' .. now, '+inf', 'LIMIT', 0, 256)
+for _, id in ipairs(ids) do
+  local g = redis.call('HMGET', tag .. 'g:' .. id, 'c', 'r', 'e', 'o', 'ct')
   local ct = tonumber(g[5]) or 0
   if g[1] and g[2] ~= '1' and (tonumber(g[3]) or 0) > now and ct > previous
      and not cut(tag, g[1], g[4], g[5]) then
-    revoked = revoked + 1
+    live = true
+    break
   end
 end
-redis.call('SET', ck, string.format('%.0f', us), 'EX', ttl)
-local ev = {k = subject and 's' or 'c', b = ARGV[5]}
-if subject then ev.o = ARGV[4] else ev.c = ARGV[4] end
-publish(tag, ev)
-return revoked
+if #ids == 256 then live = true end
+local cutoff = string.format('%.0f', us)
+redis.call('SET', ck, cutoff, 'EX', ttl)
+if live then
+  local ev = {k = subject and 's' or 'c', b = ARGV[5]}
+  if subject then ev.o = ARGV[4] else ev.c = ARGV[4] end
+  publish(tag, ev)
+end
+return {cutoff, string.format('%.0f', previous), index}
+",
+    )
+});
+
+/// KEYS: an owner or client index. ARGV: now, key tag, cut-off, previous cut-off, offset,
+/// limit. Counts the grants of one page of the index that the cut-off revoked (live,
+/// created after the previous cut-off and at or before this one, covered by no other).
+/// Returns {count, scanned}.
+static COUNT_BULK: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local now, tag = tonumber(ARGV[1]), ARGV[2]
+local cutoff, previous = tonumber(ARGV[3]), tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'LIMIT', ARGV[5], ARGV[6])
+local revoked = 0
+for _, id in ipairs(ids) do
+  local g = redis.call('HMGET', tag .. 'g:' .. id, 'c', 'r', 'e', 'o', 'ct')
+  local ct = tonumber(g[5]) or 0
+  if g[1] and g[2] ~= '1' and (tonumber(g[3]) or 0) > now and ct > previous and ct <= cutoff then
+    -- Covered by this cut-off; not by another scope's earlier one.
+    local other = -1
+    if ARGV[7] == 's' then
+      other = tonumber(redis.call('GET', tag .. 'cc:' .. redis.sha1hex(g[1])) or '-1')
+    elseif g[4] then
+      other = tonumber(redis.call('GET', tag .. 'cs:' .. redis.sha1hex(g[4])) or '-1')
+    end
+    if ct > other or other >= cutoff then revoked = revoked + 1 end
+  end
+end
+return {revoked, #ids}
 ",
     )
 });
@@ -695,6 +733,9 @@ return out
 });
 
 impl RedisStore {
+    /// One atomic write (the cut-off, and its event when it revoked anything); then, the
+    /// revocation done, a count of what it revoked, a page of the index at a time so that
+    /// Redis is never held for long. The count is exact when the scope is quiet meanwhile.
     async fn revoke_bulk(
         &self,
         name: &str,
@@ -708,20 +749,49 @@ impl RedisStore {
         };
         let config = &self.config;
         let by = initiator_code(&by);
-        self.run(|mut conn| async move {
-            REVOKE_BULK
-                .key(&key)
-                .arg(now_secs())
-                .arg(&config.tag)
-                .arg(if subject { "s" } else { "c" })
-                .arg(name)
-                .arg(&by)
-                .arg(config.tombstone_secs)
-                .arg(&config.node)
-                .invoke_async(&mut conn)
-                .await
-        })
-        .await
+        let now = now_secs();
+        let kind = if subject { "s" } else { "c" };
+        let (cutoff, previous, index): (String, String, String) = self
+            .run(|mut conn| async move {
+                REVOKE_BULK
+                    .key(&key)
+                    .arg(now)
+                    .arg(&config.tag)
+                    .arg(kind)
+                    .arg(name)
+                    .arg(&by)
+                    .arg(config.tombstone_secs)
+                    .arg(&config.node)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        const PAGE: usize = 1000;
+        let mut revoked = 0;
+        let mut offset = 0;
+        loop {
+            let (index, cutoff, previous) = (&index, &cutoff, &previous);
+            let (count, scanned): (usize, usize) = self
+                .run(|mut conn| async move {
+                    COUNT_BULK
+                        .key(index)
+                        .arg(now)
+                        .arg(&config.tag)
+                        .arg(cutoff)
+                        .arg(previous)
+                        .arg(offset)
+                        .arg(PAGE)
+                        .arg(kind)
+                        .invoke_async(&mut conn)
+                        .await
+                })
+                .await?;
+            revoked += count;
+            offset += scanned;
+            if scanned < PAGE {
+                return Ok(revoked);
+            }
+        }
     }
 }
 
