@@ -156,6 +156,63 @@ pub fn validate(
     Ok(claims)
 }
 
+/// JWTs that passed [`validate`], by the digest of the whole token, until their `exp`: a
+/// token seen again costs a hash and a look-up, not a signature check. Bounded; only a
+/// token that verified enters it, so a forged one never matches.
+#[derive(Debug, Clone)]
+pub struct VerifiedJwts {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<TokenHash, Arc<AccessClaims>>>>,
+    capacity: usize,
+}
+
+impl Default for VerifiedJwts {
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+impl VerifiedJwts {
+    /// A cache of at most `capacity` tokens.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            map: Arc::default(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The claims of `token` if it verified before and has not expired; else `verify`'s
+    /// answer, kept when it is `Ok`.
+    pub fn get_or_verify(
+        &self,
+        token: &str,
+        verify: impl FnOnce() -> Result<AccessClaims, JoseError>,
+    ) -> Result<Arc<AccessClaims>, JoseError> {
+        let hash = TokenHash::of(token);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        {
+            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(claims) = map.get(&hash) {
+                if claims.exp > now {
+                    return Ok(claims.clone());
+                }
+            }
+        }
+        let claims = Arc::new(verify()?);
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.capacity {
+            map.retain(|_, c| c.exp > now);
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
+        map.insert(hash, claims.clone());
+        Ok(claims)
+    }
+}
+
 /// Issues and checks the JWT access tokens of one issuer; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct JwtAccessTokens {
@@ -163,6 +220,7 @@ pub struct JwtAccessTokens {
     audience: Arc<str>,
     key: SigningKey,
     keys: KeySet,
+    verified: VerifiedJwts,
 }
 
 impl JwtAccessTokens {
@@ -178,6 +236,7 @@ impl JwtAccessTokens {
             audience: audience.into(),
             key,
             keys,
+            verified: VerifiedJwts::default(),
         }
     }
 
@@ -237,12 +296,16 @@ impl JwtAccessTokens {
     }
 
     /// Checks a JWT of this issuer locally (signature, `typ`, `iss`, `exp`, `nbf`); `None`
-    /// for anything that fails.
+    /// for anything that fails. A token that verified before is found in a bounded cache
+    /// ([`VerifiedJwts`]) until its `exp`, without a second signature check.
     pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         if !looks_like_jwt(token) {
             return None;
         }
-        validate(&self.keys, token, &self.issuer, None).ok()
+        self.verified
+            .get_or_verify(token, || validate(&self.keys, token, &self.issuer, None))
+            .ok()
+            .map(|claims| (*claims).clone())
     }
 }
 

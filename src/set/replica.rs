@@ -23,7 +23,7 @@ use std::{
 use super::{receive::SetVerifier, ReceivedEvent, ReceivedKind};
 use crate::{
     guard::{remote::RemoteGuard, TokenCheck, TokenCheckError},
-    jwt::{looks_like_jwt, validate, AccessClaims},
+    jwt::{looks_like_jwt, validate, AccessClaims, VerifiedJwts},
     store::{GrantId, TokenRecord},
 };
 
@@ -145,6 +145,7 @@ pub struct RemoteTokenCheck {
     revocations: Revocations,
     introspection: RemoteGuard,
     audience: Option<Arc<str>>,
+    verified: VerifiedJwts,
 }
 
 impl RemoteTokenCheck {
@@ -160,6 +161,7 @@ impl RemoteTokenCheck {
             revocations,
             introspection,
             audience: None,
+            verified: VerifiedJwts::default(),
         }
     }
 
@@ -218,6 +220,14 @@ impl TokenCheck for RemoteTokenCheck {
             }
             let token = jwt.expect("a JWT");
             let issuer = this.verifier.issuer().to_owned();
+            // A token that verified before: no signature check, the revocations still are.
+            let audience = this.audience.clone();
+            let cached = this.verified.get_or_verify(&token, || {
+                Err(crate::jose::JoseError::new("not verified yet"))
+            });
+            if let Ok(claims) = cached {
+                return Ok((!this.revocations.is_revoked(&claims)).then(|| claims.to_record()));
+            }
             let keys = this.verifier.keys();
             if keys.is_empty() || keys.names_unknown_key(&token) {
                 if let Err(e) = this.verifier.refresh_keys(false).await {
@@ -228,7 +238,10 @@ impl TokenCheck for RemoteTokenCheck {
             if keys.is_empty() {
                 return Err(TokenCheckError);
             }
-            match validate(&keys, &token, &issuer, this.audience.as_deref()) {
+            let verified = this.verified.get_or_verify(&token, || {
+                validate(&keys, &token, &issuer, audience.as_deref())
+            });
+            match verified {
                 Ok(claims) if !this.revocations.is_revoked(&claims) => Ok(Some(claims.to_record())),
                 _ => Ok(None),
             }
