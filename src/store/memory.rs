@@ -61,8 +61,6 @@ impl std::fmt::Debug for MemoryStore {
 struct Inner {
     shards: Box<[Mutex<Shard>]>,
     owners: Mutex<HashMap<u32, Vec<GrantId>>>,
-    /// Each client's grants: read only to count what a client's revocation revoked.
-    clients: Mutex<HashMap<u32, Vec<GrantId>>>,
     /// Bulk revocations: the time (µs) at or before which a subject's or a client's grants
     /// were created is revoked.
     cutoffs: RwLock<Cutoffs>,
@@ -85,7 +83,6 @@ impl Inner {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             owners: Mutex::default(),
-            clients: Mutex::default(),
             cutoffs: RwLock::default(),
             any_cutoff: AtomicBool::new(false),
             events: Events::default(),
@@ -310,13 +307,6 @@ impl MemoryStore {
                     unlist(&mut owners, owner, id);
                 }
             }
-            drop(owners);
-            let mut clients = lock(&self.inner.clients);
-            for &(_, client, id) in &orphaned {
-                if client != NO_OWNER {
-                    unlist(&mut clients, client, id);
-                }
-            }
         }
     }
 
@@ -512,12 +502,6 @@ impl MemoryStore {
             // the list with it): a push, not a scan of the owner's other grants.
             owners.entry(owner).or_default().push(record.grant);
         }
-        if new_grant {
-            lock(&self.inner.clients)
-                .entry(client)
-                .or_default()
-                .push(record.grant);
-        }
         Ok(())
     }
 
@@ -663,34 +647,45 @@ impl MemoryStore {
             self.inner.any_cutoff.store(true, Ordering::Release);
             previous
         };
-        let grants: Vec<GrantId> = {
-            let index = if subject {
-                lock(&self.inner.owners)
-            } else {
-                lock(&self.inner.clients)
-            };
-            index.get(&id).cloned().unwrap_or_default()
-        };
+        // The revocation is done; now count what it revoked. Active just before the
+        // cut-off: not revoked, not expired, not covered by an earlier cut-off of this scope
+        // or by the other scope's.
         let secs = to_secs(now);
+        let counts = |g: &GrantEntry| {
+            let (created, expires_at) = (g.created, g.expires_at);
+            !g.revoked
+                && expires_at > secs
+                && created <= cutoff
+                && created > previous
+                && !self.cut_off_by_other_scope(g, subject)
+        };
         let mut revoked = 0;
-        for grant in grants {
-            let entry = self
-                .grant_shard(grant)
-                .grants
-                .get(&GrantKey::of(grant))
-                .copied();
-            if let Some(g) = entry {
-                // Active just before the cut-off: not revoked, not expired, not covered by
-                // an earlier cut-off of this scope or by the other scope's.
-                let (created, expires_at) = (g.created, g.expires_at);
-                if !g.revoked
-                    && expires_at > secs
-                    && created <= cutoff
-                    && created > previous
-                    && !self.cut_off_by_other_scope(&g, subject)
-                {
+        if subject {
+            // The owner's index.
+            let grants: Vec<GrantId> = lock(&self.inner.owners)
+                .get(&id)
+                .cloned()
+                .unwrap_or_default();
+            for grant in grants {
+                let entry = self
+                    .grant_shard(grant)
+                    .grants
+                    .get(&GrantKey::of(grant))
+                    .copied();
+                if entry.is_some_and(|g| counts(&g)) {
                     revoked += 1;
                 }
+            }
+        } else {
+            // No index of a client's grants (it would cost every grant 8 bytes or more): a
+            // scan of the grant tables, one shard at a time, after the write.
+            for shard in self.inner.shards.iter() {
+                let shard = lock(shard);
+                revoked += shard
+                    .grants
+                    .values()
+                    .filter(|g| g.client == id && counts(g))
+                    .count();
             }
         }
         if revoked == 0 {
