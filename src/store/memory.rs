@@ -31,8 +31,8 @@ const NO_OWNER: u32 = u32::MAX;
 /// - Expired entries are purged incrementally, one shard at a time (at most one shard a
 ///   second, triggered by [`issue`](TokenStore::issue)), so no sweep ever pauses the whole
 ///   store; [`purge_expired`](Self::purge_expired) sweeps everything on demand.
-/// - About 157 bytes of heap per token at one million tokens with one grant per token and
-///   an owner per grant, 127 with access and refresh token per grant (measured by
+/// - About 174 bytes of heap per token at one million tokens with one grant per token and
+///   an owner per grant, 136 with access and refresh token per grant (measured by
 ///   `cargo bench --bench memory`). Tokens are keyed by the first 192 bits of their digest.
 ///
 /// Expiry times are kept with one-second precision, up to the year 2106. Client ids and
