@@ -714,3 +714,85 @@ async fn a_node_starts_while_redis_is_down() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test]
+async fn every_node_hears_every_nodes_events_and_knows_which_were_its_own() {
+    let Some((node_a, prefix)) = shared_store("events").await else {
+        return;
+    };
+    let node_b = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_url())
+        .await
+        .unwrap();
+    let (mut heard_a, mut heard_b) = (node_a.events().subscribe(), node_b.events().subscribe());
+    // The relays subscribe to Redis in the background: wait until a probe revocation on
+    // node A is heard on both, then count from there.
+    let probe = || {
+        let grant = GrantId::random();
+        let store = node_a.clone();
+        async move {
+            store
+                .issue(
+                    TokenHash::of(&random_token("probe")),
+                    TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(60)),
+                )
+                .await
+                .unwrap();
+            store.revoke_grant(grant).await.unwrap();
+            grant
+        }
+    };
+    let ready = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let grant = probe().await;
+        let a = tokio::time::timeout(Duration::from_millis(200), heard_a.recv()).await;
+        let b = tokio::time::timeout(Duration::from_millis(200), heard_b.recv()).await;
+        let heard = |r: Result<
+            Option<Result<std::sync::Arc<tower_oauth_revoke::events::RevocationEvent>, _>>,
+            _,
+        >| { matches!(r, Ok(Some(Ok(e))) if e.revoked.grant() == Some(grant)) };
+        if heard(a) && heard(b) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < ready,
+            "the relays never started"
+        );
+    }
+
+    // A revocation at node B: both hear it; only node B's copy is its own.
+    let grant = GrantId::random();
+    let token = random_token("access");
+    node_b
+        .issue(
+            TokenHash::of(&token),
+            TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(60)).with_owner("alice"),
+        )
+        .await
+        .unwrap();
+    node_b
+        .revoke(&TokenHash::of(&token), RevocationRequest::new("app"))
+        .await
+        .unwrap();
+    let (on_a, on_b) = (
+        next_event(&mut heard_a).await,
+        next_event(&mut heard_b).await,
+    );
+    for event in [&on_a, &on_b] {
+        assert_eq!(event.revoked.grant(), Some(grant));
+        assert_eq!(event.subject.as_deref(), Some("alice"));
+    }
+    assert!(on_a.relayed, "node A hears node B's revocation as relayed");
+    assert!(!on_b.relayed, "node B hears its own as its own");
+}
+
+async fn next_event(
+    sub: &mut tower_oauth_revoke::events::Subscription,
+) -> std::sync::Arc<tower_oauth_revoke::events::RevocationEvent> {
+    tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the store lives")
+        .expect("nothing missed")
+}
