@@ -17,7 +17,7 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{
     jwk::{Jwk, JwkSet, ThumbprintHash},
     Algorithm, DecodingKey, EncodingKey, Header, Validation,
@@ -42,11 +42,12 @@ impl fmt::Display for JoseError {
 
 impl std::error::Error for JoseError {}
 
-/// An Ed25519 private key (JWS `EdDSA`), with its key id: the RFC 7638 thumbprint of its
-/// public JWK. Cheap to clone.
+/// A private key, Ed25519 (JWS `EdDSA`, what [`generate`](Self::generate) makes) or P-256
+/// (`ES256`), with its key id: the RFC 7638 thumbprint of its public JWK. Cheap to clone.
 #[derive(Clone)]
 pub struct SigningKey {
     encoding: Arc<EncodingKey>,
+    alg: Algorithm,
     jwk: Arc<Jwk>,
     kid: Arc<str>,
     pem: Arc<str>,
@@ -67,12 +68,65 @@ impl SigningKey {
         Self::from_dalek(&key).expect("a fresh Ed25519 key encodes")
     }
 
-    /// A key from a PKCS#8 PEM file's text (`-----BEGIN PRIVATE KEY-----`, as
-    /// `openssl genpkey -algorithm ed25519` writes it).
+    /// A key from a PEM file's text: PKCS#8 (`-----BEGIN PRIVATE KEY-----`) of an Ed25519
+    /// key (`openssl genpkey -algorithm ed25519`) or a P-256 key (`openssl genpkey -algorithm
+    /// EC -pkeyopt ec_paramgen_curve:P-256`), or a SEC1 P-256 key (`-----BEGIN EC PRIVATE
+    /// KEY-----`, `openssl ecparam -name prime256v1 -genkey`).
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, JoseError> {
-        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-            .map_err(|e| JoseError::new(format!("not an Ed25519 PKCS#8 private key: {e}")))?;
-        Self::from_dalek(&key)
+        use p256::pkcs8::DecodePrivateKey as _;
+        if pem.contains("BEGIN EC PRIVATE KEY") {
+            let key = p256::SecretKey::from_sec1_pem(pem)
+                .map_err(|e| JoseError::new(format!("not a P-256 SEC1 private key: {e}")))?;
+            return Self::from_p256(&key);
+        }
+        if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
+            return Self::from_dalek(&key);
+        }
+        match p256::SecretKey::from_pkcs8_pem(pem) {
+            Ok(key) => Self::from_p256(&key),
+            Err(_) => Err(JoseError::new(
+                "not a PKCS#8 or SEC1 private key of Ed25519 or P-256",
+            )),
+        }
+    }
+
+    fn from_p256(key: &p256::SecretKey) -> Result<Self, JoseError> {
+        use p256::pkcs8::EncodePrivateKey as _;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        let encoding = EncodingKey::from_ec_der(der.as_bytes());
+        let jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        Self::assemble(encoding, Algorithm::ES256, jwk, pem.as_str())
+    }
+
+    fn assemble(
+        encoding: EncodingKey,
+        alg: Algorithm,
+        mut jwk: Jwk,
+        pem: &str,
+    ) -> Result<Self, JoseError> {
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| JoseError::new(e.to_string()))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        Ok(Self {
+            encoding: Arc::new(encoding),
+            alg,
+            jwk: Arc::new(jwk),
+            kid: kid.into(),
+            pem: pem.into(),
+        })
+    }
+
+    /// The JWS algorithm of its signatures: `EdDSA` or `ES256`.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
     }
 
     fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, JoseError> {
@@ -86,7 +140,7 @@ impl SigningKey {
         use base64::Engine as _;
         let x =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-        let mut jwk = Jwk {
+        let jwk = Jwk {
             common: jsonwebtoken::jwk::CommonParameters {
                 key_algorithm: Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA),
                 ..Default::default()
@@ -99,17 +153,7 @@ impl SigningKey {
                 },
             ),
         };
-        let kid = jwk
-            .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        jwk.common.key_id = Some(kid.clone());
-        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        Ok(Self {
-            encoding: Arc::new(encoding),
-            jwk: Arc::new(jwk),
-            kid: kid.into(),
-            pem: pem.as_str().into(),
-        })
+        Self::assemble(encoding, Algorithm::EdDSA, jwk, pem.as_str())
     }
 
     /// The key id (`kid`) every token it signs names.
@@ -135,9 +179,9 @@ impl SigningKey {
         serde_json::to_string(&set).expect("a JWK set serializes")
     }
 
-    /// Signs `claims` as a compact JWS with header `alg` `EdDSA`, `typ`, and `kid`.
+    /// Signs `claims` as a compact JWS with header `alg` (the key's), `typ`, and `kid`.
     pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JoseError> {
-        let mut header = Header::new(Algorithm::EdDSA);
+        let mut header = Header::new(self.alg);
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.to_string());
         jsonwebtoken::encode(&header, claims, &self.encoding)
@@ -286,6 +330,28 @@ mod tests {
         assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
         assert_eq!(jwks["keys"][0]["kid"], key.kid());
         assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn p256_keys_sign_es256_and_verify() {
+        // A SEC1 PEM, as `openssl ecparam -name prime256v1 -genkey -noout` writes it.
+        let secret = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let sec1 = secret.to_sec1_pem(Default::default()).unwrap();
+        let key = SigningKey::from_pkcs8_pem(&sec1).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::ES256);
+        let again = SigningKey::from_pkcs8_pem(key.to_pkcs8_pem()).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        let jws = key.sign("at+jwt", &json!({"iss": "x"})).unwrap();
+        let keys = KeySet::from_jwks(&key.jwks()).unwrap();
+        let claims: Value = keys.verify(&jws, "at+jwt").unwrap();
+        assert_eq!(claims["iss"], "x");
+        let jwks: Value = serde_json::from_str(&key.jwks()).unwrap();
+        assert_eq!(jwks["keys"][0]["kty"], "EC");
+        assert_eq!(jwks["keys"][0]["crv"], "P-256");
+        assert!(SigningKey::from_pkcs8_pem(
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -69,8 +69,8 @@ struct Args {
     /// Issue access tokens as JWTs (RFC 9068, EdDSA); refresh tokens stay opaque.
     #[arg(long)]
     jwt: bool,
-    /// The Ed25519 private key (PKCS#8 PEM) that signs JWTs and events; nodes sharing a
-    /// store share it (default: a key made at start-up).
+    /// The private key (PEM: Ed25519, or P-256 PKCS#8 or SEC1) that signs JWTs and events;
+    /// nodes sharing a store share it (default: an Ed25519 key made at start-up).
     #[arg(long, value_name = "FILE")]
     signing_key: Option<PathBuf>,
     /// Push every revocation as a Security Event Token to URL (RFC 8935); may be repeated.
