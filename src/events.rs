@@ -121,6 +121,9 @@ pub struct RevocationEvent {
     pub initiator: Initiator,
     /// When the store confirmed it.
     pub at: SystemTime,
+    /// When what was revoked would have expired anyway (a token's `exp`, a grant's latest
+    /// token's), if the store knows: a replica of revocations may forget it then.
+    pub expires_at: Option<SystemTime>,
     /// Whether another node confirmed it (a store shared by several nodes relays their
     /// events): each node's caches apply every event, but only the node that revoked should
     /// notify the outside world once.
@@ -264,6 +267,7 @@ mod tests {
             subject: None,
             initiator: Initiator::System,
             at: SystemTime::UNIX_EPOCH,
+            expires_at: None,
             relayed: false,
         }
     }

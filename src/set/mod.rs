@@ -27,6 +27,7 @@
 //!       "subject": {… the same as sub_id …},
 //!       "event_timestamp": 1767225600.123456,
 //!       "initiating_entity": "policy" | "user" | "admin" | "system",
+//!       "expires_at": 1767229200,
 //!       "token_type": "access_token"}}
 //! }
 //! ```
@@ -153,6 +154,13 @@ impl SetIssuer {
         let subject = Value::Object(subject);
         payload.insert("subject".into(), subject.clone());
         payload.insert("event_timestamp".into(), seconds(event.at).into());
+        if let Some(expires_at) = event.expires_at {
+            let secs = expires_at
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO)
+                .as_secs();
+            payload.insert("expires_at".into(), secs.into());
+        }
         payload.insert("initiating_entity".into(), event.initiator.entity().into());
         let jti: Arc<str> = crate::store::generate_token().into();
         let iat = SystemTime::now()
@@ -193,6 +201,8 @@ pub struct ReceivedEvent {
     pub token: Option<TokenHash>,
     /// When the revocation happened (a bulk revocation's cut-off).
     pub at: SystemTime,
+    /// When what was revoked would have expired anyway (`expires_at`), if the SET says.
+    pub expires_at: Option<SystemTime>,
 }
 
 /// The event type of a [`ReceivedEvent`].
@@ -256,6 +266,10 @@ impl ReceivedEvent {
             jti: member("jti"),
             token,
             at: UNIX_EPOCH + Duration::from_micros((at * 1e6).round() as u64),
+            expires_at: payload
+                .get("expires_at")
+                .and_then(|e| e.as_u64())
+                .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
         };
         // Each type names what it needs.
         let complete = match kind {
@@ -359,6 +373,7 @@ mod tests {
             subject: Some("alice".into()),
             initiator: Initiator::Client("app".into()),
             at: UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            expires_at: Some(UNIX_EPOCH + Duration::from_secs(1_700_003_600)),
             relayed: false,
         };
         let set = issuer.encode(&event).unwrap();
@@ -378,6 +393,7 @@ mod tests {
         assert_eq!(back.token, Some(TokenHash::of("the-token-value")));
         assert_eq!(back.jti.as_deref(), Some("j-1"));
         assert_eq!(back.at, event.at);
+        assert_eq!(back.expires_at, event.expires_at);
         assert_ne!(issuer.encode(&event).unwrap().jti, set.jti, "a fresh jti");
     }
 }

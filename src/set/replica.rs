@@ -2,9 +2,11 @@
 //! SETs, and the guard that checks both kinds of token with it.
 //!
 //! [`Revocations`] keeps the revoked JWT ids, grants, and the subjects' and clients'
-//! cut-offs that [`ReceivedEvent`]s announce, each for [`Revocations::horizon`] (default a
-//! day: set it to at least the longest access token lifetime). Looking a JWT up costs no
-//! network round trip.
+//! cut-offs that [`ReceivedEvent`]s announce: a JWT id or a grant until what was revoked
+//! would have expired anyway (the event's `expires_at`: a JWT's own `exp`, a grant's latest
+//! token's), else, and a cut-off always, for [`Revocations::horizon`] (default a day: set
+//! it to at least the longest access token lifetime). Looking a JWT up costs no network
+//! round trip.
 //!
 //! [`RemoteTokenCheck`] is the bearer guard's [`TokenCheck`] for such a server: a JWT is
 //! checked locally with the issuer's keys ([`crate::jwt::validate`]: signature, `typ`,
@@ -90,7 +92,7 @@ impl Revocations {
     /// Records what an event revoked.
     pub fn apply(&self, event: &ReceivedEvent) {
         let now = SystemTime::now();
-        let until = now + self.horizon;
+        let until = event.expires_at.unwrap_or(now + self.horizon);
         let mut s = self.lock();
         if s.next_purge.is_none_or(|t| t <= now) {
             s.jtis.retain(|_, u| *u > now);
@@ -111,12 +113,14 @@ impl Revocations {
             }
             ReceivedKind::Subject => {
                 if let Some(user) = &event.user {
+                    let until = now + self.horizon;
                     let entry = s.subjects.entry(user.clone()).or_insert((event.at, until));
                     *entry = (entry.0.max(event.at), until);
                 }
             }
             ReceivedKind::Client => {
                 if let Some(client) = &event.client_id {
+                    let until = now + self.horizon;
                     let entry = s.clients.entry(client.clone()).or_insert((event.at, until));
                     *entry = (entry.0.max(event.at), until);
                 }

@@ -323,6 +323,13 @@ async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
     assert_eq!(event.client_id.as_ref(), Some(&app));
     assert_eq!(event.subject.as_ref(), Some(&alice));
     assert_eq!(event.jti.as_deref(), Some("jti-1"));
+    let expires_at = event
+        .expires_at
+        .expect("a token's event says when it would expire");
+    let drift = expires_at
+        .duration_since(later() - Duration::from_secs(5))
+        .expect("the token's own expiry");
+    assert!(drift <= Duration::from_secs(6), "the token's own expiry");
     assert_eq!(event.initiator, Initiator::Client(app.clone()));
 
     // Nothing changes, nothing is emitted: the next event is the grant's.

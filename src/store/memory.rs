@@ -412,7 +412,14 @@ impl MemoryStore {
         map.get(&key).is_some_and(|&t| created <= t)
     }
 
-    fn emit(&self, revoked: Revoked, grant: &GrantEntry, jti: Option<&str>, by: Initiator) {
+    fn emit(
+        &self,
+        revoked: Revoked,
+        grant: &GrantEntry,
+        expires_at: u32,
+        jti: Option<&str>,
+        by: Initiator,
+    ) {
         if !self.inner.events.is_observed() {
             return;
         }
@@ -424,6 +431,7 @@ impl MemoryStore {
             subject: (owner != NO_OWNER).then(|| self.name(owner)),
             initiator: by,
             at: self.inner.clock.now(),
+            expires_at: Some(from_secs(expires_at)),
             relayed: false,
         });
     }
@@ -559,7 +567,11 @@ impl MemoryStore {
             },
         };
         let by = Initiator::Client(request.client_id.into());
-        self.emit(revoked, &grant, request.jti, by);
+        let expires_at = match scope {
+            RevocationScope::Grant => grant.expires_at,
+            RevocationScope::Token => entry.expires_at(),
+        };
+        self.emit(revoked, &grant, expires_at, request.jti, by);
         RevocationOutcome::Revoked {
             kind: entry.kind,
             scope,
@@ -586,7 +598,14 @@ impl MemoryStore {
         let entry = *entry;
         drop(shard);
         if was_active && !self.cut_off(&entry) {
-            self.emit(Revoked::Grant { grant }, &entry, None, Initiator::System);
+            let expires_at = entry.expires_at;
+            self.emit(
+                Revoked::Grant { grant },
+                &entry,
+                expires_at,
+                None,
+                Initiator::System,
+            );
         }
     }
 
@@ -616,7 +635,14 @@ impl MemoryStore {
         }
         drop(owners);
         for (grant, entry) in &revoked {
-            self.emit(Revoked::Grant { grant: *grant }, entry, None, by.clone());
+            let expires_at = entry.expires_at;
+            self.emit(
+                Revoked::Grant { grant: *grant },
+                entry,
+                expires_at,
+                None,
+                by.clone(),
+            );
         }
         revoked.len()
     }
@@ -702,6 +728,7 @@ impl MemoryStore {
             subject: subject.then(|| Arc::from(name)),
             initiator: by,
             at: now,
+            expires_at: None,
             relayed: false,
         });
         revoked

@@ -426,6 +426,9 @@ fn decode_event(payload: &str, node: &str) -> Option<RevocationEvent> {
         subject: text("o").map(Into::into),
         initiator: initiator_of(text("b").unwrap_or("s")),
         at: UNIX_EPOCH + Duration::from_micros(micros),
+        expires_at: text("x")
+            .and_then(|x| x.parse::<u64>().ok())
+            .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
         relayed: text("n") != Some(node),
     })
 }
@@ -582,12 +585,12 @@ local ev = {g = t[2], c = g[1], o = g[4] or '', j = ARGV[7], b = 'c:' .. ARGV[3]
 if t[1] == 'r' or ARGV[4] == 'g' then
   redis.call('HSET', gk, 'r', '1')
   redis.call('EXPIREAT', gk, math.max(tonumber(g[3]) or 0, now + tonumber(ARGV[5])))
-  ev.k = 'g'
+  ev.k, ev.x = 'g', g[3]
   publish(ARGV[2], ev)
   return {2, t[1]}
 end
 redis.call('DEL', KEYS[1])
-ev.k, ev.t, ev.tk = 't', ARGV[6], t[1]
+ev.k, ev.t, ev.tk, ev.x = 't', ARGV[6], t[1], t[3]
 publish(ARGV[2], ev)
 return {1, t[1]}
 ",
@@ -604,7 +607,7 @@ local e = tonumber(g[1]) or 0
 redis.call('HSET', KEYS[1], 'r', '1')
 redis.call('EXPIREAT', KEYS[1], math.max(e, now + tonumber(ARGV[2])))
 if g[3] and g[2] ~= '1' and e > now and not cut(ARGV[3], g[3], g[4], g[5]) then
-  publish(ARGV[3], {k = 'g', g = ARGV[4], c = g[3], o = g[4] or '', b = 's'})
+  publish(ARGV[3], {k = 'g', g = ARGV[4], c = g[3], o = g[4] or '', b = 's', x = g[1]})
 end
 return 1
 ",
@@ -627,7 +630,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')) do
     redis.call('EXPIREAT', gk, math.max(e, now + tonumber(ARGV[4])))
     if e > now and not cut(ARGV[2], g[1], g[4], g[5]) then
       revoked = revoked + 1
-      publish(ARGV[2], {k = 'g', g = id, c = g[1], o = ARGV[5], b = ARGV[6]})
+      publish(ARGV[2], {k = 'g', g = id, c = g[1], o = ARGV[5], b = ARGV[6], x = g[3]})
     end
   end
 end
