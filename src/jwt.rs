@@ -390,6 +390,28 @@ mod tests {
         assert!(check.check(&token).await.unwrap().is_none(), "revoked");
     }
 
+    #[tokio::test]
+    async fn a_revoked_jwts_state_is_gone_after_its_exp() {
+        let clock = crate::store::ManualClock::new();
+        let store = MemoryStore::with_clock(clock.clone());
+        let jwts = JwtAccessTokens::new("https://as", "api", SigningKey::generate());
+        let exp = clock.now() + Duration::from_secs(600);
+        let mut keys = Vec::new();
+        for _ in 0..100 {
+            let token = jwts.issue(&store, record(exp)).await.unwrap();
+            keys.push(jwts.verify(&token).unwrap());
+        }
+        assert_eq!(store.len(), 100);
+        for claims in &keys[..50] {
+            let mut request = RevocationRequest::new("app");
+            request.jti = Some(&claims.jti);
+            store.revoke(&claims.store_key(), request).await.unwrap();
+        }
+        clock.advance(Duration::from_secs(601));
+        store.purge_expired();
+        assert_eq!(store.len(), 0, "nothing of any JWT is kept past its exp");
+    }
+
     #[test]
     fn the_shape_of_a_jwt() {
         assert!(looks_like_jwt("eyJhbGciOi.eyJzdWIi.c2ln"));
