@@ -250,7 +250,7 @@ impl ReceivedEvent {
             None => None,
         };
         let token = match member("token") {
-            Some(hex) => Some(parse_hash(&hex)?),
+            Some(hex) => Some(TokenHash::from_hex(&hex)?),
             None => None,
         };
         let at = payload.get("event_timestamp")?.as_f64()?;
@@ -280,17 +280,6 @@ impl ReceivedEvent {
         };
         complete.then_some(event)
     }
-}
-
-fn parse_hash(hex: &str) -> Option<TokenHash> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-    }
-    Some(TokenHash::from_bytes(bytes))
 }
 
 /// Attaches SET delivery to `events` ([`Events::attach`](crate::events::Events::attach)):

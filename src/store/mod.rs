@@ -97,6 +97,26 @@ impl TokenHash {
         &self.0
     }
 
+    /// A hash from its 64 hex digits ([`to_hex`](Self::to_hex)); `None` for anything else.
+    ///
+    /// ```
+    /// use tower_oauth_revoke::store::TokenHash;
+    ///
+    /// let hash = TokenHash::of("a token");
+    /// assert_eq!(TokenHash::from_hex(&hash.to_hex()), Some(hash));
+    /// assert_eq!(TokenHash::from_hex("not hex"), None);
+    /// ```
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
+        }
+        Some(Self(bytes))
+    }
+
     /// The digest as 64 lowercase hex digits.
     pub fn to_hex(&self) -> String {
         hex_string(&self.0)

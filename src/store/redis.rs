@@ -398,21 +398,11 @@ fn decode_event(payload: &str, node: &str) -> Option<RevocationEvent> {
             .map(GrantId::from_u64)
     };
     let revoked = match text("k")? {
-        "t" => {
-            let hex = text("t")?;
-            let mut bytes = [0u8; 32];
-            if hex.len() != 64 {
-                return None;
-            }
-            for (i, b) in bytes.iter_mut().enumerate() {
-                *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-            }
-            Revoked::Token {
-                token: TokenHash::from_bytes(bytes),
-                kind: kind_of(text("tk")?)?,
-                grant: grant()?,
-            }
-        }
+        "t" => Revoked::Token {
+            token: TokenHash::from_hex(text("t")?)?,
+            kind: kind_of(text("tk")?)?,
+            grant: grant()?,
+        },
         "g" => Revoked::Grant { grant: grant()? },
         "s" => Revoked::Subject,
         "c" => Revoked::Client,
