@@ -36,7 +36,7 @@
 //!
 //! | type | what was revoked | subject members |
 //! |---|---|---|
-//! | [`TOKEN_REVOKED`] | one access token, alone | `application`, `user`?, `grant`, `token`, `jti` (a JWT) |
+//! | [`TOKEN_REVOKED`] | one access token, alone | `application`, `user`?, `grant`, and `token` (an opaque token's digest) or `jti` (a JWT) |
 //! | [`GRANT_REVOKED`] | a grant: all its access and refresh tokens | `application`, `user`?, `grant`, `jti` (when a JWT's revocation took its grant) |
 //! | [`SUBJECT_REVOKED`] | every grant the user gave before `event_timestamp`, to any client | `user` |
 //! | [`CLIENT_REVOKED`] | every grant of the client made before `event_timestamp` | `application` |
@@ -143,7 +143,10 @@ impl SetIssuer {
         let mut payload = Map::new();
         let kind = match &event.revoked {
             Revoked::Token { token, kind, .. } => {
-                subject.insert("token".into(), opaque(&token.to_hex()));
+                // A JWT is named by its `jti`; an opaque token by its digest.
+                if event.jti.is_none() {
+                    subject.insert("token".into(), opaque(&token.to_hex()));
+                }
                 payload.insert("token_type".into(), kind.as_str().into());
                 TOKEN_REVOKED
             }
@@ -379,10 +382,23 @@ mod tests {
         let back = ReceivedEvent::from_claims(&claims).unwrap();
         assert_eq!(back.kind, ReceivedKind::Token);
         assert_eq!(back.grant, Some(grant));
-        assert_eq!(back.token, Some(TokenHash::of("the-token-value")));
+        assert_eq!(back.token, None, "a JWT is named by its jti");
         assert_eq!(back.jti.as_deref(), Some("j-1"));
         assert_eq!(back.at, event.at);
         assert_eq!(back.expires_at, event.expires_at);
         assert_ne!(issuer.encode(&event).unwrap().jti, set.jti, "a fresh jti");
+        // An opaque token is named by its digest.
+        let opaque = RevocationEvent {
+            jti: None,
+            ..event.clone()
+        };
+        let set = issuer.encode(&opaque).unwrap();
+        let claims: Value = KeySet::from_jwks(&key.jwks())
+            .unwrap()
+            .verify(&set.jws, TYP)
+            .unwrap();
+        let back = ReceivedEvent::from_claims(&claims).unwrap();
+        assert_eq!(back.token, Some(TokenHash::of("the-token-value")));
+        assert_eq!(back.jti, None);
     }
 }
