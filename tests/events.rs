@@ -672,18 +672,13 @@ async fn opaque_tokens_cached_for_an_hour_are_refused_within_a_second_once_revok
     refused_within(&http, &rs.url, &access, Duration::from_secs(1)).await;
 }
 
-/// A SET signed by `key`, with these claims.
-fn forge(key: &SigningKey, claims: &Value) -> String {
-    key.sign("secevent+jwt", claims).unwrap()
-}
-
-#[tokio::test]
-async fn forged_events_are_refused_and_change_nothing() {
-    let dir = tempdir();
-    let key_file = dir.join("signing.pem");
+/// The demo server with `--jwt` and a signing key the test knows, to sign with the real key
+/// what the server must still refuse.
+async fn issuer_with_known_key() -> (Process, SigningKey) {
+    let key_file = tempdir().join("signing.pem");
     let key = SigningKey::generate();
     std::fs::write(&key_file, key.to_pkcs8_pem()).unwrap();
-    let (server, rs_binary) = binaries().await;
+    let (server, _) = binaries().await;
     let issuer = Process::start(
         &server,
         &[
@@ -695,6 +690,18 @@ async fn forged_events_are_refused_and_change_nothing() {
             key_file.to_str().unwrap(),
         ],
     );
+    (issuer, key)
+}
+
+/// A SET signed by `key`, with these claims.
+fn forge(key: &SigningKey, claims: &Value) -> String {
+    key.sign("secevent+jwt", claims).unwrap()
+}
+
+#[tokio::test]
+async fn forged_events_are_refused_and_change_nothing() {
+    let (issuer, key) = issuer_with_known_key().await;
+    let (_, rs_binary) = binaries().await;
     let rs = Process::start(
         &rs_binary,
         &["--issuer", &issuer.url, "--listen", "127.0.0.1:0"],
@@ -813,22 +820,7 @@ async fn forged_events_are_refused_and_change_nothing() {
 
 #[tokio::test]
 async fn forged_jwts_are_unknown_tokens_and_nothing_is_stored() {
-    let dir = tempdir();
-    let key_file = dir.join("signing.pem");
-    let key = SigningKey::generate();
-    std::fs::write(&key_file, key.to_pkcs8_pem()).unwrap();
-    let (server, _) = binaries().await;
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt",
-            "--signing-key",
-            key_file.to_str().unwrap(),
-        ],
-    );
+    let (issuer, key) = issuer_with_known_key().await;
     let base = issuer.url.clone();
     let http = reqwest::Client::new();
     let pair = password_grant(&http, &base, APP, "alice").await;
