@@ -117,6 +117,13 @@ impl AccessClaims {
     }
 }
 
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
 /// The key under which a store keeps a JWT's state: a digest of its issuer and `jti`.
 pub fn jwt_key(iss: &str, jti: &str) -> TokenHash {
     TokenHash::of(&format!("jwt\u{0}{iss}\u{0}{jti}"))
@@ -188,19 +195,23 @@ impl VerifiedJwts {
         verify: impl FnOnce() -> Result<AccessClaims, JoseError>,
     ) -> Result<Arc<AccessClaims>, JoseError> {
         let hash = TokenHash::of(token);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        {
-            let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(claims) = map.get(&hash) {
-                if claims.exp > now {
-                    return Ok(claims.clone());
-                }
-            }
+        match self.get(&hash) {
+            Some(claims) => Ok(claims),
+            None => Ok(self.insert(hash, verify()?)),
         }
-        let claims = Arc::new(verify()?);
+    }
+
+    /// The claims of the token whose digest is `hash`, if it verified before and has not
+    /// expired.
+    pub fn get(&self, hash: &TokenHash) -> Option<Arc<AccessClaims>> {
+        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(hash).filter(|c| c.exp > now_secs()).cloned()
+    }
+
+    /// Keeps the claims of a token that verified, under its digest.
+    pub fn insert(&self, hash: TokenHash, claims: AccessClaims) -> Arc<AccessClaims> {
+        let claims = Arc::new(claims);
+        let now = now_secs();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.capacity {
             map.retain(|_, c| c.exp > now);
@@ -209,7 +220,7 @@ impl VerifiedJwts {
             }
         }
         map.insert(hash, claims.clone());
-        Ok(claims)
+        claims
     }
 }
 

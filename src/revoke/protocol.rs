@@ -143,13 +143,13 @@ pub(crate) fn success() -> Response<Bytes> {
     response
 }
 
-/// The token's digest and the hint of a revocation request; an error without `token`.
-pub(crate) fn read_request(
-    params: &FormParams,
+/// The token and the hint of a revocation request; an error without `token`.
+pub(crate) fn read_request<'p>(
+    params: &'p FormParams,
     client: &AuthenticatedClient,
-) -> Result<(TokenHash, Option<TokenKind>), OAuthError> {
-    let hash = match params.get("token") {
-        Some(t) if !t.is_empty() => TokenHash::of(t),
+) -> Result<(&'p str, Option<TokenKind>), OAuthError> {
+    let token = match params.get("token") {
+        Some(t) if !t.is_empty() => t,
         _ => {
             tracing::info!(
                 client_id = %Escaped(client.id()),
@@ -164,7 +164,7 @@ pub(crate) fn read_request(
     let hint = params
         .get("token_type_hint")
         .and_then(parse_token_type_hint);
-    Ok((hash, hint))
+    Ok((token, hint))
 }
 
 /// Revokes in `store` and answers: 200 once the store confirmed, an RFC 6749 error, or

@@ -7,7 +7,7 @@ use super::{execute, read_request, RevocationPolicy};
 use crate::{
     endpoint::{EndpointStep, StepRequest},
     error::OAuthError,
-    store::TokenStore,
+    store::{TokenHash, TokenStore},
 };
 
 /// The revocation step of an [`Endpoint`](crate::endpoint::Endpoint): `token` and
@@ -62,11 +62,12 @@ impl<S> Revoker<S> {
 
 impl<S: TokenStore> EndpointStep for Revoker<S> {
     async fn answer(&self, request: StepRequest<'_>) -> Result<Response<Bytes>, OAuthError> {
-        // Hashed at once: the future carries the digest, never a copy of the token.
-        let (hash, hint) = read_request(request.params(), request.client())?;
+        // Hashed at once, once: the future carries the digest, never a copy of the token (a
+        // JWT's digest is that of its issuer and `jti`).
+        let (token, hint) = read_request(request.params(), request.client())?;
         #[cfg(feature = "jwt")]
-        let (hash, claims) = match (&self.jwt, request.params().get("token")) {
-            (Some(jwts), Some(token)) if crate::jwt::looks_like_jwt(token) => {
+        let (hash, claims) = match &self.jwt {
+            Some(jwts) if crate::jwt::looks_like_jwt(token) => {
                 match jwts.verify(token) {
                     Some(claims) => (claims.store_key(), Some(claims)),
                     None => {
@@ -86,12 +87,12 @@ impl<S: TokenStore> EndpointStep for Revoker<S> {
                     }
                 }
             }
-            _ => (hash, None),
+            _ => (TokenHash::of(token), None),
         };
         #[cfg(feature = "jwt")]
         let jti = claims.as_ref().map(|c| c.jti.as_str());
         #[cfg(not(feature = "jwt"))]
-        let jti = None;
+        let (hash, jti) = (TokenHash::of(token), None);
         let (mut response, outcome) = execute(
             &self.store,
             &self.policy,

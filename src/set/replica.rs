@@ -26,7 +26,7 @@ use super::{receive::SetVerifier, ReceivedEvent, ReceivedKind};
 use crate::{
     guard::{remote::RemoteGuard, TokenCheck, TokenCheckError},
     jwt::{looks_like_jwt, validate, AccessClaims, VerifiedJwts},
-    store::{GrantId, TokenRecord},
+    store::{GrantId, TokenHash, TokenRecord},
 };
 
 #[derive(Default)]
@@ -225,11 +225,8 @@ impl TokenCheck for RemoteTokenCheck {
             let token = jwt.expect("a JWT");
             let issuer = this.verifier.issuer().to_owned();
             // A token that verified before: no signature check, the revocations still are.
-            let audience = this.audience.clone();
-            let cached = this.verified.get_or_verify(&token, || {
-                Err(crate::jose::JoseError::new("not verified yet"))
-            });
-            if let Ok(claims) = cached {
+            let hash = TokenHash::of(&token);
+            if let Some(claims) = this.verified.get(&hash) {
                 return Ok((!this.revocations.is_revoked(&claims)).then(|| claims.to_record()));
             }
             let keys = this.verifier.keys();
@@ -242,9 +239,8 @@ impl TokenCheck for RemoteTokenCheck {
             if keys.is_empty() {
                 return Err(TokenCheckError);
             }
-            let verified = this.verified.get_or_verify(&token, || {
-                validate(&keys, &token, &issuer, audience.as_deref())
-            });
+            let verified = validate(&keys, &token, &issuer, this.audience.as_deref())
+                .map(|claims| this.verified.insert(hash, claims));
             match verified {
                 Ok(claims) if !this.revocations.is_revoked(&claims) => Ok(Some(claims.to_record())),
                 _ => Ok(None),
