@@ -178,16 +178,7 @@ async fn every_revocation_path_pushes_exactly_its_sets() {
     let (hook, mut pushes) = receiver("127.0.0.1:0".parse().unwrap()).await;
     let (server, _) = binaries().await;
     let webhook = format!("http://{hook}/events");
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--event-webhook",
-            &webhook,
-        ],
-    );
+    let issuer = issuer_pushing_to(&server, &webhook, false);
     let base = issuer.url.clone();
     let http = reqwest::Client::new();
     let keys = keys(&http, &base).await;
@@ -301,22 +292,10 @@ async fn every_revocation_path_pushes_exactly_its_sets() {
 #[tokio::test]
 async fn a_webhook_that_was_down_gets_every_event_in_order_and_never_slows_revocation() {
     // A port nobody listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_port();
     let (server, _) = binaries().await;
     let webhook = format!("http://{port}/events");
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--event-webhook",
-            &webhook,
-        ],
-    );
+    let issuer = issuer_pushing_to(&server, &webhook, false);
     let base = issuer.url.clone();
     let http = reqwest::Client::new();
     let keys = keys(&http, &base).await;
@@ -535,22 +514,9 @@ async fn refused_within(
 async fn a_revoked_token_is_refused_at_a_resource_server_within_a_second_by_push_or_poll() {
     let (server, rs_binary) = binaries().await;
     // The pushed resource server's port is known before the issuer starts.
-    let pushed_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let pushed_port = free_port();
     let webhook = format!("http://{pushed_port}/events");
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt",
-            "--event-webhook",
-            &webhook,
-        ],
-    );
+    let issuer = issuer_pushing_to(&server, &webhook, true);
     let pushed = Process::start(
         &rs_binary,
         &[
@@ -634,21 +600,9 @@ async fn a_revoked_token_is_refused_at_a_resource_server_within_a_second_by_push
 #[tokio::test]
 async fn opaque_tokens_cached_for_an_hour_are_refused_within_a_second_once_revoked() {
     let (server, rs_binary) = binaries().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_port();
     let webhook = format!("http://{port}/events");
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--event-webhook",
-            &webhook,
-        ],
-    );
+    let issuer = issuer_pushing_to(&server, &webhook, false);
     let rs = Process::start(
         &rs_binary,
         &[
@@ -670,6 +624,29 @@ async fn opaque_tokens_cached_for_an_hour_are_refused_within_a_second_once_revok
     );
     revoke(&http, &issuer.url, APP, &access).await;
     refused_within(&http, &rs.url, &access, Duration::from_secs(1)).await;
+}
+
+/// The demo server, pushing its events to `webhook`; with `--jwt` if `jwt`.
+fn issuer_pushing_to(server: &std::path::Path, webhook: &str, jwt: bool) -> Process {
+    let mut args = vec![
+        "--plain",
+        "--listen",
+        "127.0.0.1:0",
+        "--event-webhook",
+        webhook,
+    ];
+    if jwt {
+        args.push("--jwt");
+    }
+    Process::start(server, &args)
+}
+
+/// A loopback address nobody listens on (yet).
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// The demo server with `--jwt` and a signing key the test knows, to sign with the real key
@@ -958,23 +935,10 @@ async fn a_jwt_is_checked_locally_with_no_introspection_call_and_refused_once_re
             replica::{RemoteTokenCheck, Revocations},
         },
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let port = free_port();
     let (server, _) = binaries().await;
     let webhook = format!("http://{port}/events");
-    let issuer = Process::start(
-        &server,
-        &[
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--jwt",
-            "--event-webhook",
-            &webhook,
-        ],
-    );
+    let issuer = issuer_pushing_to(&server, &webhook, true);
     let introspection = RemoteGuard::builder(&issuer.url, "resource-server", "rs-secret")
         .build()
         .unwrap();
