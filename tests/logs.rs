@@ -392,10 +392,24 @@ async fn a_full_run_at_trace_logs_no_token_or_secret() {
 /// Revokes by JSON-P `GET` (the token in the query string) through `app`, logging at TRACE
 /// into a subscriber of this thread only, and returns what was logged.
 async fn jsonp_get_logged(app: Router, token: &str) -> String {
+    jsonp_get_logged_at(app, token, Level::TRACE).await
+}
+
+/// As [`jsonp_get_logged`], with the subscriber's maximum level `level` and any service.
+async fn jsonp_get_logged_at<S, B>(app: S, token: &str, level: Level) -> String
+where
+    S: tower::Service<Request<hyper::body::Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
-        .with_max_level(Level::TRACE)
+        .with_max_level(level)
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
@@ -466,6 +480,73 @@ async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
         logs.contains(&token),
         "tower-http's default span was expected to log the query:\n{logs}"
     );
+}
+
+/// The crate's request log, mounted outside the router as its docs say: one line per
+/// request with the method, the path (never the query, which holds the token of a JSON-P
+/// `GET`), the client, the status and the outcome; nothing at all when INFO is off.
+#[tokio::test]
+async fn the_request_log_layer_writes_one_line_a_request_and_no_token() {
+    use tower_oauth_revoke::trace::RequestLogLayer;
+
+    let store = MemoryStore::new();
+    let annotated = |store: MemoryStore| {
+        let endpoint =
+            RevocationEndpoint::builder(MemoryClientRegistry::new([Client::public("spa")]), store)
+                .jsonp(true)
+                .annotate_responses(true)
+                .log_outcomes(false)
+                .build()
+                .unwrap();
+        ServiceBuilder::new()
+            .layer(RequestLogLayer::new())
+            .service(Router::new().route_service("/oauth2/revoke", endpoint))
+    };
+    let issue = |store: MemoryStore| async move {
+        let token = format!("jsonp-{:032x}", rand::random::<u128>());
+        let record = TokenRecord::new(
+            TokenKind::AccessToken,
+            "spa",
+            GrantId::random(),
+            SystemTime::now() + Duration::from_secs(600),
+        );
+        store.issue(TokenHash::of(&token), record).await.unwrap();
+        token
+    };
+
+    let token = issue(store.clone()).await;
+    let logs = jsonp_get_logged_at(annotated(store.clone()), &token, Level::TRACE).await;
+    assert_no_leaks(&logs, std::slice::from_ref(&token), "RequestLogLayer");
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(" request ") && l.contains("latency_us="))
+        .collect();
+    assert_eq!(lines.len(), 1, "one request line:\n{logs}");
+    for field in [
+        "method=GET",
+        "path=/oauth2/revoke ",
+        "client_id=spa",
+        "status=200",
+        "outcome=\"revoked\"",
+    ] {
+        assert!(lines[0].contains(field), "{field} in {}", lines[0]);
+    }
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains(" INFO ") && l.contains("token revocation")),
+        "the endpoint's own outcome event is down at DEBUG:\n{logs}"
+    );
+
+    // At WARN the layer writes nothing (and the revocation still happens).
+    let token = issue(store.clone()).await;
+    let logs = jsonp_get_logged_at(annotated(store.clone()), &token, Level::WARN).await;
+    assert!(!logs.contains(" request "), "{logs}");
+    assert!(store
+        .inspect(&TokenHash::of(&token))
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

@@ -1,10 +1,6 @@
 //! The application: the routes, the request log, and what each endpoint is built from.
 
-use std::{
-    convert::Infallible,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{convert::Infallible, time::Duration};
 
 use crate::{
     account,
@@ -15,20 +11,14 @@ use crate::{
     users::{too_many_attempts, UserAuthError, Users},
     Args,
 };
-use axum::{
-    body::Body,
-    extract::Request,
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-    Router,
-};
+use axum::{body::Body, response::IntoResponse, Router};
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::Full;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_oauth_revoke::{
     admin::AdminRevocations,
-    client_auth::{decode_basic, AuthFailureLimiter, AuthenticatedClient, RemoteAddr},
+    client_auth::{decode_basic, AuthFailureLimiter, RemoteAddr},
     cors::CorsPolicy,
     deadline::BodyDeadlineLayer,
     endpoint::Endpoint,
@@ -39,55 +29,18 @@ use tower_oauth_revoke::{
     jwt::{JwtAccessTokens, JwtCheck},
     metadata::AuthorizationServerMetadata,
     owner::{OwnerAuthorizations, ResourceOwner},
+    serve::HttpService,
     set::{
         self,
         poll::{PollService, SetQueue},
         push::{PushOptions, Pusher},
         SetIssuer,
     },
+    store::TokenRecord,
     store::TokenStore,
-    store::{RevocationOutcome, TokenRecord},
-    trace::Escaped,
+    trace::{LoggedClient, RequestLogLayer},
     RevocationEndpoint,
 };
-
-#[derive(Clone)]
-pub(crate) struct LoggedClient(Arc<str>);
-
-pub(crate) async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let start = Instant::now();
-    let response = next.run(req).await;
-    let client_id = response
-        .extensions()
-        .get::<AuthenticatedClient>()
-        .map(|c| c.id().to_owned())
-        .or_else(|| {
-            response
-                .extensions()
-                .get::<LoggedClient>()
-                .map(|c| c.0.to_string())
-        })
-        .unwrap_or_else(|| "-".to_owned());
-    let outcome = match response.extensions().get::<RevocationOutcome>() {
-        Some(RevocationOutcome::Revoked { .. }) => "revoked",
-        Some(RevocationOutcome::NotActive) => "not_active",
-        Some(RevocationOutcome::IssuedToAnotherClient) => "foreign_token",
-        None if response.status().is_success() => "ok",
-        None => "error",
-    };
-    tracing::info!(
-        %method,
-        path = %Escaped(&path),
-        client_id = %Escaped(&client_id),
-        status = response.status().as_u16(),
-        outcome,
-        latency_us = start.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
-}
 
 // ---------------------------------------------------------------------------------------
 // The application.
@@ -98,7 +51,7 @@ pub(crate) fn app(
     store: DemoStore,
     issuer_url: &str,
     key: SigningKey,
-) -> Result<Router, String> {
+) -> Result<impl HttpService, String> {
     // The request log, and the response annotations it reads, only when it is on: with
     // RUST_LOG=warn a request pays for neither.
     let log = tracing::enabled!(tracing::Level::INFO);
@@ -315,11 +268,11 @@ pub(crate) fn app(
                     .with_status(StatusCode::NOT_FOUND)
                     .to_response();
             response.into_response()
-        })
-        .layer(BodyDeadlineLayer::new(Duration::from_secs(10)));
-    Ok(if log {
-        router.layer(middleware::from_fn(log_request))
-    } else {
-        router
-    })
+        });
+    // What applies to every request wraps the router once, not each of its routes: one
+    // request log line per request, and a deadline on every request body.
+    Ok(ServiceBuilder::new()
+        .layer(RequestLogLayer::new())
+        .layer(BodyDeadlineLayer::new(Duration::from_secs(10)))
+        .service(router))
 }
