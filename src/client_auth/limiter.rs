@@ -236,11 +236,15 @@ impl AuthFailureLimiter {
             if w.failures >= self.inner.max_failures {
                 return Err(retry_after(self.inner.window - elapsed));
             }
-            if w.proven_until.is_some_and(|until| now < until) {
+            if let Some(until) = w.proven_until.filter(|&until| now < until) {
                 return Ok(AuthAttempt {
                     limiter: self.clone(),
                     key: Some(key),
                     charged: false,
+                    // A success renews the proof once half of it has run: a client that
+                    // keeps succeeding stays proven, at one write per half window rather
+                    // than one per request.
+                    renew: until.saturating_duration_since(now) < self.inner.window / 2,
                 });
             }
         }
@@ -249,6 +253,7 @@ impl AuthFailureLimiter {
             limiter: self.clone(),
             key: Some(key),
             charged: true,
+            renew: true,
         })
     }
 
@@ -346,13 +351,17 @@ pub struct AuthAttempt {
     key: Option<Key>,
     /// Whether the attempt spent its unit in advance (the pair was not proven).
     charged: bool,
+    /// Whether a success must (re)write the pair's proof.
+    renew: bool,
 }
 
 impl AuthAttempt {
     /// The client authenticated: its pair's count is cleared and the pair is proven.
     pub fn succeeded(mut self) {
         if let Some(key) = self.key.take() {
-            self.limiter.prove(key);
+            if self.renew {
+                self.limiter.prove(key);
+            }
         }
     }
 
@@ -411,6 +420,34 @@ mod tests {
         );
         l.record_success("a", addr(1));
         assert_eq!(l.check("a", addr(1)), None);
+    }
+
+    /// A client that keeps succeeding stays proven past the first window (its proof is
+    /// renewed once half of it has run, not on every request), and is never charged.
+    #[test]
+    fn a_client_that_keeps_succeeding_stays_proven() {
+        let window = Duration::from_secs(1);
+        let l = AuthFailureLimiter::new(3, window);
+        let first = l.begin("a", addr(1)).unwrap();
+        assert!(first.charged);
+        first.succeeded();
+        let start = Instant::now();
+        let mut renewed = 0;
+        while start.elapsed() < window + window / 2 {
+            std::thread::sleep(window / 8);
+            let attempt = l.begin("a", addr(1)).unwrap();
+            assert!(!attempt.charged, "charged after {:?}", start.elapsed());
+            renewed += usize::from(attempt.renew);
+            attempt.succeeded();
+        }
+        assert!(renewed >= 1, "the proof was renewed");
+        assert!(
+            renewed <= 3,
+            "renewed {renewed} times, not on every success"
+        );
+        // A failure still ends the proof.
+        l.begin("a", addr(1)).unwrap().failed();
+        assert!(l.begin("a", addr(1)).unwrap().charged);
     }
 
     #[test]
