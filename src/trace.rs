@@ -194,7 +194,7 @@ impl std::fmt::Display for Escaped<'_> {
 /// .log_outcomes(false)
 /// .build()
 /// .unwrap();
-/// let router = axum::Router::new().route_service("/oauth2/revoke", revoke);
+/// let router: axum::Router = axum::Router::new().route_service("/oauth2/revoke", revoke);
 /// let app = ServiceBuilder::new().layer(RequestLogLayer::new()).service(router);
 /// # let _ = app;
 /// ```
