@@ -207,9 +207,10 @@ impl AuthFailureLimiter {
         &self,
         counts: &'a HashMap<Key, Window>,
         key: &Key,
+        now: Instant,
     ) -> Option<(&'a Window, Duration)> {
         let w = counts.get(key)?;
-        let elapsed = w.started.elapsed();
+        let elapsed = now.saturating_duration_since(w.started);
         (elapsed < self.inner.window).then_some((w, elapsed))
     }
 
@@ -217,7 +218,7 @@ impl AuthFailureLimiter {
     pub fn check(&self, client_id: &str, addr: Option<RemoteAddr>) -> Option<u64> {
         let key = self.key(client_id, addr);
         let counts = self.lock();
-        let (w, elapsed) = self.live(&counts, &key)?;
+        let (w, elapsed) = self.live(&counts, &key, Instant::now())?;
         (w.failures >= self.inner.max_failures).then(|| retry_after(self.inner.window - elapsed))
     }
 
@@ -232,7 +233,7 @@ impl AuthFailureLimiter {
         let key = self.key(client_id, addr);
         let now = Instant::now();
         let mut counts = self.lock();
-        if let Some((w, elapsed)) = self.live(&counts, &key) {
+        if let Some((w, elapsed)) = self.live(&counts, &key, now) {
             if w.failures >= self.inner.max_failures {
                 return Err(retry_after(self.inner.window - elapsed));
             }
