@@ -159,7 +159,7 @@ impl std::fmt::Display for Escaped<'_> {
 /// - `method` and `path`: never the query string, which carries the token of a JSON-P
 ///   `GET`;
 /// - `client_id`: the client the endpoint authenticated, from the response's
-///   [`AuthenticatedClient`](crate::client_auth::AuthenticatedClient) (the endpoints put it
+///   [`AuthenticatedClient`] (the endpoints put it
 ///   there with [`annotate_responses(true)`](crate::endpoint::EndpointBuilder::annotate_responses)),
 ///   or a [`LoggedClient`] any other service may put there; `-` when there is none;
 /// - `status`, and `outcome`: `revoked`, `not_active` or `foreign_token` from the
@@ -234,7 +234,7 @@ impl<S> RequestLog<S> {
 }
 
 /// A response extension that names the client in the request log when no
-/// [`AuthenticatedClient`](crate::client_auth::AuthenticatedClient) does: a bearer-protected
+/// [`AuthenticatedClient`] does: a bearer-protected
 /// route may put the token's client there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoggedClient(pub Arc<str>);
