@@ -54,9 +54,9 @@ fn authorization_server(store: MemoryStore, issuer: &str, calls: Arc<AtomicUsize
         .route_service("/.well-known/oauth-authorization-server", metadata)
 }
 
-/// Serves `router` on `addr` until the returned sender fires (then closes its connections).
-async fn start(router: axum::Router, addr: SocketAddr) -> (oneshot::Sender<()>, JoinHandle<()>) {
-    let listener = TcpListener::bind(addr).await.unwrap();
+/// Serves `router` on `listener` until the returned sender fires (then closes its
+/// connections).
+fn start(router: axum::Router, listener: TcpListener) -> (oneshot::Sender<()>, JoinHandle<()>) {
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let _ = Server::new()
@@ -84,13 +84,13 @@ impl World {
     async fn new(capacity: usize) -> Self {
         let store = MemoryStore::new();
         let calls = Arc::new(AtomicUsize::new(0));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // The listener is bound once and kept: a port found free and bound again later
+        // may be taken in between by another test.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap();
         let issuer = format!("http://{port}");
         let router = authorization_server(store.clone(), &issuer, calls.clone());
-        let stop = start(router.clone(), port).await;
+        let stop = start(router.clone(), listener);
         let clock = ManualClock::new();
         let guard = RemoteGuard::builder(&issuer, "rs", "rs-secret")
             .cache_ttl(Duration::from_secs(60))
@@ -149,7 +149,9 @@ impl World {
     }
 
     async fn start_as(&mut self) {
-        self.stop = Some(start(self.router.clone(), self.as_addr).await);
+        // The same address again, as a restarted server would take it.
+        let listener = TcpListener::bind(self.as_addr).await.unwrap();
+        self.stop = Some(start(self.router.clone(), listener));
     }
 }
 
