@@ -85,10 +85,16 @@ struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    fn name(&mut self, field: &Field) -> fmt::Result {
+    /// A space before every field but the first.
+    fn separate(&mut self) -> fmt::Result {
         if !std::mem::take(&mut self.first) {
             self.writer.write_char(' ')?;
         }
+        Ok(())
+    }
+
+    fn name(&mut self, field: &Field) -> fmt::Result {
+        self.separate()?;
         let name = field.name();
         self.writer
             .write_str(name.strip_prefix("r#").unwrap_or(name))?;
@@ -148,15 +154,6 @@ impl Visit for Fields<'_> {
             this.name(field)?;
             write!(this.writer, "{value:?}")
         });
-    }
-}
-
-impl Fields<'_> {
-    fn separate(&mut self) -> fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.writer.write_char(' ')?;
-        }
-        Ok(())
     }
 }
 
