@@ -436,9 +436,8 @@ fn jsonp_app(store: MemoryStore) -> RevocationEndpoint<MemoryClientRegistry, Mem
         .unwrap()
 }
 
-#[tokio::test]
-async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
-    let store = MemoryStore::new();
+/// A fresh access token of the public client `spa` in `store`, for ten minutes.
+async fn issue_spa_token(store: &MemoryStore) -> String {
     let token = format!("jsonp-{:032x}", rand::random::<u128>());
     let record = TokenRecord::new(
         TokenKind::AccessToken,
@@ -447,6 +446,13 @@ async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
         SystemTime::now() + Duration::from_secs(600),
     );
     store.issue(TokenHash::of(&token), record).await.unwrap();
+    token
+}
+
+#[tokio::test]
+async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
+    let store = MemoryStore::new();
+    let token = issue_spa_token(&store).await;
     let app = Router::new()
         .route_service("/oauth2/revoke", jsonp_app(store.clone()))
         .layer(tower_oauth_revoke::trace::layer());
@@ -464,14 +470,7 @@ async fn the_trace_layer_the_readme_mounts_logs_no_token_from_a_jsonp_get() {
 
     // The control: tower-http's default span logs the URI, token and all. Without it this
     // test could pass by logging nothing.
-    let token = format!("jsonp-{:032x}", rand::random::<u128>());
-    let record = TokenRecord::new(
-        TokenKind::AccessToken,
-        "spa",
-        GrantId::random(),
-        SystemTime::now() + Duration::from_secs(600),
-    );
-    store.issue(TokenHash::of(&token), record).await.unwrap();
+    let token = issue_spa_token(&store).await;
     let app = Router::new()
         .route_service("/oauth2/revoke", jsonp_app(store))
         .layer(TraceLayer::new_for_http());
@@ -502,19 +501,8 @@ async fn the_request_log_layer_writes_one_line_a_request_and_no_token() {
             .layer(RequestLogLayer::new())
             .service(Router::new().route_service("/oauth2/revoke", endpoint))
     };
-    let issue = |store: MemoryStore| async move {
-        let token = format!("jsonp-{:032x}", rand::random::<u128>());
-        let record = TokenRecord::new(
-            TokenKind::AccessToken,
-            "spa",
-            GrantId::random(),
-            SystemTime::now() + Duration::from_secs(600),
-        );
-        store.issue(TokenHash::of(&token), record).await.unwrap();
-        token
-    };
 
-    let token = issue(store.clone()).await;
+    let token = issue_spa_token(&store).await;
     let logs = jsonp_get_logged_at(annotated(store.clone()), &token, Level::TRACE).await;
     assert_no_leaks(&logs, std::slice::from_ref(&token), "RequestLogLayer");
     let lines: Vec<&str> = logs
@@ -539,7 +527,7 @@ async fn the_request_log_layer_writes_one_line_a_request_and_no_token() {
     );
 
     // At WARN the layer writes nothing (and the revocation still happens).
-    let token = issue(store.clone()).await;
+    let token = issue_spa_token(&store).await;
     let logs = jsonp_get_logged_at(annotated(store.clone()), &token, Level::WARN).await;
     assert!(!logs.contains(" request "), "{logs}");
     assert!(store
