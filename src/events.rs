@@ -43,7 +43,7 @@ use std::{
 
 use tokio::sync::broadcast;
 
-use crate::store::{GrantId, TokenHash, TokenKind};
+use crate::token::{GrantId, TokenHash, TokenKind};
 
 /// What one event revoked.
 #[derive(Debug, Clone, PartialEq, Eq)]

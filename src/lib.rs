@@ -72,6 +72,7 @@ pub mod serve;
 #[cfg_attr(docsrs, doc(cfg(feature = "set")))]
 pub mod set;
 pub mod store;
+mod token;
 pub mod trace;
 pub mod urlencoded;
 

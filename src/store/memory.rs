@@ -10,12 +10,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::events::{Events, Initiator, RevocationEvent, Revoked};
+use crate::events::{Events, Initiator};
 
 use super::{
+    backend::{
+        Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held, TokenRule,
+    },
     clock::{Clock, SystemClock},
-    GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest, RevocationScope,
-    StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
+    GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
 };
 
 const SHARDS: usize = 64;
@@ -372,71 +374,56 @@ impl MemoryStore {
         lock(&self.inner.shards[token.shard(SHARDS)])
     }
 
-    /// The token's entry and its grant's, if the token is active.
-    fn active(&self, token: &TokenHash, now: u32) -> Option<(TokenEntry, GrantEntry)> {
-        let entry = *self.token_shard(token).tokens.get(&TokenKey::of(token))?;
-        if entry.expires_at() <= now {
-            return None;
+    /// A grant's state, with the cut-offs that apply to it: the input of the store's rules.
+    fn state(&self, grant: &GrantEntry) -> GrantState {
+        let (owner, client) = (grant.owner, grant.client);
+        let (subject_cut_off, client_cut_off) = if self.inner.any_cutoff.load(Ordering::Acquire) {
+            let cutoffs = self.inner.cutoffs.read().unwrap_or_else(|e| e.into_inner());
+            (
+                cutoffs.subjects.get(&owner).copied(),
+                cutoffs.clients.get(&client).copied(),
+            )
+        } else {
+            (None, None)
+        };
+        GrantState {
+            revoked: grant.revoked,
+            expires_at: from_secs(grant.expires_at),
+            created_us: grant.created,
+            subject_cut_off,
+            client_cut_off,
         }
+    }
+
+    /// The token's entry and its grant's, if both are held.
+    fn held(&self, token: &TokenHash) -> Option<(TokenEntry, GrantEntry)> {
+        let entry = *self.token_shard(token).tokens.get(&TokenKey::of(token))?;
         let grant = *self
             .grant_shard(entry.grant())
             .grants
             .get(&GrantKey::of(entry.grant()))?;
-        if grant.revoked || self.cut_off(&grant) {
-            return None;
-        }
         Some((entry, grant))
     }
 
-    /// Whether a bulk revocation covers the grant.
-    fn cut_off(&self, grant: &GrantEntry) -> bool {
-        if !self.inner.any_cutoff.load(Ordering::Acquire) {
-            return false;
-        }
-        let (created, owner, client) = (grant.created, grant.owner, grant.client);
-        let cutoffs = self.inner.cutoffs.read().unwrap_or_else(|e| e.into_inner());
-        cutoffs.subjects.get(&owner).is_some_and(|&t| created <= t)
-            || cutoffs.clients.get(&client).is_some_and(|&t| created <= t)
-    }
-
-    /// Whether the cut-off of the scope other than the one being revoked covers the grant:
-    /// a client's for a subject's revocation, a subject's for a client's.
-    fn cut_off_by_other_scope(&self, grant: &GrantEntry, subject: bool) -> bool {
-        let (created, owner, client) = (grant.created, grant.owner, grant.client);
-        let cutoffs = self.inner.cutoffs.read().unwrap_or_else(|e| e.into_inner());
-        let (map, key) = if subject {
-            (&cutoffs.clients, client)
-        } else {
-            (&cutoffs.subjects, owner)
-        };
-        map.get(&key).is_some_and(|&t| created <= t)
-    }
-
-    fn emit(
+    fn facts(
         &self,
-        revoked: Revoked,
+        scope: RevocationScope,
+        id: GrantId,
         grant: &GrantEntry,
         expires_at: u32,
-        jti: Option<&str>,
-        by: Initiator,
-    ) {
-        if !self.inner.events.is_observed() {
-            return;
+        named: bool,
+    ) -> Facts {
+        let name = |id: u32| (named && id != NO_OWNER).then(|| self.name(id));
+        Facts {
+            scope,
+            grant: id,
+            client_id: name(grant.client),
+            owner: name(grant.owner),
+            expires_at: from_secs(expires_at),
         }
-        let (client, owner) = (grant.client, grant.owner);
-        self.inner.events.emit(RevocationEvent {
-            revoked,
-            client_id: (client != NO_OWNER).then(|| self.name(client)),
-            jti: jti.map(Into::into),
-            subject: (owner != NO_OWNER).then(|| self.name(owner)),
-            initiator: by,
-            at: self.inner.clock.now(),
-            expires_at: Some(from_secs(expires_at)),
-            relayed: false,
-        });
     }
 
-    fn issue_sync(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
+    fn register_sync(&self, token: TokenHash, record: TokenRecord) -> bool {
         let now = self.now_secs();
         self.maybe_purge(now);
         let expires_at = to_secs(record.expires_at);
@@ -475,11 +462,11 @@ impl MemoryStore {
             created,
         };
         let new_grant = match grant_shard.grants.get_mut(&GrantKey::of(record.grant)) {
-            Some(g) if g.revoked || self.cut_off(g) => return Err(IssueError::GrantRevoked),
+            Some(g) if g.revoked || self.state(g).is_cut_off() => return false,
             Some(g) if g.expires_at <= now => {
                 // A stale entry not yet purged: the grant starts anew.
-                if self.cut_off(&fresh) {
-                    return Err(IssueError::GrantRevoked);
+                if self.state(&fresh).is_cut_off() {
+                    return false;
                 }
                 *g = fresh;
                 false
@@ -489,8 +476,8 @@ impl MemoryStore {
                 false
             }
             None => {
-                if self.cut_off(&fresh) {
-                    return Err(IssueError::GrantRevoked);
+                if self.state(&fresh).is_cut_off() {
+                    return false;
                 }
                 grant_shard.grants.insert(GrantKey::of(record.grant), fresh);
                 true
@@ -510,78 +497,62 @@ impl MemoryStore {
             // the list with it): a push, not a scan of the owner's other grants.
             owners.entry(owner).or_default().push(record.grant);
         }
-        Ok(())
+        true
     }
 
-    fn inspect_sync(&self, token: &TokenHash) -> Option<TokenRecord> {
-        let (entry, grant) = self.active(token, self.now_secs())?;
-        Some(TokenRecord {
-            kind: entry.kind,
-            client_id: self.name(grant.client),
-            grant: entry.grant(),
-            owner: (grant.owner != NO_OWNER).then(|| self.name(grant.owner)),
-            expires_at: from_secs(entry.expires_at()),
-            issued_at: from_secs(entry.issued_at),
+    fn lookup_sync(&self, token: &TokenHash) -> Option<Held> {
+        let (entry, grant) = self.held(token)?;
+        Some(Held {
+            record: TokenRecord {
+                kind: entry.kind,
+                client_id: self.name(grant.client),
+                grant: entry.grant(),
+                owner: (grant.owner != NO_OWNER).then(|| self.name(grant.owner)),
+                expires_at: from_secs(entry.expires_at()),
+                issued_at: from_secs(entry.issued_at),
+            },
+            grant: self.state(&grant),
         })
     }
 
-    fn revoke_sync(&self, token: &TokenHash, request: RevocationRequest<'_>) -> RevocationOutcome {
-        let now = self.now_secs();
-        let Some((entry, grant)) = self.active(token, now) else {
-            return RevocationOutcome::NotActive;
+    fn revoke_token_sync(&self, token: &TokenHash, rule: TokenRule<'_>) -> Applied {
+        let Some((entry, grant)) = self.held(token) else {
+            return Applied::NotActive;
         };
-        if self.lookup_name(request.client_id) != Some(grant.client) {
-            return RevocationOutcome::IssuedToAnotherClient;
+        if from_secs(entry.expires_at()) <= rule.now || !self.state(&grant).is_live(rule.now) {
+            return Applied::NotActive;
         }
-        let scope = match entry.kind {
-            TokenKind::RefreshToken => RevocationScope::Grant,
-            TokenKind::AccessToken => request.access_token_scope,
-        };
-        match scope {
+        if self.lookup_name(rule.client_id) != Some(grant.client) {
+            return Applied::IssuedToAnotherClient;
+        }
+        let scope = rule.scope_for(entry.kind);
+        let expires_at = match scope {
             RevocationScope::Grant => {
                 let mut shard = self.grant_shard(entry.grant());
                 match shard.grants.get_mut(&GrantKey::of(entry.grant())) {
                     Some(g) if !g.revoked => g.revoked = true,
-                    _ => return RevocationOutcome::NotActive,
+                    _ => return Applied::NotActive,
                 }
+                grant.expires_at
             }
             RevocationScope::Token => {
-                if self
-                    .token_shard(token)
-                    .tokens
-                    .remove(&TokenKey::of(token))
-                    .is_none()
-                {
-                    return RevocationOutcome::NotActive;
+                let mut shard = self.token_shard(token);
+                if shard.tokens.remove(&TokenKey::of(token)).is_none() {
+                    return Applied::NotActive;
                 }
+                entry.expires_at()
             }
-        }
-        let revoked = match scope {
-            RevocationScope::Grant => Revoked::Grant {
-                grant: entry.grant(),
-            },
-            RevocationScope::Token => Revoked::Token {
-                token: *token,
-                kind: entry.kind,
-                grant: entry.grant(),
-            },
         };
-        let by = Initiator::Client(request.client_id.into());
-        let expires_at = match scope {
-            RevocationScope::Grant => grant.expires_at,
-            RevocationScope::Token => entry.expires_at(),
-        };
-        self.emit(revoked, &grant, expires_at, request.jti, by);
-        RevocationOutcome::Revoked {
+        Applied::Revoked {
             kind: entry.kind,
-            scope,
+            facts: self.facts(scope, entry.grant(), &grant, expires_at, rule.report),
         }
     }
 
-    fn revoke_grant_sync(&self, grant: GrantId) {
+    fn revoke_grant_sync(&self, grant: GrantId, now: SystemTime) -> Vec<Facts> {
         // A grant never seen is recorded as revoked too, so that a token registered into it
         // later is refused; it is purged an hour from now.
-        let now = self.now_secs();
+        let now_secs = to_secs(now);
         let mut shard = self.grant_shard(grant);
         let entry = shard
             .grants
@@ -589,231 +560,175 @@ impl MemoryStore {
             .or_insert(GrantEntry {
                 client: NO_OWNER,
                 owner: NO_OWNER,
-                expires_at: now.saturating_add(3600),
+                expires_at: now_secs.saturating_add(3600),
                 revoked: true,
                 created: 0,
             });
-        let was_active = !entry.revoked && entry.expires_at > now;
+        let was = *entry;
         entry.revoked = true;
-        let entry = *entry;
         drop(shard);
-        if was_active && !self.cut_off(&entry) {
-            let expires_at = entry.expires_at;
-            self.emit(
-                Revoked::Grant { grant },
-                &entry,
-                expires_at,
-                None,
-                Initiator::System,
-            );
+        if !self.state(&was).is_live(now) {
+            return Vec::new();
         }
+        let expires_at = was.expires_at;
+        vec![self.facts(RevocationScope::Grant, grant, &was, expires_at, true)]
     }
 
-    fn revoke_client_for_owner_sync(&self, owner: &str, client_id: &str, by: Initiator) -> usize {
+    fn revoke_owner_client_sync(
+        &self,
+        owner: &str,
+        client_id: &str,
+        now: SystemTime,
+    ) -> Vec<Facts> {
         let (Some(owner), Some(client)) = (self.lookup_name(owner), self.lookup_name(client_id))
         else {
-            return 0;
+            return Vec::new();
         };
-        let now = self.now_secs();
         // Holding the owners lock keeps new grants of this owner out until all are revoked.
         let owners = lock(&self.inner.owners);
         let Some(list) = owners.get(&owner) else {
-            return 0;
+            return Vec::new();
         };
         let mut revoked = Vec::new();
         for &id in list {
             let mut shard = self.grant_shard(id);
             if let Some(g) = shard.grants.get_mut(&GrantKey::of(id)) {
                 if g.client == client && !g.revoked {
+                    let was = *g;
                     g.revoked = true;
-                    let g = *g;
-                    if g.expires_at > now && !self.cut_off(&g) {
-                        revoked.push((id, g));
+                    if self.state(&was).is_live(now) {
+                        revoked.push((id, was));
                     }
                 }
             }
         }
         drop(owners);
-        for (grant, entry) in &revoked {
-            let expires_at = entry.expires_at;
-            self.emit(
-                Revoked::Grant { grant: *grant },
-                entry,
-                expires_at,
-                None,
-                by.clone(),
-            );
-        }
-        revoked.len()
-    }
-
-    /// Writes a cut-off (now) for a subject or a client, then counts the grants of the
-    /// index that it revoked.
-    fn revoke_bulk_sync(&self, name: &str, subject: bool, by: Initiator) -> usize {
-        // A name never seen holds no grant: nothing to cut off, nothing kept.
-        let Some(id) = self.lookup_name(name) else {
-            return 0;
-        };
-        let now = self.inner.clock.now();
-        let cutoff = to_micros(now);
-        let previous = {
-            let mut cutoffs = self
-                .inner
-                .cutoffs
-                .write()
-                .unwrap_or_else(|e| e.into_inner());
-            let map = if subject {
-                &mut cutoffs.subjects
-            } else {
-                &mut cutoffs.clients
-            };
-            let slot = map.entry(id).or_insert(0);
-            let previous = *slot;
-            *slot = (*slot).max(cutoff);
-            self.inner.any_cutoff.store(true, Ordering::Release);
-            previous
-        };
-        // The revocation is done; now count what it revoked. Active just before the
-        // cut-off: not revoked, not expired, not covered by an earlier cut-off of this scope
-        // or by the other scope's.
-        let secs = to_secs(now);
-        let counts = |g: &GrantEntry| {
-            let (created, expires_at) = (g.created, g.expires_at);
-            !g.revoked
-                && expires_at > secs
-                && created <= cutoff
-                && created > previous
-                && !self.cut_off_by_other_scope(g, subject)
-        };
-        let mut revoked = 0;
-        if subject {
-            // The owner's index.
-            let grants: Vec<GrantId> = lock(&self.inner.owners)
-                .get(&id)
-                .cloned()
-                .unwrap_or_default();
-            for grant in grants {
-                let entry = self
-                    .grant_shard(grant)
-                    .grants
-                    .get(&GrantKey::of(grant))
-                    .copied();
-                if entry.is_some_and(|g| counts(&g)) {
-                    revoked += 1;
-                }
-            }
-        } else {
-            // No index of a client's grants (it would cost every grant 8 bytes or more): a
-            // scan of the grant tables, one shard at a time, after the write.
-            for shard in self.inner.shards.iter() {
-                let shard = lock(shard);
-                revoked += shard
-                    .grants
-                    .values()
-                    .filter(|g| g.client == id && counts(g))
-                    .count();
-            }
-        }
-        if revoked == 0 {
-            return 0;
-        }
-        self.inner.events.emit(RevocationEvent {
-            revoked: if subject {
-                Revoked::Subject
-            } else {
-                Revoked::Client
-            },
-            client_id: (!subject).then(|| Arc::from(name)),
-            jti: None,
-            subject: subject.then(|| Arc::from(name)),
-            initiator: by,
-            at: now,
-            expires_at: None,
-            relayed: false,
-        });
         revoked
+            .iter()
+            .map(|(id, g)| {
+                let expires_at = g.expires_at;
+                self.facts(RevocationScope::Grant, *id, g, expires_at, true)
+            })
+            .collect()
     }
 
-    fn clients_of_owner_sync(&self, owner: &str) -> Vec<OwnerGrants> {
-        let Some(owner) = self.lookup_name(owner) else {
-            return Vec::new();
+    /// Writes a cut-off (now) for a subject or a client.
+    fn cut_off_sync(&self, scope: Bulk<'_>) -> Option<CutOff> {
+        // A name never seen holds no grant: nothing to cut off, nothing kept.
+        let id = self.lookup_name(scope.name())?;
+        let at_us = to_micros(self.inner.clock.now());
+        let mut cutoffs = self
+            .inner
+            .cutoffs
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let map = match scope {
+            Bulk::Subject(_) => &mut cutoffs.subjects,
+            Bulk::Client(_) => &mut cutoffs.clients,
         };
-        let now = self.now_secs();
-        let grants: Vec<GrantId> = match lock(&self.inner.owners).get(&owner) {
-            Some(list) => list.clone(),
-            None => return Vec::new(),
+        let previous_us = map.get(&id).copied();
+        map.insert(id, previous_us.map_or(at_us, |p| p.max(at_us)));
+        self.inner.any_cutoff.store(true, Ordering::Release);
+        Some(CutOff {
+            at_us,
+            previous_us,
+            announced: false,
+        })
+    }
+
+    fn grants_sync(&self, scope: Bulk<'_>) -> GrantPage {
+        let Some(id) = self.lookup_name(scope.name()) else {
+            return GrantPage::default();
         };
-        let mut counts: HashMap<u32, usize> = HashMap::new();
-        for id in grants {
-            if let Some(g) = self.grant_shard(id).grants.get(&GrantKey::of(id)) {
-                if !g.revoked && g.expires_at > now && !self.cut_off(g) {
-                    *counts.entry(g.client).or_default() += 1;
+        let mut grants = Vec::new();
+        match scope {
+            Bulk::Subject(_) => {
+                // The owner's index.
+                let ids: Vec<GrantId> = lock(&self.inner.owners)
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_default();
+                for grant in ids {
+                    let entry = self
+                        .grant_shard(grant)
+                        .grants
+                        .get(&GrantKey::of(grant))
+                        .copied();
+                    if let Some(g) = entry {
+                        grants.push((self.name(g.client), self.state(&g)));
+                    }
+                }
+            }
+            Bulk::Client(_) => {
+                // No index of a client's grants (it would cost every grant 8 bytes or more):
+                // a scan of the grant tables, one shard at a time.
+                let name = self.name(id);
+                for shard in self.inner.shards.iter() {
+                    let matching: Vec<GrantEntry> = lock(shard)
+                        .grants
+                        .values()
+                        .filter(|g| g.client == id)
+                        .copied()
+                        .collect();
+                    grants.extend(matching.iter().map(|g| (name.clone(), self.state(g))));
                 }
             }
         }
-        let mut out: Vec<OwnerGrants> = counts
-            .into_iter()
-            .map(|(client, grants)| OwnerGrants {
-                client_id: self.name(client),
-                grants,
-            })
-            .collect();
-        out.sort_by(|a, b| a.client_id.cmp(&b.client_id));
-        out
+        GrantPage { grants, next: None }
     }
 }
 
-impl TokenStore for MemoryStore {
+impl Backend for MemoryStore {
     fn events(&self) -> &Events {
         &self.inner.events
     }
 
-    async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
-        self.issue_sync(token, record)
+    fn now(&self) -> SystemTime {
+        self.inner.clock.now()
     }
 
-    async fn inspect(&self, token: &TokenHash) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.inspect_sync(token))
+    async fn register(&self, token: TokenHash, record: TokenRecord) -> Result<bool, StoreError> {
+        Ok(self.register_sync(token, record))
     }
 
-    async fn revoke(
+    async fn lookup(&self, token: &TokenHash) -> Result<Option<Held>, StoreError> {
+        Ok(self.lookup_sync(token))
+    }
+
+    async fn revoke_token(
         &self,
         token: &TokenHash,
-        request: RevocationRequest<'_>,
-    ) -> Result<RevocationOutcome, StoreError> {
-        Ok(self.revoke_sync(token, request))
+        rule: TokenRule<'_>,
+    ) -> Result<Applied, StoreError> {
+        Ok(self.revoke_token_sync(token, rule))
     }
 
-    async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
-        self.revoke_grant_sync(grant);
-        Ok(())
-    }
-
-    async fn revoke_client_for_owner(
+    async fn revoke_grants(
         &self,
-        owner: &str,
-        client_id: &str,
-        by: Initiator,
-    ) -> Result<usize, StoreError> {
-        Ok(self.revoke_client_for_owner_sync(owner, client_id, by))
+        target: GrantTarget<'_>,
+        now: SystemTime,
+    ) -> Result<Vec<Facts>, StoreError> {
+        Ok(match target {
+            GrantTarget::One(grant) => self.revoke_grant_sync(grant, now),
+            GrantTarget::OwnerClient { owner, client_id } => {
+                self.revoke_owner_client_sync(owner, client_id, now)
+            }
+        })
     }
 
-    async fn revoke_subject(&self, subject: &str, by: Initiator) -> Result<usize, StoreError> {
-        Ok(self.revoke_bulk_sync(subject, true, by))
+    async fn cut_off(&self, scope: Bulk<'_>, _: &Initiator) -> Result<Option<CutOff>, StoreError> {
+        Ok(self.cut_off_sync(scope))
     }
 
-    async fn revoke_client(&self, client_id: &str, by: Initiator) -> Result<usize, StoreError> {
-        Ok(self.revoke_bulk_sync(client_id, false, by))
-    }
-
-    async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
-        Ok(self.clients_of_owner_sync(owner))
+    async fn grants(&self, scope: Bulk<'_>, _: Option<u64>) -> Result<GrantPage, StoreError> {
+        Ok(self.grants_sync(scope))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TokenStore;
 
     #[cfg(feature = "conformance")]
     #[tokio::test]
@@ -834,7 +749,7 @@ mod tests {
                     let token = TokenHash::of(&format!("{thread}-{i}"));
                     let record =
                         TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
-                    store.issue_sync(token, record).unwrap();
+                    assert!(store.register_sync(token, record));
                 }
                 done.send(()).unwrap();
             });

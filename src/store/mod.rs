@@ -45,21 +45,17 @@
 //! # }
 //! ```
 
-use std::{
-    fmt,
-    future::Future,
-    hash::{Hash, Hasher},
-    sync::Arc,
-    time::SystemTime,
-};
-
-use sha2::{Digest, Sha256};
+use std::{fmt, future::Future, sync::Arc, time::SystemTime};
 
 use crate::{
     body::BoxError,
     events::{Events, Initiator},
 };
 
+pub(crate) use crate::token::{hash_digest, hex_string};
+pub use crate::token::{GrantId, TokenHash, TokenKind};
+
+pub mod backend;
 mod clock;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -68,154 +64,13 @@ mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
+mod rules;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use memory::MemoryStore;
-
-/// The SHA-256 digest of a token: how stores key tokens, never by the token itself.
-///
-/// Its `Debug` shows only a short prefix.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// Hashes a token.
-    pub fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// A hash from its 32 bytes (e.g. read back from a store).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The 32 bytes of the digest.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// A hash from its 64 hex digits ([`to_hex`](Self::to_hex)); `None` for anything else.
-    ///
-    /// ```
-    /// use tower_oauth_revoke::store::TokenHash;
-    ///
-    /// let hash = TokenHash::of("a token");
-    /// assert_eq!(TokenHash::from_hex(&hash.to_hex()), Some(hash));
-    /// assert_eq!(TokenHash::from_hex("not hex"), None);
-    /// ```
-    pub fn from_hex(hex: &str) -> Option<Self> {
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2)?, 16).ok()?;
-        }
-        Some(Self(bytes))
-    }
-
-    /// The digest as 64 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        hex_string(&self.0)
-    }
-
-    /// A value in `0..n` taken from the digest, for sharding.
-    pub(crate) fn shard(&self, n: usize) -> usize {
-        self.0[31] as usize % n
-    }
-}
-
-impl Hash for TokenHash {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        hash_digest(&self.0, state);
-    }
-}
-
-/// Hashes (for a hash table) bytes that are already a uniform digest: their first eight
-/// bytes are a fine hash. Every digest-keyed table of the crate uses it.
-pub(crate) fn hash_digest<H: Hasher>(digest: &[u8], state: &mut H) {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    state.write_u64(u64::from_le_bytes(first));
-}
-
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({}…)", hex_string(&self.0[..4]))
-    }
-}
-
-pub(crate) fn hex_string(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
-}
-
-/// The kind of a token ([RFC 7009 §2.1] `token_type_hint` values).
-///
-/// [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TokenKind {
-    /// An access token.
-    AccessToken,
-    /// A refresh token.
-    RefreshToken,
-}
-
-impl TokenKind {
-    /// `access_token` or `refresh_token`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenKind::AccessToken => "access_token",
-            TokenKind::RefreshToken => "refresh_token",
-        }
-    }
-}
-
-/// The identifier of a grant: one authorization of one client, by one resource owner (or by
-/// the client itself), and every access and refresh token issued under it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GrantId(u64);
-
-impl GrantId {
-    /// A fresh random grant id.
-    pub fn random() -> Self {
-        Self(rand::random())
-    }
-
-    /// A grant id from its number.
-    pub fn from_u64(id: u64) -> Self {
-        Self(id)
-    }
-
-    /// The grant id's number.
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    pub(crate) fn shard(self, n: usize) -> usize {
-        (self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize % n
-    }
-}
-
-impl Hash for GrantId {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
-impl fmt::Display for GrantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
 
 /// What a store knows of an issued token. It never holds the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
