@@ -64,10 +64,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Revokes grants, in one step: one grant (recorded as revoked even if never seen, so
     /// that no token joins it later), or every grant a client holds from an owner. Returns
-    /// the facts of each grant that was live until then.
+    /// the facts of each grant that was live until then. `by` is for backends that record
+    /// or announce the change in the same step.
     fn revoke_grants(
         &self,
         target: GrantTarget<'_>,
+        by: &Initiator,
         now: SystemTime,
     ) -> impl Future<Output = Result<Vec<Facts>, StoreError>> + Send;
 
@@ -145,6 +147,9 @@ pub struct TokenRule<'a> {
     pub access_token_scope: RevocationScope,
     /// The time the token must be active at.
     pub now: SystemTime,
+    /// The token's `jti` when it is a JWT, for backends that record or announce the change
+    /// in the same step.
+    pub jti: Option<&'a str>,
     /// Whether anyone observes events: when not, a backend may leave the names out of the
     /// [`Facts`] it reports.
     pub report: bool,

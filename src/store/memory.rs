@@ -706,6 +706,7 @@ impl Backend for MemoryStore {
     async fn revoke_grants(
         &self,
         target: GrantTarget<'_>,
+        _: &Initiator,
         now: SystemTime,
     ) -> Result<Vec<Facts>, StoreError> {
         Ok(match target {

@@ -141,6 +141,7 @@ impl<B: Backend> TokenStore for B {
             client_id: request.client_id,
             access_token_scope: request.access_token_scope,
             now: self.now(),
+            jti: request.jti,
             report: events.is_observed(),
         };
         Ok(match self.revoke_token(token, rule).await? {
@@ -162,7 +163,9 @@ impl<B: Backend> TokenStore for B {
 
     async fn revoke_grant(&self, grant: GrantId) -> Result<(), StoreError> {
         let now = self.now();
-        let revoked = self.revoke_grants(GrantTarget::One(grant), now).await?;
+        let revoked = self
+            .revoke_grants(GrantTarget::One(grant), &Initiator::System, now)
+            .await?;
         emit_grants(Backend::events(self), &revoked, &Initiator::System, now);
         Ok(())
     }
@@ -175,7 +178,7 @@ impl<B: Backend> TokenStore for B {
     ) -> Result<usize, StoreError> {
         let now = self.now();
         let target = GrantTarget::OwnerClient { owner, client_id };
-        let revoked = self.revoke_grants(target, now).await?;
+        let revoked = self.revoke_grants(target, &by, now).await?;
         emit_grants(Backend::events(self), &revoked, &by, now);
         Ok(revoked.len())
     }
