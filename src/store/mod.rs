@@ -52,7 +52,7 @@ use crate::{
     events::{Events, Initiator},
 };
 
-pub(crate) use crate::token::{hash_digest, hex_string};
+pub(crate) use crate::token::hex_string;
 pub use crate::token::{GrantId, TokenHash, TokenKind};
 
 pub mod backend;

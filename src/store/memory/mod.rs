@@ -2,12 +2,11 @@
 
 use std::{
     collections::HashMap,
-    hash::{BuildHasherDefault, Hasher},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, RwLock,
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use crate::events::{Events, Initiator};
@@ -17,7 +16,14 @@ use super::{
         Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held, TokenRule,
     },
     clock::{Clock, SystemClock},
-    GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
+    GrantId, RevocationScope, StoreError, TokenHash, TokenRecord,
+};
+
+mod tables;
+
+use tables::{
+    from_secs, lock, to_micros, to_secs, Cutoffs, GrantEntry, GrantKey, Names, Shard, TokenEntry,
+    TokenKey,
 };
 
 const SHARDS: usize = 64;
@@ -68,7 +74,7 @@ struct Inner {
     cutoffs: RwLock<Cutoffs>,
     any_cutoff: AtomicBool,
     events: Events,
-    names: RwLock<Interner>,
+    names: Names,
     next_purge: AtomicU32,
     purge_cursor: AtomicUsize,
     clock: Box<dyn Clock>,
@@ -88,152 +94,12 @@ impl Inner {
             cutoffs: RwLock::default(),
             any_cutoff: AtomicBool::new(false),
             events: Events::default(),
-            names: RwLock::default(),
+            names: Names::default(),
             next_purge: AtomicU32::new(0),
             purge_cursor: AtomicUsize::new(0),
             clock,
         }
     }
-}
-
-#[derive(Default)]
-struct Cutoffs {
-    subjects: HashMap<u32, u64>,
-    clients: HashMap<u32, u64>,
-}
-
-#[derive(Default)]
-struct Shard {
-    tokens: HashMap<TokenKey, TokenEntry, BuildHasherDefault<MixHasher>>,
-    grants: HashMap<GrantKey, GrantEntry, BuildHasherDefault<MixHasher>>,
-}
-
-/// A token's key: the first 24 bytes (192 bits) of its SHA-256 [`TokenHash`].
-///
-/// 192 bits leave no practical room for a collision among the tokens held (about 2^-150 at
-/// a billion tokens) nor for forging a token whose key matches one held (about 2^160 work
-/// even against a billion of them), and save 8 bytes a slot over the full digest.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct TokenKey([u8; 24]);
-
-impl TokenKey {
-    fn of(token: &TokenHash) -> Self {
-        let mut key = [0u8; 24];
-        key.copy_from_slice(&token.as_bytes()[..24]);
-        Self(key)
-    }
-}
-
-impl std::hash::Hash for TokenKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        super::hash_digest(&self.0, state);
-    }
-}
-
-/// A grant id as a map key, byte-aligned so that a slot of the grants table holds 21 bytes
-/// instead of 24.
-#[repr(C, packed)]
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct GrantKey(u64);
-
-impl GrantKey {
-    fn of(grant: GrantId) -> Self {
-        Self(grant.as_u64())
-    }
-
-    fn id(self) -> GrantId {
-        GrantId::from_u64(self.0)
-    }
-}
-
-impl std::hash::Hash for GrantKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-    }
-}
-
-// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 41 bytes
-// instead of 48 and a grant's 21 instead of 24. Fields are only ever copied out, never
-// borrowed.
-#[repr(C, packed)]
-#[derive(Clone, Copy)]
-struct TokenEntry {
-    grant: u64,
-    expires_at: u32,
-    issued_at: u32,
-    kind: TokenKind,
-}
-
-impl TokenEntry {
-    fn grant(&self) -> GrantId {
-        GrantId::from_u64(self.grant)
-    }
-
-    fn expires_at(&self) -> u32 {
-        self.expires_at
-    }
-}
-
-#[repr(C, packed)]
-#[derive(Clone, Copy)]
-struct GrantEntry {
-    client: u32,
-    owner: u32,
-    expires_at: u32,
-    revoked: bool,
-    /// When its first token was issued, in µs since the epoch (bulk revocations' cut-offs).
-    created: u64,
-}
-
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
-}
-
-/// A cheap hasher for keys that are already uniform (digests) or random ids.
-#[derive(Default)]
-struct MixHasher(u64);
-
-impl Hasher for MixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding a lock cannot leave an entry half-written (every write is a
-    // single insert or flag), so a poisoned lock is still consistent.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn to_secs(t: SystemTime) -> u32 {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    secs.min(u32::MAX as u64) as u32
-}
-
-fn to_micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_micros()
-        .min(u64::MAX as u128) as u64
-}
-
-fn from_secs(secs: u32) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs as u64)
 }
 
 impl MemoryStore {
@@ -326,46 +192,6 @@ impl MemoryStore {
         }
     }
 
-    fn intern(&self, name: &Arc<str>) -> u32 {
-        if let Some(&id) = self
-            .inner
-            .names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .ids
-            .get(name)
-        {
-            return id;
-        }
-        let mut names = self.inner.names.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(&id) = names.ids.get(name) {
-            return id;
-        }
-        let id = names.names.len() as u32;
-        names.names.push(name.clone());
-        names.ids.insert(name.clone(), id);
-        id
-    }
-
-    fn lookup_name(&self, name: &str) -> Option<u32> {
-        self.inner
-            .names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .ids
-            .get(name)
-            .copied()
-    }
-
-    fn name(&self, id: u32) -> Arc<str> {
-        self.inner
-            .names
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .names[id as usize]
-            .clone()
-    }
-
     fn grant_shard(&self, grant: GrantId) -> MutexGuard<'_, Shard> {
         lock(&self.inner.shards[grant.shard(SHARDS)])
     }
@@ -413,7 +239,7 @@ impl MemoryStore {
         expires_at: u32,
         named: bool,
     ) -> Facts {
-        let name = |id: u32| (named && id != NO_OWNER).then(|| self.name(id));
+        let name = |id: u32| (named && id != NO_OWNER).then(|| self.inner.names.name(id));
         Facts {
             scope,
             grant: id,
@@ -427,8 +253,11 @@ impl MemoryStore {
         let now = self.now_secs();
         self.maybe_purge(now);
         let expires_at = to_secs(record.expires_at);
-        let client = self.intern(&record.client_id);
-        let owner = record.owner.as_ref().map_or(NO_OWNER, |o| self.intern(o));
+        let client = self.inner.names.intern(&record.client_id);
+        let owner = record
+            .owner
+            .as_ref()
+            .map_or(NO_OWNER, |o| self.inner.names.intern(o));
         let created = to_micros(record.issued_at);
         let entry = TokenEntry {
             grant: record.grant.as_u64(),
@@ -505,9 +334,9 @@ impl MemoryStore {
         Some(Held {
             record: TokenRecord {
                 kind: entry.kind,
-                client_id: self.name(grant.client),
+                client_id: self.inner.names.name(grant.client),
                 grant: entry.grant(),
-                owner: (grant.owner != NO_OWNER).then(|| self.name(grant.owner)),
+                owner: (grant.owner != NO_OWNER).then(|| self.inner.names.name(grant.owner)),
                 expires_at: from_secs(entry.expires_at()),
                 issued_at: from_secs(entry.issued_at),
             },
@@ -522,7 +351,7 @@ impl MemoryStore {
         if from_secs(entry.expires_at()) <= rule.now || !self.state(&grant).is_live(rule.now) {
             return Applied::NotActive;
         }
-        if self.lookup_name(rule.client_id) != Some(grant.client) {
+        if self.inner.names.id(rule.client_id) != Some(grant.client) {
             return Applied::IssuedToAnotherClient;
         }
         let scope = rule.scope_for(entry.kind);
@@ -580,7 +409,8 @@ impl MemoryStore {
         client_id: &str,
         now: SystemTime,
     ) -> Vec<Facts> {
-        let (Some(owner), Some(client)) = (self.lookup_name(owner), self.lookup_name(client_id))
+        let (Some(owner), Some(client)) =
+            (self.inner.names.id(owner), self.inner.names.id(client_id))
         else {
             return Vec::new();
         };
@@ -615,7 +445,7 @@ impl MemoryStore {
     /// Writes a cut-off (now) for a subject or a client.
     fn cut_off_sync(&self, scope: Bulk<'_>) -> Option<CutOff> {
         // A name never seen holds no grant: nothing to cut off, nothing kept.
-        let id = self.lookup_name(scope.name())?;
+        let id = self.inner.names.id(scope.name())?;
         let at_us = to_micros(self.inner.clock.now());
         let mut cutoffs = self
             .inner
@@ -637,7 +467,7 @@ impl MemoryStore {
     }
 
     fn grants_sync(&self, scope: Bulk<'_>) -> GrantPage {
-        let Some(id) = self.lookup_name(scope.name()) else {
+        let Some(id) = self.inner.names.id(scope.name()) else {
             return GrantPage::default();
         };
         let mut grants = Vec::new();
@@ -655,14 +485,14 @@ impl MemoryStore {
                         .get(&GrantKey::of(grant))
                         .copied();
                     if let Some(g) = entry {
-                        grants.push((self.name(g.client), self.state(&g)));
+                        grants.push((self.inner.names.name(g.client), self.state(&g)));
                     }
                 }
             }
             Bulk::Client(_) => {
                 // No index of a client's grants (it would cost every grant 8 bytes or more):
                 // a scan of the grant tables, one shard at a time.
-                let name = self.name(id);
+                let name = self.inner.names.name(id);
                 for shard in self.inner.shards.iter() {
                     let matching: Vec<GrantEntry> = lock(shard)
                         .grants
@@ -727,158 +557,4 @@ impl Backend for MemoryStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::TokenStore;
-
-    #[cfg(feature = "conformance")]
-    #[tokio::test]
-    async fn conformance() {
-        crate::store::conformance::run(MemoryStore::new).await;
-    }
-
-    #[test]
-    fn concurrent_issues_never_deadlock() {
-        // Issues whose grant and token shards cross used to lock them in opposite orders.
-        let store = MemoryStore::new();
-        let (done, finished) = std::sync::mpsc::channel();
-        for thread in 0..4u64 {
-            let (store, done) = (store.clone(), done.clone());
-            std::thread::spawn(move || {
-                let expires = SystemTime::now() + Duration::from_secs(60);
-                for i in 0..20_000u64 {
-                    let token = TokenHash::of(&format!("{thread}-{i}"));
-                    let record =
-                        TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
-                    assert!(store.register_sync(token, record));
-                }
-                done.send(()).unwrap();
-            });
-        }
-        for _ in 0..4 {
-            finished
-                .recv_timeout(Duration::from_secs(60))
-                .expect("issuing threads deadlocked");
-        }
-        assert_eq!(store.len(), 80_000);
-    }
-
-    #[tokio::test]
-    async fn purge_frees_expired_entries() {
-        // The clock stands still: no incremental purge can run while the loop issues.
-        let clock = crate::store::ManualClock::new();
-        let store = MemoryStore::with_clock(clock.clone());
-        let past = clock.now() - Duration::from_secs(5);
-        for i in 0..1000 {
-            store
-                .issue(
-                    TokenHash::of(&format!("t{i}")),
-                    TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), past),
-                )
-                .await
-                .unwrap();
-        }
-        assert_eq!(store.len(), 1000);
-        store.purge_expired();
-        assert_eq!(store.len(), 0);
-        assert!(lock(&store.inner.owners).is_empty());
-    }
-
-    #[tokio::test]
-    async fn issuing_purges_one_shard_per_second_of_the_clock() {
-        let clock = crate::store::ManualClock::new();
-        let store = MemoryStore::with_clock(clock.clone());
-        let expires = clock.now() + Duration::from_secs(10);
-        for i in 0..(SHARDS * 100) {
-            let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires);
-            store
-                .issue(TokenHash::of(&format!("t{i}")), record)
-                .await
-                .unwrap();
-        }
-        let issued = store.len();
-        clock.advance(Duration::from_secs(11));
-        // Within one second of the clock, one shard is purged however many tokens are issued.
-        let later = clock.now() + Duration::from_secs(60);
-        for i in 0..100 {
-            let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), later);
-            store
-                .issue(TokenHash::of(&format!("u{i}")), record)
-                .await
-                .unwrap();
-        }
-        let after_one = store.len();
-        assert!(after_one < issued + 100, "one shard was purged");
-        assert!(
-            after_one > issued / 2,
-            "only one shard was purged: {issued} -> {after_one}"
-        );
-        store.purge_expired();
-        assert_eq!(store.len(), 100);
-    }
-
-    #[tokio::test]
-    async fn an_owners_list_holds_each_grant_once() {
-        // New grants are pushed without a scan of the owner's list: a second token of a
-        // grant must not add the grant again.
-        let store = MemoryStore::new();
-        let expires = SystemTime::now() + Duration::from_secs(60);
-        for i in 0..2_000u64 {
-            let grant = GrantId::from_u64(i / 2);
-            store
-                .issue(
-                    TokenHash::of(&format!("t{i}")),
-                    TokenRecord::new(TokenKind::AccessToken, "c", grant, expires)
-                        .with_owner("alice"),
-                )
-                .await
-                .unwrap();
-        }
-        let alice = store.lookup_name("alice").unwrap();
-        assert_eq!(lock(&store.inner.owners)[&alice].len(), 1_000);
-        assert_eq!(
-            store.clients_of_owner("alice").await.unwrap()[0].grants,
-            1_000
-        );
-        assert_eq!(
-            store
-                .revoke_client_for_owner("alice", "c", Initiator::System)
-                .await
-                .unwrap(),
-            1_000
-        );
-    }
-
-    #[test]
-    fn slots_are_small() {
-        // What one slot of each table holds (the tables add one control byte a slot).
-        // 41 since tokens keep when they were issued (introspection's `iat`).
-        assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 41);
-        assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 29);
-    }
-
-    #[tokio::test]
-    async fn keys_are_the_digest_prefix() {
-        let store = MemoryStore::new();
-        let expires = SystemTime::now() + Duration::from_secs(60);
-        let grant = GrantId::from_u64(7);
-        let hash = TokenHash::of("t");
-        store
-            .issue(
-                hash,
-                TokenRecord::new(TokenKind::AccessToken, "c", grant, expires),
-            )
-            .await
-            .unwrap();
-        let mut other = *hash.as_bytes();
-        other[0] ^= 1;
-        assert!(store
-            .inspect(&TokenHash::from_bytes(other))
-            .await
-            .unwrap()
-            .is_none());
-        let record = store.inspect(&hash).await.unwrap().unwrap();
-        assert_eq!(record.grant, grant);
-        assert_eq!(record.kind, TokenKind::AccessToken);
-    }
-}
+mod tests;

@@ -1,0 +1,186 @@
+//! The memory store's tables: packed keys and entries, the interner, the hasher, and how
+//! times are kept.
+
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+    sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use crate::store::{GrantId, TokenHash, TokenKind};
+
+#[derive(Default)]
+pub(super) struct Cutoffs {
+    pub(super) subjects: HashMap<u32, u64>,
+    pub(super) clients: HashMap<u32, u64>,
+}
+
+#[derive(Default)]
+pub(super) struct Shard {
+    pub(super) tokens: HashMap<TokenKey, TokenEntry, BuildHasherDefault<MixHasher>>,
+    pub(super) grants: HashMap<GrantKey, GrantEntry, BuildHasherDefault<MixHasher>>,
+}
+
+/// A token's key: the first 24 bytes (192 bits) of its SHA-256 [`TokenHash`].
+///
+/// 192 bits leave no practical room for a collision among the tokens held (about 2^-150 at
+/// a billion tokens) nor for forging a token whose key matches one held (about 2^160 work
+/// even against a billion of them), and save 8 bytes a slot over the full digest.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct TokenKey(pub(super) [u8; 24]);
+
+impl TokenKey {
+    pub(super) fn of(token: &TokenHash) -> Self {
+        let mut key = [0u8; 24];
+        key.copy_from_slice(&token.as_bytes()[..24]);
+        Self(key)
+    }
+}
+
+impl std::hash::Hash for TokenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        crate::token::hash_digest(&self.0, state);
+    }
+}
+
+/// A grant id as a map key, byte-aligned so that a slot of the grants table holds 21 bytes
+/// instead of 24.
+#[repr(C, packed)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct GrantKey(pub(super) u64);
+
+impl GrantKey {
+    pub(super) fn of(grant: GrantId) -> Self {
+        Self(grant.as_u64())
+    }
+
+    pub(super) fn id(self) -> GrantId {
+        GrantId::from_u64(self.0)
+    }
+}
+
+impl std::hash::Hash for GrantKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 41 bytes
+// instead of 48 and a grant's 21 instead of 24. Fields are only ever copied out, never
+// borrowed.
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+pub(super) struct TokenEntry {
+    pub(super) grant: u64,
+    pub(super) expires_at: u32,
+    pub(super) issued_at: u32,
+    pub(super) kind: TokenKind,
+}
+
+impl TokenEntry {
+    pub(super) fn grant(&self) -> GrantId {
+        GrantId::from_u64(self.grant)
+    }
+
+    pub(super) fn expires_at(&self) -> u32 {
+        self.expires_at
+    }
+}
+
+#[repr(C, packed)]
+#[derive(Clone, Copy)]
+pub(super) struct GrantEntry {
+    pub(super) client: u32,
+    pub(super) owner: u32,
+    pub(super) expires_at: u32,
+    pub(super) revoked: bool,
+    /// When its first token was issued, in µs since the epoch (bulk revocations' cut-offs).
+    pub(super) created: u64,
+}
+
+/// Client ids and owner names, each kept once, by a number.
+#[derive(Default)]
+pub(super) struct Names(RwLock<Interner>);
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    fn read(&self) -> RwLockReadGuard<'_, Interner> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The number of `name`, given one if it has none.
+    pub(super) fn intern(&self, name: &Arc<str>) -> u32 {
+        if let Some(&id) = self.read().ids.get(name) {
+            return id;
+        }
+        let mut names = self.0.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = names.ids.get(name) {
+            return id;
+        }
+        let id = names.names.len() as u32;
+        names.names.push(name.clone());
+        names.ids.insert(name.clone(), id);
+        id
+    }
+
+    /// The number of `name`, if it has one.
+    pub(super) fn id(&self, name: &str) -> Option<u32> {
+        self.read().ids.get(name).copied()
+    }
+
+    /// The name of number `id`.
+    pub(super) fn name(&self, id: u32) -> Arc<str> {
+        self.read().names[id as usize].clone()
+    }
+}
+
+/// A cheap hasher for keys that are already uniform (digests) or random ids.
+#[derive(Default)]
+pub(super) struct MixHasher(pub(super) u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave an entry half-written (every write is a
+    // single insert or flag), so a poisoned lock is still consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(super) fn to_secs(t: SystemTime) -> u32 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    secs.min(u32::MAX as u64) as u32
+}
+
+pub(super) fn to_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_micros()
+        .min(u64::MAX as u128) as u64
+}
+
+pub(super) fn from_secs(secs: u32) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs as u64)
+}

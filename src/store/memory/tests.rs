@@ -1,0 +1,155 @@
+use super::*;
+use std::time::Duration;
+
+use super::tables::{GrantEntry, GrantKey, TokenEntry, TokenKey};
+use crate::store::{Initiator, TokenKind, TokenStore};
+
+#[cfg(feature = "conformance")]
+#[tokio::test]
+async fn conformance() {
+    crate::store::conformance::run(MemoryStore::new).await;
+}
+
+#[test]
+fn concurrent_issues_never_deadlock() {
+    // Issues whose grant and token shards cross used to lock them in opposite orders.
+    let store = MemoryStore::new();
+    let (done, finished) = std::sync::mpsc::channel();
+    for thread in 0..4u64 {
+        let (store, done) = (store.clone(), done.clone());
+        std::thread::spawn(move || {
+            let expires = SystemTime::now() + Duration::from_secs(60);
+            for i in 0..20_000u64 {
+                let token = TokenHash::of(&format!("{thread}-{i}"));
+                let record =
+                    TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
+                assert!(store.register_sync(token, record));
+            }
+            done.send(()).unwrap();
+        });
+    }
+    for _ in 0..4 {
+        finished
+            .recv_timeout(Duration::from_secs(60))
+            .expect("issuing threads deadlocked");
+    }
+    assert_eq!(store.len(), 80_000);
+}
+
+#[tokio::test]
+async fn purge_frees_expired_entries() {
+    // The clock stands still: no incremental purge can run while the loop issues.
+    let clock = crate::store::ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let past = clock.now() - Duration::from_secs(5);
+    for i in 0..1000 {
+        store
+            .issue(
+                TokenHash::of(&format!("t{i}")),
+                TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), past),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.len(), 1000);
+    store.purge_expired();
+    assert_eq!(store.len(), 0);
+    assert!(lock(&store.inner.owners).is_empty());
+}
+
+#[tokio::test]
+async fn issuing_purges_one_shard_per_second_of_the_clock() {
+    let clock = crate::store::ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let expires = clock.now() + Duration::from_secs(10);
+    for i in 0..(SHARDS * 100) {
+        let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires);
+        store
+            .issue(TokenHash::of(&format!("t{i}")), record)
+            .await
+            .unwrap();
+    }
+    let issued = store.len();
+    clock.advance(Duration::from_secs(11));
+    // Within one second of the clock, one shard is purged however many tokens are issued.
+    let later = clock.now() + Duration::from_secs(60);
+    for i in 0..100 {
+        let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), later);
+        store
+            .issue(TokenHash::of(&format!("u{i}")), record)
+            .await
+            .unwrap();
+    }
+    let after_one = store.len();
+    assert!(after_one < issued + 100, "one shard was purged");
+    assert!(
+        after_one > issued / 2,
+        "only one shard was purged: {issued} -> {after_one}"
+    );
+    store.purge_expired();
+    assert_eq!(store.len(), 100);
+}
+
+#[tokio::test]
+async fn an_owners_list_holds_each_grant_once() {
+    // New grants are pushed without a scan of the owner's list: a second token of a
+    // grant must not add the grant again.
+    let store = MemoryStore::new();
+    let expires = SystemTime::now() + Duration::from_secs(60);
+    for i in 0..2_000u64 {
+        let grant = GrantId::from_u64(i / 2);
+        store
+            .issue(
+                TokenHash::of(&format!("t{i}")),
+                TokenRecord::new(TokenKind::AccessToken, "c", grant, expires).with_owner("alice"),
+            )
+            .await
+            .unwrap();
+    }
+    let alice = store.inner.names.id("alice").unwrap();
+    assert_eq!(lock(&store.inner.owners)[&alice].len(), 1_000);
+    assert_eq!(
+        store.clients_of_owner("alice").await.unwrap()[0].grants,
+        1_000
+    );
+    assert_eq!(
+        store
+            .revoke_client_for_owner("alice", "c", Initiator::System)
+            .await
+            .unwrap(),
+        1_000
+    );
+}
+
+#[test]
+fn slots_are_small() {
+    // What one slot of each table holds (the tables add one control byte a slot).
+    // 41 since tokens keep when they were issued (introspection's `iat`).
+    assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 41);
+    assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 29);
+}
+
+#[tokio::test]
+async fn keys_are_the_digest_prefix() {
+    let store = MemoryStore::new();
+    let expires = SystemTime::now() + Duration::from_secs(60);
+    let grant = GrantId::from_u64(7);
+    let hash = TokenHash::of("t");
+    store
+        .issue(
+            hash,
+            TokenRecord::new(TokenKind::AccessToken, "c", grant, expires),
+        )
+        .await
+        .unwrap();
+    let mut other = *hash.as_bytes();
+    other[0] ^= 1;
+    assert!(store
+        .inspect(&TokenHash::from_bytes(other))
+        .await
+        .unwrap()
+        .is_none());
+    let record = store.inspect(&hash).await.unwrap().unwrap();
+    assert_eq!(record.grant, grant);
+    assert_eq!(record.kind, TokenKind::AccessToken);
+}
