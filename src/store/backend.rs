@@ -2,7 +2,7 @@
 //!
 //! A backend is where state lives: memory under its locks, Redis in one script each. It does
 //! not decide what a revocation means: the [`TokenStore`](super::TokenStore) that every
-//! [`Backend`] gets (see [`rules`](super::rules)) does, once for all of them:
+//! [`Backend`] gets does, once for all of them:
 //!
 //! - which tokens are active ([`Held::is_active`], [`GrantState::is_live`]);
 //! - what revoking a token covers ([`TokenRule::scope_for`]);

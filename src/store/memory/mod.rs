@@ -29,7 +29,7 @@ use tables::{
 const SHARDS: usize = 64;
 const NO_OWNER: u32 = u32::MAX;
 
-/// The embedded, in-memory [`TokenStore`]: the default for a single node.
+/// The embedded, in-memory [`TokenStore`](super::TokenStore): the default for a single node.
 ///
 /// - Keyed by [`TokenHash`]; O(1) look-up, revocation and grant cascade (a revoked grant is
 ///   one flag that every token of it consults, so cascading costs the same for 1 token or
@@ -37,7 +37,7 @@ const NO_OWNER: u32 = u32::MAX;
 /// - Sharded in 64 parts, each behind its own short-held mutex; no lock is ever held across
 ///   an `.await` (every operation completes synchronously).
 /// - Expired entries are purged incrementally, one shard at a time (at most one shard a
-///   second, triggered by [`issue`](TokenStore::issue)), so no sweep ever pauses the whole
+///   second, triggered by [`issue`](super::TokenStore::issue)), so no sweep ever pauses the whole
 ///   store; [`purge_expired`](Self::purge_expired) sweeps everything on demand.
 /// - About 174 bytes of heap per token at one million tokens with one grant per token and
 ///   an owner per grant, 136 with access and refresh token per grant (measured by

@@ -45,7 +45,7 @@ use relay::{
 };
 use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNER, REVOKE_GRANT};
 
-/// A [`TokenStore`] in Redis, so that a token revoked on one node is refused by every
+/// A [`TokenStore`](super::TokenStore) in Redis, so that a token revoked on one node is refused by every
 /// other node at once.
 ///
 /// # Key layout
@@ -58,19 +58,21 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 /// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds) | with the token |
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
-/// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](TokenStore::revoke_client) revoked) | with its longest-lived grant |
+/// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
 /// | `{P}:cs:<subject SHA-1>`, `{P}:cc:<client SHA-1>` | string | a bulk revocation's cut-off (µs, Redis's clock): grants created at or before it are revoked | with the longest-lived grant it covered, at least [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) |
 ///
-/// Events: every script that revokes also publishes the [event](crate::events) on the
-/// channel `{P}:events` (JSON, no token value), in the same atomic step; each store relays
-/// that channel to its [`events`](TokenStore::events) subscribers, so every node hears every
-/// node. Publishing is at most once: a node that lost its connection to Redis misses what
-/// was published meanwhile (it logs the reconnection).
+/// Events: every script that revokes also publishes the facts of its change on the channel
+/// `{P}:events` (JSON, no token value), in the same atomic step. The node that revoked
+/// announces its own [event](crate::events) before it answers; every other node relays the
+/// channel to its [`events`](super::TokenStore::events) subscribers, building each event by
+/// the same rules, so every node hears every node. Publishing is at most once: a node that
+/// lost its connection to Redis misses what was published meanwhile (it logs the
+/// reconnection).
 ///
 /// `<token hash>` is [`TokenHash::to_hex`] (a token is never sent to Redis), `<grant>` is
 /// the 16 hex digits of the [`GrantId`], and `<owner digest>` the SHA-256 of the owner name
 /// in hex (the owner's name itself is kept only inside its grants' hashes, to answer
-/// [`inspect`](TokenStore::inspect)). Every key carries a TTL, so Redis holds nothing past
+/// [`inspect`](super::TokenStore::inspect)). Every key carries a TTL, so Redis holds nothing past
 /// the life of the tokens it describes.
 ///
 /// Revoking a grant sets one flag (`r`) that every token of it consults, so the cascade
@@ -85,8 +87,8 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 ///
 /// # Redis Cluster
 ///
-/// A script may only touch keys of one slot. [`inspect`](TokenStore::inspect) and
-/// [`revoke`](TokenStore::revoke) know only a token's hash, so a token key's slot can
+/// A script may only touch keys of one slot. [`inspect`](super::TokenStore::inspect) and
+/// [`revoke`](super::TokenStore::revoke) know only a token's hash, so a token key's slot can
 /// depend on nothing else; yet the token must share its slot with its grant (the cascade
 /// flag), and so with every other token of that grant, whatever their hashes:
 /// only a constant slot satisfies both. Owner-wide revocation likewise needs all grants of

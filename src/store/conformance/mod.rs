@@ -1,0 +1,108 @@
+//! The conformance suite every [`TokenStore`] must pass.
+//!
+//! Call [`run`] from a test with a function that makes a store; the suite panics with a
+//! message naming the rule that failed. Every name it uses (tokens, clients, owners) is
+//! prefixed with a fresh random value, so that it may run against a shared server.
+//!
+//! ```
+//! use tower_oauth_revoke::store::{conformance, MemoryStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! conformance::run(MemoryStore::new).await;
+//! # }
+//! ```
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use crate::events::{Initiator, RevocationEvent, Revoked, Subscription};
+
+use super::{
+    GrantId, IssueError, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
+    TokenKind, TokenRecord, TokenStore,
+};
+
+mod bulk;
+mod events;
+mod revocation;
+mod tokens;
+
+use bulk::*;
+use events::*;
+use revocation::*;
+use tokens::*;
+
+struct Names(u64);
+
+impl Names {
+    fn new() -> Self {
+        Self(rand::random())
+    }
+    fn token(&self, name: &str) -> TokenHash {
+        TokenHash::of(&format!("{:x}-{name}", self.0))
+    }
+    fn id(&self, name: &str) -> Arc<str> {
+        format!("{:x}-{name}", self.0).into()
+    }
+}
+
+fn later() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(3600)
+}
+
+async fn issue<S: TokenStore>(
+    store: &S,
+    token: TokenHash,
+    kind: TokenKind,
+    client: &Arc<str>,
+    grant: GrantId,
+    owner: Option<&Arc<str>>,
+) {
+    let mut record = TokenRecord::new(kind, client.clone(), grant, later());
+    record.owner = owner.cloned();
+    store
+        .issue(token, record)
+        .await
+        .expect("issuing a token into a live grant must succeed");
+}
+
+async fn active<S: TokenStore>(store: &S, token: &TokenHash) -> bool {
+    store
+        .inspect(token)
+        .await
+        .expect("inspect must succeed")
+        .is_some()
+}
+
+/// Runs every check of the suite; `make` is called once per check for a fresh store.
+pub async fn run<S, F>(make: F)
+where
+    S: TokenStore,
+    F: Fn() -> S,
+{
+    issued_tokens_are_active(make()).await;
+    unknown_and_expired_tokens_are_not_active(make()).await;
+    access_token_revokes_alone(make()).await;
+    refresh_token_revokes_its_grant(make()).await;
+    access_token_scope_grant_revokes_grant(make()).await;
+    another_clients_token_is_never_revoked(make()).await;
+    hint_never_limits_the_search(make()).await;
+    revoked_grant_refuses_new_tokens(make()).await;
+    owner_revocation_is_exactly_scoped(make()).await;
+    revocation_races_registration(make()).await;
+    subject_revocation_is_one_cut_off(make()).await;
+    client_revocation_is_one_cut_off(make()).await;
+    bulk_revocations_count_what_the_other_scope_left(make()).await;
+    every_revocation_is_an_event(make()).await;
+}
+
+/// The next event of `events` within 5 s (a Redis store relays them asynchronously).
+async fn next_event(events: &mut Subscription) -> Arc<RevocationEvent> {
+    tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("the store lives")
+        .expect("no event was missed")
+}

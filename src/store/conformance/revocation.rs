@@ -1,0 +1,257 @@
+//! Revoking one token: what it covers, whose it is, and its race with registration.
+
+use super::*;
+
+pub(super) async fn access_token_revokes_alone<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a1"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a2"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    let outcome = store
+        .revoke(&n.token("a1"), RevocationRequest::new(&client))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::AccessToken,
+            scope: RevocationScope::Token
+        },
+        "an access token is revoked alone by default"
+    );
+    assert!(!active(&store, &n.token("a1")).await, "revoked: inactive");
+    assert!(active(&store, &n.token("a2")).await, "sibling stays active");
+    assert!(active(&store, &n.token("r")).await, "refresh stays active");
+    assert_eq!(
+        store
+            .revoke(&n.token("a1"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking twice does nothing the second time"
+    );
+}
+
+pub(super) async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    let (grant, other) = (GrantId::random(), GrantId::random());
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    for i in 0..5 {
+        let t = n.token(&format!("a{i}"));
+        issue(&store, t, TokenKind::AccessToken, &client, grant, None).await;
+    }
+    issue(
+        &store,
+        n.token("other"),
+        TokenKind::AccessToken,
+        &client,
+        other,
+        None,
+    )
+    .await;
+    let outcome = store
+        .revoke(&n.token("r"), RevocationRequest::new(&client))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::RefreshToken,
+            scope: RevocationScope::Grant
+        },
+        "a refresh token revokes its grant"
+    );
+    assert!(!active(&store, &n.token("r")).await, "refresh: inactive");
+    for i in 0..5 {
+        assert!(
+            !active(&store, &n.token(&format!("a{i}"))).await,
+            "every access token of the grant dies with it"
+        );
+    }
+    assert!(
+        active(&store, &n.token("other")).await,
+        "another grant is untouched"
+    );
+}
+
+pub(super) async fn access_token_scope_grant_revokes_grant<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    let mut request = RevocationRequest::new(&client);
+    request.access_token_scope = RevocationScope::Grant;
+    let outcome = store.revoke(&n.token("a"), request).await.unwrap();
+    assert_eq!(
+        outcome,
+        RevocationOutcome::Revoked {
+            kind: TokenKind::AccessToken,
+            scope: RevocationScope::Grant
+        }
+    );
+    assert!(
+        !active(&store, &n.token("r")).await,
+        "with scope Grant, an access token takes its refresh token along"
+    );
+}
+
+pub(super) async fn another_clients_token_is_never_revoked<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (owner_client, other_client) = (n.id("owner-client"), n.id("other-client"));
+    let grant = GrantId::random();
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &owner_client,
+        grant,
+        None,
+    )
+    .await;
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &owner_client,
+        grant,
+        None,
+    )
+    .await;
+    for token in ["r", "a"] {
+        assert_eq!(
+            store
+                .revoke(&n.token(token), RevocationRequest::new(&other_client))
+                .await
+                .unwrap(),
+            RevocationOutcome::IssuedToAnotherClient,
+            "another client's token is reported, not revoked"
+        );
+        assert!(
+            active(&store, &n.token(token)).await,
+            "another client's token stays active"
+        );
+    }
+}
+
+pub(super) async fn revoked_grant_refuses_new_tokens<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    store.revoke_grant(grant).await.unwrap();
+    assert!(!active(&store, &n.token("r")).await, "revoke_grant revokes");
+    let result = store
+        .issue(
+            n.token("late"),
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later()),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(IssueError::GrantRevoked)),
+        "a revoked grant takes no new token"
+    );
+    assert!(!active(&store, &n.token("late")).await);
+
+    let never_seen = GrantId::random();
+    store.revoke_grant(never_seen).await.unwrap();
+    let result = store
+        .issue(
+            n.token("later"),
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), never_seen, later()),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(IssueError::GrantRevoked)),
+        "a grant revoked before its first token takes no token"
+    );
+}
+
+pub(super) async fn revocation_races_registration<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    for i in 0..50 {
+        let grant = GrantId::random();
+        issue(
+            &store,
+            n.token(&format!("r{i}")),
+            TokenKind::RefreshToken,
+            &client,
+            grant,
+            None,
+        )
+        .await;
+        let late = n.token(&format!("a{i}"));
+        let issuing = store.issue(
+            late,
+            TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later()),
+        );
+        let revoking = store.revoke_grant(grant);
+        let (issued, revoked) = futures_util::future::join(issuing, revoking).await;
+        revoked.unwrap();
+        match issued {
+            Ok(()) | Err(IssueError::GrantRevoked) => {}
+            Err(e) => panic!("issue failed: {e}"),
+        }
+        assert!(
+            !active(&store, &late).await,
+            "no live token may remain in a revoked grant"
+        );
+    }
+}

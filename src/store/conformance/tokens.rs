@@ -1,0 +1,114 @@
+//! What is active: issued tokens, unknown and expired ones, hints.
+
+use super::*;
+
+pub(super) async fn issued_tokens_are_active<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, owner, grant) = (n.id("client"), n.id("owner"), GrantId::random());
+    issue(
+        &store,
+        n.token("a"),
+        TokenKind::AccessToken,
+        &client,
+        grant,
+        Some(&owner),
+    )
+    .await;
+    let record = store
+        .inspect(&n.token("a"))
+        .await
+        .unwrap()
+        .expect("an issued token is active");
+    assert_eq!(
+        record.kind,
+        TokenKind::AccessToken,
+        "inspect keeps the kind"
+    );
+    assert_eq!(record.client_id, client, "inspect keeps the client");
+    assert_eq!(record.grant, grant, "inspect keeps the grant");
+    assert_eq!(
+        record.owner.as_ref(),
+        Some(&owner),
+        "inspect keeps the owner"
+    );
+    let drift = record
+        .expires_at
+        .duration_since(later() - Duration::from_secs(5))
+        .expect("inspect keeps the expiry");
+    assert!(
+        drift < Duration::from_secs(10),
+        "inspect keeps the expiry to the second"
+    );
+
+    // The issue time, to the second.
+    let issued_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let record = TokenRecord::new(TokenKind::RefreshToken, client.clone(), grant, later())
+        .with_issued_at(issued_at);
+    store.issue(n.token("r"), record).await.unwrap();
+    let record = store.inspect(&n.token("r")).await.unwrap().unwrap();
+    assert_eq!(record.issued_at, issued_at, "inspect keeps the issue time");
+}
+
+pub(super) async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let client = n.id("client");
+    assert!(
+        !active(&store, &n.token("unknown")).await,
+        "unknown: inactive"
+    );
+    assert_eq!(
+        store
+            .revoke(&n.token("unknown"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking an unknown token does nothing"
+    );
+    store
+        .issue(
+            n.token("old"),
+            TokenRecord::new(
+                TokenKind::AccessToken,
+                client.clone(),
+                GrantId::random(),
+                SystemTime::now() - Duration::from_secs(2),
+            ),
+        )
+        .await
+        .unwrap();
+    assert!(!active(&store, &n.token("old")).await, "expired: inactive");
+    assert_eq!(
+        store
+            .revoke(&n.token("old"), RevocationRequest::new(&client))
+            .await
+            .unwrap(),
+        RevocationOutcome::NotActive,
+        "revoking an expired token does nothing"
+    );
+}
+
+pub(super) async fn hint_never_limits_the_search<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, grant) = (n.id("client"), GrantId::random());
+    issue(
+        &store,
+        n.token("r"),
+        TokenKind::RefreshToken,
+        &client,
+        grant,
+        None,
+    )
+    .await;
+    let mut request = RevocationRequest::new(&client);
+    request.hint = Some(TokenKind::AccessToken);
+    assert!(
+        matches!(
+            store.revoke(&n.token("r"), request).await.unwrap(),
+            RevocationOutcome::Revoked {
+                kind: TokenKind::RefreshToken,
+                ..
+            }
+        ),
+        "a wrong hint still finds the token"
+    );
+}
