@@ -36,7 +36,7 @@ pub(super) async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) 
         issue(
             &store,
             n.token(&format!("{name}-r")),
-            TokenKind::RefreshToken,
+            REFRESH,
             client,
             *grant,
             Some(owner),
@@ -45,7 +45,7 @@ pub(super) async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) 
         issue(
             &store,
             n.token(&format!("{name}-a")),
-            TokenKind::AccessToken,
+            ACCESS,
             client,
             *grant,
             Some(owner),
@@ -105,21 +105,16 @@ pub(super) async fn owner_revocation_is_exactly_scoped<S: TokenStore>(store: S) 
 pub(super) async fn subject_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     let n = Names::new();
     let (app, other, alice, bob) = (n.id("app"), n.id("other"), n.id("alice"), n.id("bob"));
-    for (name, client, owner) in [
-        ("a1", &app, &alice),
-        ("a2", &other, &alice),
-        ("b", &app, &bob),
-    ] {
-        issue(
-            &store,
-            n.token(name),
-            TokenKind::RefreshToken,
-            client,
-            GrantId::random(),
-            Some(owner),
-        )
-        .await;
-    }
+    refresh_grants(
+        &store,
+        &n,
+        &[
+            ("a1", &app, &alice),
+            ("a2", &other, &alice),
+            ("b", &app, &bob),
+        ],
+    )
+    .await;
     let revoked = store
         .revoke_subject(&alice, Initiator::System)
         .await
@@ -145,7 +140,7 @@ pub(super) async fn subject_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     issue(
         &store,
         n.token("a3"),
-        TokenKind::AccessToken,
+        ACCESS,
         &app,
         GrantId::random(),
         Some(&alice),
@@ -176,19 +171,11 @@ pub(super) async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     let n = Names::new();
     let (app, other, alice) = (n.id("app"), n.id("other"), n.id("alice"));
     let own = GrantId::random();
-    issue(
-        &store,
-        n.token("cc"),
-        TokenKind::AccessToken,
-        &app,
-        own,
-        None,
-    )
-    .await;
+    issue(&store, n.token("cc"), ACCESS, &app, own, None).await;
     issue(
         &store,
         n.token("alice"),
-        TokenKind::RefreshToken,
+        REFRESH,
         &app,
         GrantId::random(),
         Some(&alice),
@@ -197,7 +184,7 @@ pub(super) async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     issue(
         &store,
         n.token("other"),
-        TokenKind::AccessToken,
+        ACCESS,
         &other,
         GrantId::random(),
         Some(&alice),
@@ -230,7 +217,7 @@ pub(super) async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
     issue(
         &store,
         n.token("new"),
-        TokenKind::AccessToken,
+        ACCESS,
         &app,
         GrantId::random(),
         None,
@@ -245,22 +232,17 @@ pub(super) async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
 pub(super) async fn bulk_revocations_count_what_the_other_scope_left<S: TokenStore>(store: S) {
     let n = Names::new();
     let (app, other, alice, bob) = (n.id("app"), n.id("other"), n.id("alice"), n.id("bob"));
-    for (name, client, owner) in [
-        ("alice-app", &app, &alice),
-        ("alice-other", &other, &alice),
-        ("bob-app", &app, &bob),
-        ("bob-other", &other, &bob),
-    ] {
-        issue(
-            &store,
-            n.token(name),
-            TokenKind::RefreshToken,
-            client,
-            GrantId::random(),
-            Some(owner),
-        )
-        .await;
-    }
+    refresh_grants(
+        &store,
+        &n,
+        &[
+            ("alice-app", &app, &alice),
+            ("alice-other", &other, &alice),
+            ("bob-app", &app, &bob),
+            ("bob-other", &other, &bob),
+        ],
+    )
+    .await;
     assert_eq!(
         store.revoke_client(&app, Initiator::System).await.unwrap(),
         2

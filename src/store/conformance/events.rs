@@ -7,24 +7,8 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
     let mut events = store.events().subscribe();
     let (app, alice) = (n.id("app"), n.id("alice"));
     let grant = GrantId::random();
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &app,
-        grant,
-        Some(&alice),
-    )
-    .await;
-    issue(
-        &store,
-        n.token("a"),
-        TokenKind::AccessToken,
-        &app,
-        grant,
-        Some(&alice),
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &app, grant, Some(&alice)).await;
+    issue(&store, n.token("a"), ACCESS, &app, grant, Some(&alice)).await;
 
     let mut request = RevocationRequest::new(&app);
     request.jti = Some("jti-1");
@@ -72,24 +56,8 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
     );
 
     let (g1, g2) = (GrantId::random(), GrantId::random());
-    issue(
-        &store,
-        n.token("x"),
-        TokenKind::RefreshToken,
-        &app,
-        g1,
-        Some(&alice),
-    )
-    .await;
-    issue(
-        &store,
-        n.token("y"),
-        TokenKind::RefreshToken,
-        &app,
-        g2,
-        Some(&alice),
-    )
-    .await;
+    issue(&store, n.token("x"), REFRESH, &app, g1, Some(&alice)).await;
+    issue(&store, n.token("y"), REFRESH, &app, g2, Some(&alice)).await;
     store
         .revoke_client_for_owner(&alice, &app, Initiator::Owner(alice.clone()))
         .await
@@ -110,7 +78,7 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
         .all(|e| e.initiator == Initiator::Owner(alice.clone())));
 
     let g3 = GrantId::random();
-    issue(&store, n.token("z"), TokenKind::AccessToken, &app, g3, None).await;
+    issue(&store, n.token("z"), ACCESS, &app, g3, None).await;
     store.revoke_grant(g3).await.unwrap();
     let event = next_event(&mut events).await;
     assert_eq!(
@@ -130,7 +98,7 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
     issue(
         &store,
         n.token("s"),
-        TokenKind::AccessToken,
+        ACCESS,
         &app,
         GrantId::random(),
         Some(&alice),
@@ -145,15 +113,7 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
         (event.revoked.clone(), event.subject.as_ref()),
         (Revoked::Subject, Some(&alice))
     );
-    issue(
-        &store,
-        n.token("c"),
-        TokenKind::AccessToken,
-        &app,
-        GrantId::random(),
-        None,
-    )
-    .await;
+    issue(&store, n.token("c"), ACCESS, &app, GrantId::random(), None).await;
     store
         .revoke_client(&app, Initiator::Admin("admin".into()))
         .await

@@ -48,6 +48,9 @@ impl Names {
     }
 }
 
+const ACCESS: TokenKind = TokenKind::AccessToken;
+const REFRESH: TokenKind = TokenKind::RefreshToken;
+
 fn later() -> SystemTime {
     SystemTime::now() + Duration::from_secs(3600)
 }
@@ -66,6 +69,18 @@ async fn issue<S: TokenStore>(
         .issue(token, record)
         .await
         .expect("issuing a token into a live grant must succeed");
+}
+
+/// Issues one refresh token per `(name, client, owner)`, each in a grant of its own.
+async fn refresh_grants<S: TokenStore>(
+    store: &S,
+    n: &Names,
+    grants: &[(&str, &Arc<str>, &Arc<str>)],
+) {
+    for &(name, client, owner) in grants {
+        let grant = GrantId::random();
+        issue(store, n.token(name), REFRESH, client, grant, Some(owner)).await;
+    }
 }
 
 async fn active<S: TokenStore>(store: &S, token: &TokenHash) -> bool {

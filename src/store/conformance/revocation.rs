@@ -5,33 +5,9 @@ use super::*;
 pub(super) async fn access_token_revokes_alone<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
-    issue(
-        &store,
-        n.token("a1"),
-        TokenKind::AccessToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
-    issue(
-        &store,
-        n.token("a2"),
-        TokenKind::AccessToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
+    issue(&store, n.token("a1"), ACCESS, &client, grant, None).await;
+    issue(&store, n.token("a2"), ACCESS, &client, grant, None).await;
     let outcome = store
         .revoke(&n.token("a1"), RevocationRequest::new(&client))
         .await
@@ -61,28 +37,12 @@ pub(super) async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
     let n = Names::new();
     let client = n.id("client");
     let (grant, other) = (GrantId::random(), GrantId::random());
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
     for i in 0..5 {
         let t = n.token(&format!("a{i}"));
-        issue(&store, t, TokenKind::AccessToken, &client, grant, None).await;
+        issue(&store, t, ACCESS, &client, grant, None).await;
     }
-    issue(
-        &store,
-        n.token("other"),
-        TokenKind::AccessToken,
-        &client,
-        other,
-        None,
-    )
-    .await;
+    issue(&store, n.token("other"), ACCESS, &client, other, None).await;
     let outcome = store
         .revoke(&n.token("r"), RevocationRequest::new(&client))
         .await
@@ -111,24 +71,8 @@ pub(super) async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
 pub(super) async fn access_token_scope_grant_revokes_grant<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
-    issue(
-        &store,
-        n.token("a"),
-        TokenKind::AccessToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
+    issue(&store, n.token("a"), ACCESS, &client, grant, None).await;
     let mut request = RevocationRequest::new(&client);
     request.access_token_scope = RevocationScope::Grant;
     let outcome = store.revoke(&n.token("a"), request).await.unwrap();
@@ -149,24 +93,8 @@ pub(super) async fn another_clients_token_is_never_revoked<S: TokenStore>(store:
     let n = Names::new();
     let (owner_client, other_client) = (n.id("owner-client"), n.id("other-client"));
     let grant = GrantId::random();
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &owner_client,
-        grant,
-        None,
-    )
-    .await;
-    issue(
-        &store,
-        n.token("a"),
-        TokenKind::AccessToken,
-        &owner_client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &owner_client, grant, None).await;
+    issue(&store, n.token("a"), ACCESS, &owner_client, grant, None).await;
     for token in ["r", "a"] {
         assert_eq!(
             store
@@ -186,15 +114,7 @@ pub(super) async fn another_clients_token_is_never_revoked<S: TokenStore>(store:
 pub(super) async fn revoked_grant_refuses_new_tokens<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
     store.revoke_grant(grant).await.unwrap();
     assert!(!active(&store, &n.token("r")).await, "revoke_grant revokes");
     let result = store
@@ -231,7 +151,7 @@ pub(super) async fn revocation_races_registration<S: TokenStore>(store: S) {
         issue(
             &store,
             n.token(&format!("r{i}")),
-            TokenKind::RefreshToken,
+            REFRESH,
             &client,
             grant,
             None,

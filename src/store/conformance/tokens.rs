@@ -5,15 +5,7 @@ use super::*;
 pub(super) async fn issued_tokens_are_active<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, owner, grant) = (n.id("client"), n.id("owner"), GrantId::random());
-    issue(
-        &store,
-        n.token("a"),
-        TokenKind::AccessToken,
-        &client,
-        grant,
-        Some(&owner),
-    )
-    .await;
+    issue(&store, n.token("a"), ACCESS, &client, grant, Some(&owner)).await;
     let record = store
         .inspect(&n.token("a"))
         .await
@@ -90,15 +82,7 @@ pub(super) async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(sto
 pub(super) async fn hint_never_limits_the_search<S: TokenStore>(store: S) {
     let n = Names::new();
     let (client, grant) = (n.id("client"), GrantId::random());
-    issue(
-        &store,
-        n.token("r"),
-        TokenKind::RefreshToken,
-        &client,
-        grant,
-        None,
-    )
-    .await;
+    issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
     let mut request = RevocationRequest::new(&client);
     request.hint = Some(TokenKind::AccessToken);
     assert!(
