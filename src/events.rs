@@ -12,7 +12,11 @@
 //! or absent subscriber never slows a revocation; one that falls behind is told how many
 //! events it missed ([`Lagged`]) and should then drop what it caches. With
 //! [`RedisStore`](crate::store::RedisStore) every node's subscribers receive every node's
-//! events: the script that revokes also publishes the event.
+//! events: the script that revokes also publishes the facts of its change, and the other
+//! nodes build the same event from them. The node that revoked emits its own event before
+//! it answers, whatever the backend: every event is built by the store's rules, in one
+//! place, from the facts the backend's atomic step reported
+//! ([`store::backend`](crate::store::backend)).
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};

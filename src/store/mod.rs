@@ -9,6 +9,25 @@
 //!
 //! Every store must pass the [`conformance`] suite.
 //!
+//! # Semantics once, backends below
+//!
+//! ```text
+//!   TokenStore            what callers use: issue, inspect, revoke, bulk revocations
+//!       |
+//!   rules (this module)   which tokens are active, what a revocation covers, what a bulk
+//!       |                 revocation counted, the one event of each change
+//!   Backend               atomic primitives: register, lookup, revoke_token,
+//!       |                 revoke_grants, cut_off, grants (a page of a scope's grants)
+//!   MemoryStore           under its sharded locks
+//!   RedisStore            one Lua script a primitive
+//! ```
+//!
+//! Every [`backend::Backend`] is a `TokenStore`: a new backend implements the primitives
+//! and passes the conformance suite; it restates no rule but the ones its atomic steps must
+//! apply themselves ([`backend::GrantState::is_live`], [`backend::TokenRule::scope_for`]),
+//! and each step reports the [`backend::Facts`] of what it changed, the record a durable log
+//! of changes would write in that same step.
+//!
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use tower_oauth_revoke::store::{
