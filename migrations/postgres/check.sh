@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Applies 0001_store.sql to a scratch database tor_check_<random> on the PostgreSQL at
+# PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust auth; see .ci/postgres.sh),
+# checks that a second application fails without effect, runs check.sql (asserts on every
+# function) and a race of a refresh against a revocation, then drops the database.
+# With --bench N, also times N revocations through tor_revoke.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+db="tor_check_$(date +%s)_$RANDOM"
+bench=0
+if [[ "${1:-}" == --bench ]]; then bench="${2:-10000}"; fi
+
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+
+createdb "$db"
+trap 'dropdb --if-exists "$db"' EXIT
+echo "check: database $db on $PGHOST:$PGPORT"
+
+psql_db -1 -f 0001_store.sql
+if psql_db -1 -f 0001_store.sql 2>/dev/null; then
+  echo "check: applying 0001_store.sql twice succeeded" >&2
+  exit 1
+fi
+[[ "$(psql_db -At -c 'select count(*) from schema_version')" == 1 ]]
+echo "check: migration applied once; a second application fails and changes nothing"
+
+psql_db -f check.sql
+
+# A refresh racing a revocation: the revocation holds the grant's row (as a slow commit
+# would) while a new token of the grant is registered; the registration waits for it and
+# is refused.
+psql_db -At -c "select tor_issue(sha256('race-r'::bytea), 'r', 900, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())" >/dev/null
+psql_db -At <<'SQL' >/dev/null &
+begin;
+select * from tor_revoke(sha256('race-r'::bytea), 'app', false, null, '1 hour', 'n');
+select pg_sleep(1);
+commit;
+SQL
+revoker=$!
+sleep 0.3
+start=$(date +%s%N)
+got="$(psql_db -At -c "select tor_issue(sha256('race-a'::bytea), 'a', 900, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())")"
+waited=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$revoker"
+if [[ "$got" != "grant revoked" || "$waited" -lt 400 ]]; then
+  echo "check: a token registered during its grant's revocation: '$got' after $waited ms" >&2
+  exit 1
+fi
+echo "check: a token registered during its grant's revocation waited $waited ms and was refused"
+
+# The other order: the registration holds the grant; the revocation waits, then revokes the
+# new token with its grant.
+psql_db -At -c "select tor_issue(sha256('race2-r'::bytea), 'r', 901, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())" >/dev/null
+psql_db -At <<'SQL' >/dev/null &
+begin;
+select tor_issue(sha256('race2-a'::bytea), 'a', 901, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp());
+select pg_sleep(1);
+commit;
+SQL
+issuer=$!
+sleep 0.3
+got="$(psql_db -At -c "select outcome from tor_revoke(sha256('race2-r'::bytea), 'app', false, null, '1 hour', 'n')")"
+wait "$issuer"
+active="$(psql_db -At -c "select count(*) from tor_inspect(sha256('race2-a'::bytea))")"
+if [[ "$got" != grant || "$active" != 0 ]]; then
+  echo "check: a revocation during a registration: '$got', new token active: $active" >&2
+  exit 1
+fi
+echo "check: a revocation during a registration waited, then revoked the new token with its grant"
+
+if (( bench > 0 )); then
+  echo "bench: $bench access tokens, one grant each"
+  psql_db -c "select tor_issue(sha256(('bench-' || i)::bytea), 'a', 1000000 + i, 'app', 'u' || (i % 100),
+    clock_timestamp() + interval '1 hour', clock_timestamp()) from generate_series(1, $bench) i" >/dev/null
+  script="$(mktemp)"
+  for ((i = 1; i <= bench; i++)); do
+    echo "select outcome from tor_revoke(sha256('bench-$i'::bytea), 'app', false, null, '1 hour', 'bench');"
+  done >"$script"
+  start=$(date +%s%N)
+  psql_db -At -f "$script" | sort | uniq -c
+  ns=$(( $(date +%s%N) - start ))
+  rm -f "$script"
+  echo "bench: $bench revocations, one statement and one commit each over TCP: $(( ns / 1000000 )) ms, $(( ns / 1000 / bench )) µs each"
+  [[ "$(psql_db -At -c "select count(*) from revocation_log where node = 'bench'")" == "$bench" ]]
+fi
+echo "check: passed"
