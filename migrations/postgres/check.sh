@@ -74,19 +74,68 @@ if [[ "$got" != grant || "$active" != 0 ]]; then
 fi
 echo "check: a revocation during a registration waited, then revoked the new token with its grant"
 
-if (( bench > 0 )); then
-  echo "bench: $bench access tokens, one grant each"
-  psql_db -c "select tor_issue(sha256(('bench-' || i)::bytea), 'a', 1000000 + i, 'app', 'u' || (i % 100),
+# Registers N access tokens (one grant each) named <prefix>-1 .. <prefix>-N.
+bench_tokens() {
+  psql_db -c "select tor_issue(sha256(('$1-' || i)::bytea), 'a', $2 + i, 'app', 'u' || (i % 100),
     clock_timestamp() + interval '1 hour', clock_timestamp()) from generate_series(1, $bench) i" >/dev/null
+}
+
+revoked_by() {
+  psql_db -At -c "select count(*) from revocation_log where node = '$1'"
+}
+
+if (( bench > 0 )); then
+  echo "bench: $bench access tokens revoked alone, one grant each, $(nproc) cores"
+
+  # 1. psql, one statement (one round trip, one commit) per revocation.
+  bench_tokens psql 10000000
   script="$(mktemp)"
   for ((i = 1; i <= bench; i++)); do
-    echo "select outcome from tor_revoke(sha256('bench-$i'::bytea), 'app', false, null, '1 hour', 'bench');"
+    echo "select outcome from tor_revoke(sha256('psql-$i'::bytea), 'app', false, null, '1 hour', 'psql');"
   done >"$script"
   start=$(date +%s%N)
-  psql_db -At -f "$script" | sort | uniq -c
+  psql_db -At -f "$script" >/dev/null
   ns=$(( $(date +%s%N) - start ))
+  [[ "$(revoked_by psql)" == "$bench" ]]
+  echo "bench: psql, one call per statement, synchronous_commit on: $(( ns / 1000 / bench )) µs each ($(( ns / 1000000 )) ms)"
+
+  # 2. The same without waiting for the WAL flush at commit: the cost of the call itself.
+  bench_tokens nosync 20000000
+  sed 's/psql-/nosync-/; s/'"'"'psql'"'"')/'"'"'nosync'"'"')/' "$script" >"$script.2"
+  start=$(date +%s%N)
+  PGOPTIONS='-c synchronous_commit=off' psql_db -At -f "$script.2" >/dev/null
+  ns=$(( $(date +%s%N) - start ))
+  [[ "$(revoked_by nosync)" == "$bench" ]]
+  echo "bench: psql, one call per statement, synchronous_commit off: $(( ns / 1000 / bench )) µs each ($(( ns / 1000000 )) ms)"
+  rm -f "$script" "$script.2"
+
+  # 3. pgbench, 1 and 2 connections, synchronous_commit on.
+  for clients in 1 2; do
+    prefix="pgb$clients"
+    bench_tokens "$prefix" $(( 30000000 + clients * 1000000 ))
+    psql_db -c "create sequence ${prefix}_seq" >/dev/null
+    echo "select r.outcome from (select nextval('${prefix}_seq') i) n,
+      lateral tor_revoke(sha256(('$prefix-' || n.i)::bytea), 'app', false, null, '1 hour', '$prefix') r;" \
+      >"$script"
+    out="$(pgbench -n -c "$clients" -j "$clients" -t $(( bench / clients )) -f "$script" "$db" 2>&1)"
+    [[ "$(revoked_by "$prefix")" == "$bench" ]]
+    echo "bench: pgbench -c $clients: $(grep -E 'latency average|^tps' <<<"$out" | tr '\n' ' ')"
+  done
   rm -f "$script"
-  echo "bench: $bench revocations, one statement and one commit each over TCP: $(( ns / 1000000 )) ms, $(( ns / 1000 / bench )) µs each"
-  [[ "$(psql_db -At -c "select count(*) from revocation_log where node = 'bench'")" == "$bench" ]]
+
+  # 4. Inside the server, one transaction: the function's own cost.
+  bench_tokens inside 40000000
+  psql_db -At <<SQL
+do \$\$
+declare t0 timestamptz := clock_timestamp(); i integer;
+begin
+  for i in 1..$bench loop
+    perform tor_revoke(sha256(('inside-' || i)::bytea), 'app', false, null, '1 hour', 'inside');
+  end loop;
+  raise notice 'bench: inside one transaction: % µs each',
+    round(extract(epoch from clock_timestamp() - t0) * 1000000 / $bench, 1);
+end \$\$;
+SQL
+  [[ "$(revoked_by inside)" == "$bench" ]]
 fi
 echo "check: passed"
