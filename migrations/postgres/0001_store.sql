@@ -124,11 +124,11 @@ $$;
 
 -- Appends rows to the outbox (and wakes its listeners at commit); returns the last seq.
 -- Called last, after every row lock the transaction takes: the advisory lock it takes is
--- then never held while waiting for a row.
+-- then never held while waiting for a row. `at` is p_at, or now.
 CREATE OR REPLACE FUNCTION tor_log(
     p_kind text, p_token_hash bytea, p_token_kind text, p_grant_ids bigint[],
     p_client_id text, p_subject text, p_jti text, p_initiator text,
-    p_expires_at timestamptz[], p_node text
+    p_expires_at timestamptz[], p_node text, p_at timestamptz DEFAULT NULL
 ) RETURNS bigint LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -139,7 +139,7 @@ BEGIN
         INSERT INTO revocation_log (kind, token_hash, token_kind, grant_id, client_id,
                                     subject, jti, initiator, at, expires_at, node)
         SELECT p_kind, p_token_hash, p_token_kind, e.grant_id, p_client_id, p_subject,
-               p_jti, p_initiator, clock_timestamp(), e.expires_at, p_node
+               p_jti, p_initiator, coalesce(p_at, clock_timestamp()), e.expires_at, p_node
         FROM unnest(p_grant_ids, p_expires_at) WITH ORDINALITY AS e (grant_id, expires_at, n)
         ORDER BY e.n
         RETURNING seq
@@ -426,13 +426,17 @@ BEGIN
         expires_at = greatest(expires_at, now_ts + p_tombstone,
                               coalesce(latest + interval '1 second', now_ts))
     WHERE scope = p_scope AND name = p_name;
+    -- The event's time is the cut-off's: it revoked every grant of the scope created at or
+    -- before it.
     IF live > 0 THEN
         IF p_scope = 'subject' THEN
             written := tor_log('subject', NULL, NULL, ARRAY[NULL::bigint], NULL, p_name, NULL,
-                               p_initiator, ARRAY[NULL::timestamptz], p_node);
+                               p_initiator, ARRAY[NULL::timestamptz], p_node,
+                               timestamptz 'epoch' + cutoff * interval '1 microsecond');
         ELSE
             written := tor_log('client', NULL, NULL, ARRAY[NULL::bigint], p_name, NULL, NULL,
-                               p_initiator, ARRAY[NULL::timestamptz], p_node);
+                               p_initiator, ARRAY[NULL::timestamptz], p_node,
+                               timestamptz 'epoch' + cutoff * interval '1 microsecond');
         END IF;
     END IF;
     RETURN QUERY SELECT live, cutoff, previous, written;

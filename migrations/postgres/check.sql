@@ -216,6 +216,7 @@ BEGIN
     PERFORM expect('log client', l.client_id, NULL::text);
     PERFORM expect('log initiator', l.initiator, 'a:admin');
     PERFORM expect('log expiry', l.expires_at, NULL::timestamptz);
+    PERFORM expect('log time is the cut-off', tor_us(l.at), r.cutoff_us);
     -- A covered grant refuses new tokens; a new grant after the cut-off is live.
     PERFORM expect('issue into covered grant', issue('s20b', 'a', 20, 'app', 'carol'), 'grant revoked');
     PERFORM expect('issue new grant', issue('s23', 'a', 23, 'app', 'carol'), 'ok');
@@ -260,6 +261,7 @@ BEGIN
     PERFORM expect('log kind', l.kind, 'client');
     PERFORM expect('log client', l.client_id, 'mail');
     PERFORM expect('log subject', l.subject, NULL::text);
+    PERFORM expect('log time is the cut-off', tor_us(l.at), r.cutoff_us);
     PERFORM expect('one row', log_rows() - before, 1::bigint);
     -- Now a subject's cut-off over dave does not count mail's grant again.
     SELECT * INTO r FROM tor_revoke_bulk('subject', 'dave', 'o:dave', '1 hour', 'node-6');
