@@ -218,20 +218,27 @@ END
 $$;
 
 -- INSPECT: the record of an active token (known, not expired, its grant known, not revoked,
--- not cut off): one row, or none.
+-- not cut off): one row, or none. (PL/pgSQL rather than SQL: its plan is kept for the
+-- session, where a SQL function's would be made anew on every call.)
 CREATE OR REPLACE FUNCTION tor_inspect(p_hash bytea)
 RETURNS TABLE (kind text, grant_id bigint, client_id text, owner text,
                expires_at timestamptz, issued_at timestamptz)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    now_ts timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
     SELECT t.kind, t.grant_id, g.client, g.owner, t.expires_at, t.issued_at
     FROM tokens t
     JOIN grants g ON g.id = t.grant_id
     WHERE t.hash = p_hash
-      AND t.expires_at > clock_timestamp()
+      AND t.expires_at > now_ts
       AND g.client IS NOT NULL
       AND NOT g.revoked
-      AND g.keep_until > clock_timestamp()
-      AND NOT tor_cut(g.client, g.owner, g.created_us)
+      AND g.keep_until > now_ts
+      AND NOT tor_cut(g.client, g.owner, g.created_us);
+END
 $$;
 
 -- REVOKE: a client's revocation of one token. One row (outcome, kind, seq):
@@ -446,16 +453,22 @@ $$;
 -- CLIENTS_OF_OWNER: the clients holding live grants from p_owner, with how many, sorted
 -- by client id (byte order, as Rust sorts strings).
 CREATE OR REPLACE FUNCTION tor_clients_of_owner(p_owner text)
-RETURNS TABLE (client_id text, grants integer) LANGUAGE sql STABLE AS $$
+RETURNS TABLE (client_id text, grants integer) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    now_ts timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
     SELECT g.client, count(*)::integer
     FROM grants g
     WHERE g.owner = p_owner
       AND g.client IS NOT NULL
       AND NOT g.revoked
-      AND g.expires_at > clock_timestamp()
+      AND g.expires_at > now_ts
       AND NOT tor_cut(g.client, g.owner, g.created_us)
     GROUP BY g.client
-    ORDER BY g.client COLLATE "C"
+    ORDER BY g.client COLLATE "C";
+END
 $$;
 
 -- Expiry: deletes at most p_batch expired rows of each of tokens, grants (past keep_until)

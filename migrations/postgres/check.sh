@@ -74,6 +74,51 @@ if [[ "$got" != grant || "$active" != 0 ]]; then
 fi
 echo "check: a revocation during a registration waited, then revoked the new token with its grant"
 
+# Runs SQL in a transaction held open for a second, in the background; then runs the
+# second statement, which must wait for it, and prints its result.
+while_held() {
+  psql_db -At >/dev/null <<SQL &
+begin;
+$1;
+select pg_sleep(1);
+commit;
+SQL
+  local holder=$!
+  sleep 0.3
+  local start
+  start=$(date +%s%N)
+  psql_db -At -c "$2"
+  waited=$(( ($(date +%s%N) - start) / 1000000 ))
+  wait "$holder"
+}
+
+expect_waited() {
+  if [[ "$1" != "$2" || "$waited" -lt 400 ]]; then
+    echo "check: $3: got '$1' after $waited ms, want '$2' after waiting" >&2
+    exit 1
+  fi
+  echo "check: $3: waited $waited ms, then '$1'"
+}
+
+hour="clock_timestamp() + interval '1 hour', clock_timestamp()"
+
+# A grant created by two calls at once: the second's insert conflicts, waits, then locks the
+# first's row and looks again.
+got="$(while_held "select tor_revoke_grant(777, '1 hour', 'n')" \
+  "select tor_issue(sha256('new-777'::bytea), 'a', 777, 'app', 'ann', $hour)")"
+expect_waited "$got" "grant revoked" "a token registered into a grant being tombstoned"
+got="$(while_held "select tor_issue(sha256('new-778'::bytea), 'a', 778, 'app', 'ann', $hour)" \
+  "select revoked from tor_revoke_grant(778, '1 hour', 'n')")"
+expect_waited "$got" "t" "a grant revoked while its first token is being registered"
+[[ "$(psql_db -At -c "select count(*) from tor_inspect(sha256('new-778'::bytea))")" == 0 ]]
+
+# Two bulk revocations of one subject at once: the second sees the first's cut-off.
+psql_db -At -c "select tor_issue(sha256('zed-1'::bytea), 'a', 779, 'app', 'zed', $hour)" >/dev/null
+got="$(while_held "select * from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')" \
+  "select revoked || ' ' || (previous_us > 0) from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')")"
+expect_waited "$got" "0 true" "a subject's cut-off written while another is"
+[[ "$(psql_db -At -c "select count(*) from revocation_log where subject = 'zed'")" == 1 ]]
+
 # Registers N access tokens (one grant each) named <prefix>-1 .. <prefix>-N.
 bench_tokens() {
   psql_db -c "select tor_issue(sha256(('$1-' || i)::bytea), 'a', $2 + i, 'app', 'u' || (i % 100),
