@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Applies 0001_store.sql to a scratch database tor_check_<random> on the PostgreSQL at
-# PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, trust auth; see .ci/postgres.sh),
-# checks that a second application fails without effect, runs check.sql (asserts on every
-# function) and a race of a refresh against a revocation, then drops the database.
+# PGHOST:PGPORT, else at DATABASE_URL's server (default 127.0.0.1:5432, user postgres, trust
+# auth; see .ci/postgres.sh); checks that a second application fails without effect, runs
+# check.sql (asserts on every function) and races of concurrent calls; drops the database.
 # With --bench N, also times N revocations through tor_revoke.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The server of DATABASE_URL (postgres://user@host:port/db), unless PGHOST is set.
+if [[ -z "${PGHOST:-}" && -n "${DATABASE_URL:-}" ]]; then
+  rest="${DATABASE_URL#*://}"
+  if [[ "$rest" == *@* ]]; then
+    PGUSER="${PGUSER:-${rest%%@*}}"
+    PGUSER="${PGUSER%%:*}"
+    rest="${rest#*@}"
+  fi
+  rest="${rest%%/*}"
+  PGHOST="${rest%%:*}"
+  if [[ "$rest" == *:* ]]; then PGPORT="${PGPORT:-${rest##*:}}"; fi
+fi
 export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
 db="tor_check_$(date +%s)_$RANDOM"
 bench=0
