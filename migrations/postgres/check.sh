@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Applies 0001_store.sql to a scratch database tor_check_<random> on the PostgreSQL at
+# PGHOST:PGPORT, else at DATABASE_URL's server (default 127.0.0.1:5432, user postgres, trust
+# auth; see .ci/postgres.sh); checks that a second application fails without effect, runs
+# check.sql (asserts on every function) and races of concurrent calls; drops the database.
+# With --bench N, also times N revocations through tor_revoke.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# The server of DATABASE_URL (postgres://user@host:port/db), unless PGHOST is set.
+if [[ -z "${PGHOST:-}" && -n "${DATABASE_URL:-}" ]]; then
+  rest="${DATABASE_URL#*://}"
+  if [[ "$rest" == *@* ]]; then
+    PGUSER="${PGUSER:-${rest%%@*}}"
+    PGUSER="${PGUSER%%:*}"
+    rest="${rest#*@}"
+  fi
+  rest="${rest%%/*}"
+  PGHOST="${rest%%:*}"
+  if [[ "$rest" == *:* ]]; then PGPORT="${PGPORT:-${rest##*:}}"; fi
+fi
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+db="tor_check_$(date +%s)_$RANDOM"
+bench=0
+if [[ "${1:-}" == --bench ]]; then bench="${2:-10000}"; fi
+
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"; }
+
+createdb "$db"
+trap 'dropdb --if-exists "$db"' EXIT
+echo "check: database $db on $PGHOST:$PGPORT"
+
+psql_db -1 -f 0001_store.sql
+if psql_db -1 -f 0001_store.sql 2>/dev/null; then
+  echo "check: applying 0001_store.sql twice succeeded" >&2
+  exit 1
+fi
+[[ "$(psql_db -At -c 'select count(*) from schema_version')" == 1 ]]
+echo "check: migration applied once; a second application fails and changes nothing"
+
+psql_db -f check.sql
+
+# A refresh racing a revocation: the revocation holds the grant's row (as a slow commit
+# would) while a new token of the grant is registered; the registration waits for it and
+# is refused.
+psql_db -At -c "select tor_issue(sha256('race-r'::bytea), 'r', 900, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())" >/dev/null
+psql_db -At <<'SQL' >/dev/null &
+begin;
+select * from tor_revoke(sha256('race-r'::bytea), 'app', false, null, '1 hour', 'n');
+select pg_sleep(1);
+commit;
+SQL
+revoker=$!
+sleep 0.3
+start=$(date +%s%N)
+got="$(psql_db -At -c "select tor_issue(sha256('race-a'::bytea), 'a', 900, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())")"
+waited=$(( ($(date +%s%N) - start) / 1000000 ))
+wait "$revoker"
+if [[ "$got" != "grant revoked" || "$waited" -lt 400 ]]; then
+  echo "check: a token registered during its grant's revocation: '$got' after $waited ms" >&2
+  exit 1
+fi
+echo "check: a token registered during its grant's revocation waited $waited ms and was refused"
+
+# The other order: the registration holds the grant; the revocation waits, then revokes the
+# new token with its grant.
+psql_db -At -c "select tor_issue(sha256('race2-r'::bytea), 'r', 901, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp())" >/dev/null
+psql_db -At <<'SQL' >/dev/null &
+begin;
+select tor_issue(sha256('race2-a'::bytea), 'a', 901, 'app', 'ann',
+  clock_timestamp() + interval '1 hour', clock_timestamp());
+select pg_sleep(1);
+commit;
+SQL
+issuer=$!
+sleep 0.3
+got="$(psql_db -At -c "select outcome from tor_revoke(sha256('race2-r'::bytea), 'app', false, null, '1 hour', 'n')")"
+wait "$issuer"
+active="$(psql_db -At -c "select count(*) from tor_inspect(sha256('race2-a'::bytea))")"
+if [[ "$got" != grant || "$active" != 0 ]]; then
+  echo "check: a revocation during a registration: '$got', new token active: $active" >&2
+  exit 1
+fi
+echo "check: a revocation during a registration waited, then revoked the new token with its grant"
+
+# Runs SQL in a transaction held open for a second, in the background; then runs the
+# second statement, which must wait for it, and prints its result.
+while_held() {
+  psql_db -At >/dev/null <<SQL &
+begin;
+$1;
+select pg_sleep(1);
+commit;
+SQL
+  local holder=$!
+  sleep 0.3
+  local start
+  start=$(date +%s%N)
+  psql_db -At -c "$2"
+  waited=$(( ($(date +%s%N) - start) / 1000000 ))
+  wait "$holder"
+}
+
+expect_waited() {
+  if [[ "$1" != "$2" || "$waited" -lt 400 ]]; then
+    echo "check: $3: got '$1' after $waited ms, want '$2' after waiting" >&2
+    exit 1
+  fi
+  echo "check: $3: waited $waited ms, then '$1'"
+}
+
+hour="clock_timestamp() + interval '1 hour', clock_timestamp()"
+
+# A grant created by two calls at once: the second's insert conflicts, waits, then locks the
+# first's row and looks again.
+got="$(while_held "select tor_revoke_grant(777, '1 hour', 'n')" \
+  "select tor_issue(sha256('new-777'::bytea), 'a', 777, 'app', 'ann', $hour)")"
+expect_waited "$got" "grant revoked" "a token registered into a grant being tombstoned"
+got="$(while_held "select tor_issue(sha256('new-778'::bytea), 'a', 778, 'app', 'ann', $hour)" \
+  "select revoked from tor_revoke_grant(778, '1 hour', 'n')")"
+expect_waited "$got" "t" "a grant revoked while its first token is being registered"
+[[ "$(psql_db -At -c "select count(*) from tor_inspect(sha256('new-778'::bytea))")" == 0 ]]
+
+# Two bulk revocations of one subject at once: the second sees the first's cut-off.
+psql_db -At -c "select tor_issue(sha256('zed-1'::bytea), 'a', 779, 'app', 'zed', $hour)" >/dev/null
+got="$(while_held "select * from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')" \
+  "select revoked || ' ' || (previous_us > 0) from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')")"
+expect_waited "$got" "0 true" "a subject's cut-off written while another is"
+[[ "$(psql_db -At -c "select count(*) from revocation_log where subject = 'zed'")" == 1 ]]
+
+# Registers N access tokens (one grant each) named <prefix>-1 .. <prefix>-N.
+bench_tokens() {
+  psql_db -c "select tor_issue(sha256(('$1-' || i)::bytea), 'a', $2 + i, 'app', 'u' || (i % 100),
+    clock_timestamp() + interval '1 hour', clock_timestamp()) from generate_series(1, $bench) i" >/dev/null
+}
+
+revoked_by() {
+  psql_db -At -c "select count(*) from revocation_log where node = '$1'"
+}
+
+if (( bench > 0 )); then
+  echo "bench: $bench access tokens revoked alone, one grant each, $(nproc) cores"
+
+  # 1. psql, one statement (one round trip, one commit) per revocation.
+  bench_tokens psql 10000000
+  script="$(mktemp)"
+  for ((i = 1; i <= bench; i++)); do
+    echo "select outcome from tor_revoke(sha256('psql-$i'::bytea), 'app', false, null, '1 hour', 'psql');"
+  done >"$script"
+  start=$(date +%s%N)
+  psql_db -At -f "$script" >/dev/null
+  ns=$(( $(date +%s%N) - start ))
+  [[ "$(revoked_by psql)" == "$bench" ]]
+  echo "bench: psql, one call per statement, synchronous_commit on: $(( ns / 1000 / bench )) µs each ($(( ns / 1000000 )) ms)"
+
+  # 2. The same without waiting for the WAL flush at commit: the cost of the call itself.
+  bench_tokens nosync 20000000
+  sed 's/psql-/nosync-/; s/'"'"'psql'"'"')/'"'"'nosync'"'"')/' "$script" >"$script.2"
+  start=$(date +%s%N)
+  PGOPTIONS='-c synchronous_commit=off' psql_db -At -f "$script.2" >/dev/null
+  ns=$(( $(date +%s%N) - start ))
+  [[ "$(revoked_by nosync)" == "$bench" ]]
+  echo "bench: psql, one call per statement, synchronous_commit off: $(( ns / 1000 / bench )) µs each ($(( ns / 1000000 )) ms)"
+  rm -f "$script" "$script.2"
+
+  # 3. pgbench, 1 and 2 connections, synchronous_commit on.
+  for clients in 1 2; do
+    prefix="pgb$clients"
+    bench_tokens "$prefix" $(( 30000000 + clients * 1000000 ))
+    psql_db -c "create sequence ${prefix}_seq" >/dev/null
+    echo "select r.outcome from (select nextval('${prefix}_seq') i) n,
+      lateral tor_revoke(sha256(('$prefix-' || n.i)::bytea), 'app', false, null, '1 hour', '$prefix') r;" \
+      >"$script"
+    out="$(pgbench -n -c "$clients" -j "$clients" -t $(( bench / clients )) -f "$script" "$db" 2>&1)"
+    [[ "$(revoked_by "$prefix")" == "$bench" ]]
+    echo "bench: pgbench -c $clients: $(grep -E 'latency average|^tps' <<<"$out" | tr '\n' ' ')"
+  done
+  rm -f "$script"
+
+  # 4. Inside the server, one transaction: the function's own cost.
+  bench_tokens inside 40000000
+  psql_db -At <<SQL
+do \$\$
+declare t0 timestamptz := clock_timestamp(); i integer;
+begin
+  for i in 1..$bench loop
+    perform tor_revoke(sha256(('inside-' || i)::bytea), 'app', false, null, '1 hour', 'inside');
+  end loop;
+  raise notice 'bench: inside one transaction: % µs each',
+    round(extract(epoch from clock_timestamp() - t0) * 1000000 / $bench, 1);
+end \$\$;
+SQL
+  [[ "$(revoked_by inside)" == "$bench" ]]
+fi
+echo "check: passed"
