@@ -38,7 +38,7 @@ use std::{
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use crate::{
@@ -101,7 +101,7 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<crate::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
@@ -125,7 +125,7 @@ where
     S: TokenStore,
     R: ClientRegistry,
 {
-    async fn answer<B>(&self, req: Request<B>) -> Result<Response<Full<Bytes>>, OAuthError>
+    async fn answer<B>(&self, req: Request<B>) -> Result<Response<crate::body::Body>, OAuthError>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,
@@ -205,7 +205,7 @@ where
             revoked_grants = revoked,
             "bulk revocation"
         );
-        let mut response = Response::new(Full::new(Bytes::from(format!(
+        let mut response = Response::new(crate::body::Body::new(Bytes::from(format!(
             "{{\"revoked_grants\":{revoked}}}"
         ))));
         response.headers_mut().insert(

@@ -91,11 +91,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::events::Initiator;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::trace::Escaped;
 use crate::{
+    body::Body,
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
     store::TokenStore,
@@ -188,8 +188,8 @@ fn json_string(buf: &mut BytesMut, s: &str) {
     buf.put_u8(b'"');
 }
 
-fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
+fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Body> {
+    let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     if json {
         response
@@ -200,19 +200,19 @@ fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>>
     response
 }
 
-fn unavailable() -> Response<Full<Bytes>> {
+fn unavailable() -> Response<Body> {
     OAuthError::temporarily_unavailable("the token store is unavailable; try again later", 1)
         .to_response()
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<S, R, B> Service<Request<B>> for OwnerAuthorizations<S, R>
 where
     S: TokenStore,
     R: ClientRegistry,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture;
 
@@ -318,7 +318,7 @@ where
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
     OAuthError::method_not_allowed(allow).to_response()
 }
 

@@ -10,23 +10,25 @@ use std::{
 
 use bytes::Bytes;
 use http::Response;
-use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
+use http_body::{Frame, SizeHint};
 use pin_project_lite::pin_project;
 
-use crate::{body::BoxError, jsonp::JsonpBody};
+use crate::{
+    body::{Body, BoxError},
+    jsonp::JsonpBody,
+};
 
 pub(super) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// What the pipeline's one future yields.
-pub(super) type PipelineResponse = Response<JsonpBody<Full<Bytes>>>;
+pub(super) type PipelineResponse = Response<JsonpBody<Body>>;
 
 pin_project! {
     /// The response body of an [`Endpoint`](super::Endpoint); empty by default.
     #[derive(Default)]
     pub struct EndpointBody {
         #[pin]
-        inner: JsonpBody<Full<Bytes>>,
+        inner: JsonpBody<Body>,
     }
 }
 
@@ -36,7 +38,7 @@ impl fmt::Debug for EndpointBody {
     }
 }
 
-impl Body for EndpointBody {
+impl http_body::Body for EndpointBody {
     type Data = Bytes;
     type Error = BoxError;
 

@@ -29,10 +29,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
 use http::{request::Parts, HeaderMap, Request, Response};
 use http_body::Body;
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
@@ -195,7 +193,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         headers: &HeaderMap,
         addr: Option<RemoteAddr>,
         params: &FormParams,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<crate::body::Body> {
         let client = match authenticate_request(
             self.auth.registry(),
             self.auth.config(),
@@ -300,8 +298,9 @@ mod tests {
         store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord},
     };
     use crate::{store::TokenStore, RevocationEndpoint};
+    use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
-    use http_body_util::BodyExt;
+    use http_body_util::{BodyExt, Full};
     use std::time::Duration;
     use std::time::SystemTime;
     use tower::ServiceExt;

@@ -9,11 +9,10 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use super::Callback;
-use crate::body::BoxError;
+use crate::body::{self, BoxError};
 
 /// The bytes after the callback name's wrapped body: `);`.
 const SUFFIX: &[u8] = b");";
@@ -38,7 +37,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<B> {
         Plain { #[pin] body: B },
-        Own { body: Full<Bytes> },
+        Own { body: body::Body },
         // Boxed: the usual, unwrapped body stays small to move.
         Wrapped { #[pin] body: B, state: Box<Wrap> },
     }
@@ -99,12 +98,12 @@ impl<B> JsonpBody<B> {
 
 impl<B> Default for JsonpBody<B> {
     fn default() -> Self {
-        Self::from(Full::default())
+        Self::from(body::Body::empty())
     }
 }
 
-impl<B> From<Full<Bytes>> for JsonpBody<B> {
-    fn from(body: Full<Bytes>) -> Self {
+impl<B> From<body::Body> for JsonpBody<B> {
+    fn from(body: body::Body) -> Self {
         Self {
             kind: Kind::Own { body },
         }
@@ -113,7 +112,7 @@ impl<B> From<Full<Bytes>> for JsonpBody<B> {
 
 impl<B> From<Bytes> for JsonpBody<B> {
     fn from(bytes: Bytes) -> Self {
-        Self::from(Full::new(bytes))
+        Self::from(body::Body::new(bytes))
     }
 }
 
@@ -254,7 +253,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, StreamBody};
+    use http_body_util::{BodyExt, Full, StreamBody};
     use std::convert::Infallible;
 
     fn cb() -> Callback {

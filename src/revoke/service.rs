@@ -8,13 +8,11 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use tower_service::Service;
 
 use super::{RevocationPolicy, Revoker};
-use crate::{endpoint::StepService, store::TokenStore};
+use crate::{body::Body, endpoint::StepService, store::TokenStore};
 
 /// The RFC 7009 revocation service, last behind the composed layers; see the
 /// [module docs](crate::revoke). It is the [`Revoker`] step as a service.
@@ -53,7 +51,7 @@ impl<S, B> Service<Request<B>> for RevokeService<S>
 where
     S: TokenStore,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
@@ -68,7 +66,7 @@ where
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// The response future of [`RevokeService`].
 pub struct ResponseFuture {
@@ -82,7 +80,7 @@ impl fmt::Debug for ResponseFuture {
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<Full<Bytes>>, Infallible>;
+    type Output = Result<Response<Body>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)

@@ -324,8 +324,8 @@ impl PushReceiver {
     }
 }
 
-fn answer(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(
+fn answer(status: StatusCode, body: Option<Value>) -> Response<crate::body::Body> {
+    let mut response = Response::new(crate::body::Body::new(
         body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
     ));
     *response.status_mut() = status;
@@ -338,7 +338,7 @@ fn answer(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
     response
 }
 
-fn refused(err: &str, description: &str) -> Response<Full<Bytes>> {
+fn refused(err: &str, description: &str) -> Response<crate::body::Body> {
     answer(
         StatusCode::BAD_REQUEST,
         Some(json!({"err": err, "description": description})),
@@ -351,7 +351,7 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<crate::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
