@@ -18,3 +18,44 @@ macro_rules! inner_service_accessors {
         }
     };
 }
+
+/// A named, opaque response future over a boxed one, in the way of tower's `opaque_future!`:
+/// `Debug` without its state, `Future` by polling the box, and a crate-private `new` taking
+/// the box.
+macro_rules! opaque_future {
+    ($(#[$doc:meta])* pub struct $name:ident(BoxFuture<$output:ty>);) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: ::std::pin::Pin<
+                Box<dyn ::std::future::Future<Output = $output> + Send + 'static>,
+            >,
+        }
+
+        impl $name {
+            pub(crate) fn new(
+                inner: ::std::pin::Pin<
+                    Box<dyn ::std::future::Future<Output = $output> + Send + 'static>,
+                >,
+            ) -> Self {
+                Self { inner }
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl ::std::future::Future for $name {
+            type Output = $output;
+
+            fn poll(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Self::Output> {
+                self.inner.as_mut().poll(cx)
+            }
+        }
+    };
+}

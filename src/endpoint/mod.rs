@@ -47,7 +47,7 @@ mod body;
 mod builder;
 mod step;
 
-use self::body::{BoxFuture, PipelineResponse};
+use self::body::BoxFuture;
 pub use self::{
     body::{EndpointBody, EndpointFuture},
     builder::{BuildError, EndpointBuilder, LayeredEndpoint},
@@ -140,7 +140,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         self: Arc<Self>,
         req: Request<B>,
         vary: bool,
-    ) -> Result<PipelineResponse, Infallible>
+    ) -> Result<Response<EndpointBody>, Infallible>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -247,9 +247,9 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Response = PipelineResponse;
+    type Response = Response<EndpointBody>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<PipelineResponse, Infallible>>;
+    type Future = BoxFuture<Result<Response<EndpointBody>, Infallible>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
@@ -278,15 +278,14 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner: BoxFuture<_> = if is_cors_request(&req) {
+        if is_cors_request(&req) {
             // Preflights and requests with `Origin`: `tower_http::cors` over the pipeline.
             // `Cors` is ready whenever its inner service is, and the pipeline always is.
-            Box::pin(CorsPolicyService::clone(&self.cors).call(req))
+            EndpointFuture::new(Box::pin(CorsPolicyService::clone(&self.cors).call(req)))
         } else {
             // Not a CORS request: only `Vary`, as `tower_http::cors` would set it.
-            Box::pin(self.pipeline.clone().handle(req, true))
-        };
-        EndpointFuture { inner }
+            EndpointFuture::new(Box::pin(self.pipeline.clone().handle(req, true)))
+        }
     }
 }
 

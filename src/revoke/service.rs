@@ -2,9 +2,6 @@
 
 use std::{
     convert::Infallible,
-    fmt,
-    future::Future,
-    pin::Pin,
     task::{Context, Poll},
 };
 
@@ -60,29 +57,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture {
-            inner: self.inner.call(req),
-        }
+        ResponseFuture::new(self.inner.call(req))
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-/// The response future of [`RevokeService`].
-pub struct ResponseFuture {
-    inner: BoxFuture,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<Response<Body>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+opaque_future! {
+    /// The response future of [`RevokeService`].
+    pub struct ResponseFuture(BoxFuture<Result<Response<Body>, Infallible>>);
 }
