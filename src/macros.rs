@@ -59,3 +59,23 @@ macro_rules! opaque_future {
         }
     };
 }
+
+/// `poll_ready` for a service that is always ready: it holds no inner service, or one that
+/// is always ready. The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! always_ready {
+    () => {
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    };
+}
+
+/// `poll_ready` for a wrapping service: ready when its inner service, the field `inner`, is.
+/// The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! forward_ready {
+    () => {
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+    };
+}

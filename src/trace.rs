@@ -247,9 +247,7 @@ where
     type Error = S::Error;
     type Future = RequestLogFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = tracing::enabled!(Level::INFO).then(|| Started {

@@ -213,9 +213,7 @@ where
     type Error = S::Error;
     type Future = CorsFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !is_cors_request(&req) {

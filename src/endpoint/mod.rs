@@ -251,9 +251,7 @@ where
     type Error = Infallible;
     type Future = BoxFuture<Result<Response<EndpointBody>, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         Box::pin(self.0.clone().handle(req, false))
@@ -272,10 +270,8 @@ where
     type Error = Infallible;
     type Future = EndpointFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Every step is always ready.
-        Poll::Ready(Ok(()))
-    }
+    // Every step is always ready.
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if is_cors_request(&req) {

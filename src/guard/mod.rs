@@ -246,9 +246,7 @@ where
     type Error = I::Error;
     type Future = ResponseFuture<I::Future, ResBody, I::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         if let Err(err) = refuse_repeated(req.headers(), &header::AUTHORIZATION) {
