@@ -27,10 +27,7 @@
 //! ```
 
 use std::{
-    convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -101,21 +98,7 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<crate::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    always_ready!();
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            Ok(match this.answer(req).await {
-                Ok(response) => response,
-                Err(err) => err.to_response(),
-            })
-        })
-    }
+    answer_service!(Request<B>);
 }
 
 impl<S, R> AdminRevocations<S, R>
@@ -123,7 +106,20 @@ where
     S: TokenStore,
     R: ClientRegistry,
 {
-    async fn answer<B>(&self, req: Request<B>) -> Result<Response<crate::body::Body>, OAuthError>
+    async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body>
+    where
+        B: Body,
+        B::Error: Into<crate::BoxError>,
+    {
+        self.try_answer(req)
+            .await
+            .unwrap_or_else(|err| err.to_response())
+    }
+
+    async fn try_answer<B>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Response<crate::body::Body>, OAuthError>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,

@@ -79,3 +79,23 @@ macro_rules! forward_ready {
         }
     };
 }
+
+/// The items of `Service<$request>` for a `Clone + Send + 'static` service that answers every
+/// request with its own `async fn answer(&self, $request) -> Response<Body>`: always ready,
+/// never failing, its future boxed. The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! answer_service {
+    ($request:ty) => {
+        type Response = ::http::Response<$crate::body::Body>;
+        type Error = ::std::convert::Infallible;
+        type Future = ::std::pin::Pin<
+            Box<dyn ::std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+        >;
+
+        always_ready!();
+
+        fn call(&mut self, req: $request) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move { Ok(this.answer(req).await) })
+        }
+    };
+}

@@ -16,10 +16,7 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -213,16 +210,7 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<crate::body::Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    always_ready!();
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.answer(req).await) })
-    }
+    answer_service!(Request<B>);
 }
 
 impl<R: ClientRegistry + Clone> PollService<R> {
