@@ -200,7 +200,9 @@ fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Body> {
     response
 }
 
-fn unavailable() -> Response<Body> {
+/// The answer when the store fails: logged, and 503 with `Retry-After`.
+fn unavailable(err: &dyn fmt::Display) -> Response<Body> {
+    tracing::error!(error = %err, "token store unavailable");
     OAuthError::temporarily_unavailable("the token store is unavailable; try again later", 1)
         .to_response()
 }
@@ -260,10 +262,7 @@ where
                             buf.put_slice(b"]}");
                             respond(StatusCode::OK, buf.freeze(), true)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Client(client_id), Method::DELETE) => {
@@ -281,10 +280,7 @@ where
                             );
                             respond(StatusCode::NO_CONTENT, Bytes::new(), false)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Collection, Method::DELETE) => {
@@ -299,10 +295,7 @@ where
                             );
                             respond(StatusCode::NO_CONTENT, Bytes::new(), false)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Collection, _) => method_not_allowed("GET, DELETE"),
