@@ -363,10 +363,7 @@ where
                 ResponseFuture::inner(self.inner.call(req))
             }
             Ok(FormPlan::Body { limit }) => {
-                // The future owns a service that is ready: take it, leave a fresh clone
-                // behind.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = crate::future::take_ready(&mut self.inner);
                 ResponseFuture::steps(async move {
                     let (bytes, params) = match read_form(body, limit).await {
                         Ok(read) => read,

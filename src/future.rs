@@ -86,3 +86,11 @@ where
         }
     }
 }
+
+/// The ready inner service, for a future that calls it after awaiting something else: the
+/// future owns the service that `poll_ready` readied, and a fresh clone stays behind for the
+/// next request.
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
+}

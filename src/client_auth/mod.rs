@@ -412,8 +412,7 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let registry = self.registry.clone();
         let config = self.config.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::future::take_ready(&mut self.inner);
         ResponseFuture::steps(async move {
             let result = authenticate_request(
                 &registry,

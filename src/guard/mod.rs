@@ -271,8 +271,7 @@ where
             Bearer::Token(token) => self.store.check(token),
         };
         let challenges = self.challenges.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::future::take_ready(&mut self.inner);
         ResponseFuture::steps(async move {
             match check.await {
                 Ok(Some(record)) => {
