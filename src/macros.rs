@@ -19,6 +19,18 @@ macro_rules! inner_service_accessors {
     };
 }
 
+/// `Debug` by name only, for a type whose fields say nothing useful (futures, services
+/// holding shared state): `Name { .. }`. The caller has `std::fmt` in scope.
+macro_rules! opaque_debug {
+    ($name:ident $(<$($param:ident),+>)?) => {
+        impl$(<$($param),+>)? fmt::Debug for $name$(<$($param),+>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 /// A named, opaque response future over a boxed one, in the way of tower's `opaque_future!`:
 /// `Debug` without its state, `Future` by polling the box, and a crate-private `new` taking
 /// the box.

@@ -278,11 +278,7 @@ pin_project! {
     }
 }
 
-impl<F> fmt::Debug for RequestLogFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestLogFuture").finish_non_exhaustive()
-    }
-}
+opaque_debug!(RequestLogFuture<F>);
 
 impl<F, ResBody, E> Future for RequestLogFuture<F>
 where

@@ -266,11 +266,7 @@ pin_project! {
     }
 }
 
-impl<F> fmt::Debug for CorsFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CorsFuture").finish_non_exhaustive()
-    }
-}
+opaque_debug!(CorsFuture<F>);
 
 impl<F, B, E> Future for CorsFuture<F>
 where

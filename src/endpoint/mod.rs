@@ -113,11 +113,7 @@ impl<R, T: EndpointStep> Endpoint<R, T> {
     }
 }
 
-impl<R, T> fmt::Debug for Endpoint<R, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Endpoint<R, T>);
 
 /// The steps after CORS, configured once and shared by every request.
 struct Pipeline<R, T> {
