@@ -67,16 +67,7 @@ impl BodyDeadlineLayer {
     }
 }
 
-impl<S> Layer<S> for BodyDeadlineLayer {
-    type Service = BodyDeadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BodyDeadline {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
+copy_layer!(BodyDeadlineLayer => BodyDeadline { timeout });
 
 /// The service of [`BodyDeadlineLayer`].
 #[derive(Debug, Clone, Copy)]

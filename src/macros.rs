@@ -111,3 +111,20 @@ macro_rules! answer_service {
         }
     };
 }
+
+/// `Layer<S>` for a `Copy` layer whose service is `$service { inner, .. }` with each named
+/// field copied from the layer. The caller has `tower_layer::Layer` in scope.
+macro_rules! copy_layer {
+    ($layer:ident => $service:ident { $($field:ident),+ }) => {
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                $service {
+                    inner,
+                    $($field: self.$field,)+
+                }
+            }
+        }
+    };
+}
