@@ -27,10 +27,7 @@
 //! ```
 
 use std::{
-    convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -38,7 +35,7 @@ use std::{
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use crate::{
@@ -101,23 +98,7 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            Ok(match this.answer(req).await {
-                Ok(response) => response,
-                Err(err) => err.to_response(),
-            })
-        })
-    }
+    answer_service!(Request<B>);
 }
 
 impl<S, R> AdminRevocations<S, R>
@@ -125,7 +106,20 @@ where
     S: TokenStore,
     R: ClientRegistry,
 {
-    async fn answer<B>(&self, req: Request<B>) -> Result<Response<Full<Bytes>>, OAuthError>
+    async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body>
+    where
+        B: Body,
+        B::Error: Into<crate::BoxError>,
+    {
+        self.try_answer(req)
+            .await
+            .unwrap_or_else(|err| err.to_response())
+    }
+
+    async fn try_answer<B>(
+        &self,
+        req: Request<B>,
+    ) -> Result<Response<crate::body::Body>, OAuthError>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,
@@ -205,7 +199,7 @@ where
             revoked_grants = revoked,
             "bulk revocation"
         );
-        let mut response = Response::new(Full::new(Bytes::from(format!(
+        let mut response = Response::new(crate::body::Body::new(Bytes::from(format!(
             "{{\"revoked_grants\":{revoked}}}"
         ))));
         response.headers_mut().insert(

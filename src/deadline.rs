@@ -67,16 +67,7 @@ impl BodyDeadlineLayer {
     }
 }
 
-impl<S> Layer<S> for BodyDeadlineLayer {
-    type Service = BodyDeadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BodyDeadline {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
+copy_layer!(BodyDeadlineLayer => BodyDeadline { timeout });
 
 /// The service of [`BodyDeadlineLayer`].
 #[derive(Debug, Clone, Copy)]
@@ -97,9 +88,7 @@ where
     type Error = S::Error;
     type Future = S::Future;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let deadline = Instant::now() + self.timeout;

@@ -234,7 +234,8 @@ impl OAuthError {
 
     /// Renders the error: JSON body, `Cache-Control: no-store`, `Pragma: no-cache`, and the
     /// `WWW-Authenticate`, `Retry-After` and `Allow` headers it carries, with any body type
-    /// made from bytes (`http_body_util::Full<Bytes>`, axum's `Body`, this crate's bodies).
+    /// made from bytes (this crate's [`Body`](crate::body::Body) and [`ResponseBody`](crate::body::ResponseBody),
+    /// axum's `Body`, `http_body_util::Full<Bytes>`).
     pub fn to_response<B>(&self) -> Response<B>
     where
         B: From<Bytes>,

@@ -22,22 +22,21 @@
 //! use tower_oauth_revoke::form::{FormLayer, FormParams};
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use bytes::Bytes;
+//! use tower_oauth_revoke::body::Body;
 //! use std::convert::Infallible;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let svc = ServiceBuilder::new()
 //!     .layer(FormLayer::new().limit(4096))
-//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!     .service(service_fn(|req: Request<Body>| async move {
 //!         let params = req.extensions().get::<FormParams>().unwrap();
 //!         let token = params.get("token").unwrap_or_default().to_owned();
-//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(token))))
+//!         Ok::<_, Infallible>(Response::new(Body::from(token)))
 //!     }));
 //!
 //! let request = Request::post("/oauth2/revoke")
 //!     .header("content-type", "application/x-www-form-urlencoded")
-//!     .body(Full::new(Bytes::from("token=abc%2B1")))
+//!     .body(Body::from("token=abc%2B1"))
 //!     .unwrap();
 //! let response = svc.oneshot(request).await.unwrap();
 //! assert_eq!(response.status(), 200);
@@ -55,12 +54,12 @@ use std::{
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    body::{BoxError, ResponseBody},
+    body::{self, BoxError, ResponseBody},
     error::OAuthError,
 };
 
@@ -341,7 +340,7 @@ where
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Form<S>
 where
-    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<body::Body>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     ReqBody: Body + Send + 'static,
     ReqBody::Data: Send,
@@ -352,9 +351,7 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
@@ -362,14 +359,11 @@ where
             Err(err) => ResponseFuture::ready(reject(err.into())),
             Ok(FormPlan::Query(params)) => {
                 parts.extensions.insert(params);
-                let req = Request::from_parts(parts, Full::default());
+                let req = Request::from_parts(parts, body::Body::empty());
                 ResponseFuture::inner(self.inner.call(req))
             }
             Ok(FormPlan::Body { limit }) => {
-                // The future owns a service that is ready: take it, leave a fresh clone
-                // behind.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let mut inner = crate::future::take_ready(&mut self.inner);
                 ResponseFuture::steps(async move {
                     let (bytes, params) = match read_form(body, limit).await {
                         Ok(read) => read,
@@ -377,7 +371,7 @@ where
                     };
                     parts.extensions.insert(params);
                     let response = inner
-                        .call(Request::from_parts(parts, Full::new(bytes)))
+                        .call(Request::from_parts(parts, body::Body::new(bytes)))
                         .await?;
                     Ok(response.map(ResponseBody::new))
                 })
@@ -394,26 +388,26 @@ mod tests {
 
     fn echo() -> Form<
         impl Service<
-                Request<Full<Bytes>>,
-                Response = Response<Full<Bytes>>,
+                Request<body::Body>,
+                Response = Response<body::Body>,
                 Error = Infallible,
                 Future = impl Future + Send,
             > + Clone,
     > {
-        Form::new(service_fn(|req: Request<Full<Bytes>>| async move {
+        Form::new(service_fn(|req: Request<body::Body>| async move {
             let params = req.extensions().get::<FormParams>().unwrap();
             let out: Vec<String> = params.iter().map(|(n, v)| format!("{n}={v}")).collect();
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(out.join(";")))))
+            Ok::<_, Infallible>(Response::new(body::Body::new(Bytes::from(out.join(";")))))
         }))
     }
 
     async fn send(
         svc: impl Service<
-            Request<Full<Bytes>>,
-            Response = Response<ResponseBody<Full<Bytes>>>,
+            Request<body::Body>,
+            Response = Response<ResponseBody<body::Body>>,
             Error = Infallible,
         >,
-        req: Request<Full<Bytes>>,
+        req: Request<body::Body>,
     ) -> (StatusCode, http::HeaderMap, String) {
         let resp = svc.oneshot(req).await.unwrap();
         let (parts, body) = resp.into_parts();
@@ -425,10 +419,10 @@ mod tests {
         )
     }
 
-    fn post(ct: &str, body: &'static str) -> Request<Full<Bytes>> {
+    fn post(ct: &str, body: &'static str) -> Request<body::Body> {
         Request::post("/x")
             .header("content-type", ct)
-            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .body(body::Body::new(Bytes::from_static(body.as_bytes())))
             .unwrap()
     }
 
@@ -448,7 +442,9 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_method_is_405_with_allow() {
-        let req = Request::get("/x?token=a").body(Full::default()).unwrap();
+        let req = Request::get("/x?token=a")
+            .body(body::Body::empty())
+            .unwrap();
         let (status, headers, body) = send(echo(), req).await;
         assert_eq!(status, 405);
         assert_eq!(headers["allow"], "POST");
@@ -460,7 +456,9 @@ mod tests {
         let (status, _, body) = send(echo(), post("application/json", "{}")).await;
         assert_eq!(status, 400);
         assert!(body.contains("invalid_request"));
-        let req = Request::post("/x").body(Full::from("token=a")).unwrap();
+        let req = Request::post("/x")
+            .body(body::Body::from("token=a"))
+            .unwrap();
         assert_eq!(send(echo(), req).await.0, 400);
     }
 
@@ -516,7 +514,7 @@ mod tests {
     async fn post_never_reads_query() {
         let req = Request::post("/x?token=q")
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::from("a=1"))
+            .body(body::Body::from("a=1"))
             .unwrap();
         assert_eq!(send(echo(), req).await.2, "a=1");
     }
@@ -527,15 +525,17 @@ mod tests {
             .allow_get_with_callback(true)
             .layer(echo().into_inner());
         let req = Request::get("/x?token=a&callback=cb")
-            .body(Full::default())
+            .body(body::Body::empty())
             .unwrap();
         let (status, _, body) = send(svc.clone(), req).await;
         assert_eq!(status, 200);
         assert_eq!(body, "token=a;callback=cb");
-        let req = Request::get("/x?token=a").body(Full::default()).unwrap();
+        let req = Request::get("/x?token=a")
+            .body(body::Body::empty())
+            .unwrap();
         assert_eq!(send(svc.clone(), req).await.0, 405);
         let req = Request::get("/x?callback=cb&client_id=a&client_secret=b")
-            .body(Full::default())
+            .body(body::Body::empty())
             .unwrap();
         let (status, _, body) = send(svc, req).await;
         assert_eq!(status, 400);

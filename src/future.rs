@@ -62,11 +62,7 @@ impl<F, B, E> ResponseFuture<F, B, E> {
     }
 }
 
-impl<F, B, E> fmt::Debug for ResponseFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+opaque_debug!(ResponseFuture<F, B, E>);
 
 impl<F, B, E> Future for ResponseFuture<F, B, E>
 where
@@ -85,4 +81,12 @@ where
             StateProj::Steps { future } => future.as_mut().poll(cx),
         }
     }
+}
+
+/// The ready inner service, for a future that calls it after awaiting something else: the
+/// future owns the service that `poll_ready` readied, and a fresh clone stays behind for the
+/// next request.
+pub(crate) fn take_ready<S: Clone>(inner: &mut S) -> S {
+    let clone = inner.clone();
+    std::mem::replace(inner, clone)
 }

@@ -18,3 +18,113 @@ macro_rules! inner_service_accessors {
         }
     };
 }
+
+/// `Debug` by name only, for a type whose fields say nothing useful (futures, services
+/// holding shared state): `Name { .. }`. The caller has `std::fmt` in scope.
+macro_rules! opaque_debug {
+    ($name:ident $(<$($param:ident),+>)?) => {
+        impl$(<$($param),+>)? fmt::Debug for $name$(<$($param),+>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+/// A named, opaque response future over a boxed one, in the way of tower's `opaque_future!`:
+/// `Debug` without its state, `Future` by polling the box, and a crate-private `new` taking
+/// the box.
+macro_rules! opaque_future {
+    ($(#[$doc:meta])* pub struct $name:ident(BoxFuture<$output:ty>);) => {
+        $(#[$doc])*
+        pub struct $name {
+            inner: ::std::pin::Pin<
+                Box<dyn ::std::future::Future<Output = $output> + Send + 'static>,
+            >,
+        }
+
+        impl $name {
+            pub(crate) fn new(
+                inner: ::std::pin::Pin<
+                    Box<dyn ::std::future::Future<Output = $output> + Send + 'static>,
+                >,
+            ) -> Self {
+                Self { inner }
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct(stringify!($name)).finish_non_exhaustive()
+            }
+        }
+
+        impl ::std::future::Future for $name {
+            type Output = $output;
+
+            fn poll(
+                mut self: ::std::pin::Pin<&mut Self>,
+                cx: &mut ::std::task::Context<'_>,
+            ) -> ::std::task::Poll<Self::Output> {
+                self.inner.as_mut().poll(cx)
+            }
+        }
+    };
+}
+
+/// `poll_ready` for a service that is always ready: it holds no inner service, or one that
+/// is always ready. The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! always_ready {
+    () => {
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+    };
+}
+
+/// `poll_ready` for a wrapping service: ready when its inner service, the field `inner`, is.
+/// The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! forward_ready {
+    () => {
+        fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_ready(cx)
+        }
+    };
+}
+
+/// The items of `Service<$request>` for a `Clone + Send + 'static` service that answers every
+/// request with its own `async fn answer(&self, $request) -> Response<Body>`: always ready,
+/// never failing, its future boxed. The caller has `std::task::{Context, Poll}` in scope.
+macro_rules! answer_service {
+    ($request:ty) => {
+        type Response = ::http::Response<$crate::body::Body>;
+        type Error = ::std::convert::Infallible;
+        type Future = ::std::pin::Pin<
+            Box<dyn ::std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+        >;
+
+        always_ready!();
+
+        fn call(&mut self, req: $request) -> Self::Future {
+            let this = self.clone();
+            Box::pin(async move { Ok(this.answer(req).await) })
+        }
+    };
+}
+
+/// `Layer<S>` for a `Copy` layer whose service is `$service { inner, .. }` with each named
+/// field copied from the layer. The caller has `tower_layer::Layer` in scope.
+macro_rules! copy_layer {
+    ($layer:ident => $service:ident { $($field:ident),+ }) => {
+        impl<S> Layer<S> for $layer {
+            type Service = $service<S>;
+
+            fn layer(&self, inner: S) -> Self::Service {
+                $service {
+                    inner,
+                    $($field: self.$field,)+
+                }
+            }
+        }
+    };
+}

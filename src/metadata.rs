@@ -47,10 +47,10 @@ use std::{
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Request, Response};
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
+    body::Body,
     endpoint::{Endpoint, EndpointStep},
     error::{write_json_string_contents, OAuthError, APPLICATION_JSON},
 };
@@ -208,19 +208,17 @@ pub struct MetadataService {
 }
 
 impl<B> Service<Request<B>> for MetadataService {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Ready<Result<Response<Full<Bytes>>, Infallible>>;
+    type Future = Ready<Result<Response<Body>, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return ready(Ok(OAuthError::method_not_allowed("GET").to_response()));
         }
-        let mut response = Response::new(Full::new(self.json.clone()));
+        let mut response = Response::new(Body::new(self.json.clone()));
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, APPLICATION_JSON);
         // Public, and stable for a process's life: caches may keep it a while.

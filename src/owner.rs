@@ -91,11 +91,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::events::Initiator;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::trace::Escaped;
 use crate::{
+    body::Body,
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},
     store::TokenStore,
@@ -188,8 +188,8 @@ fn json_string(buf: &mut BytesMut, s: &str) {
     buf.put_u8(b'"');
 }
 
-fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body));
+fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Body> {
+    let mut response = Response::new(Body::new(body));
     *response.status_mut() = status;
     if json {
         response
@@ -200,25 +200,25 @@ fn respond(status: StatusCode, body: Bytes, json: bool) -> Response<Full<Bytes>>
     response
 }
 
-fn unavailable() -> Response<Full<Bytes>> {
+/// The answer when the store fails: logged, and 503 with `Retry-After`.
+fn unavailable(err: &dyn fmt::Display) -> Response<Body> {
+    tracing::error!(error = %err, "token store unavailable");
     OAuthError::temporarily_unavailable("the token store is unavailable; try again later", 1)
         .to_response()
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl<S, R, B> Service<Request<B>> for OwnerAuthorizations<S, R>
 where
     S: TokenStore,
     R: ClientRegistry,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Some(owner) = req.extensions().get::<ResourceOwner>().cloned() else {
@@ -262,10 +262,7 @@ where
                             buf.put_slice(b"]}");
                             respond(StatusCode::OK, buf.freeze(), true)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Client(client_id), Method::DELETE) => {
@@ -283,10 +280,7 @@ where
                             );
                             respond(StatusCode::NO_CONTENT, Bytes::new(), false)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Collection, Method::DELETE) => {
@@ -301,10 +295,7 @@ where
                             );
                             respond(StatusCode::NO_CONTENT, Bytes::new(), false)
                         }
-                        Err(err) => {
-                            tracing::error!(error = %err, "token store unavailable");
-                            unavailable()
-                        }
+                        Err(err) => unavailable(&err),
                     }
                 }
                 (Route::Collection, _) => method_not_allowed("GET, DELETE"),
@@ -318,7 +309,7 @@ where
     }
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
     OAuthError::method_not_allowed(allow).to_response()
 }
 

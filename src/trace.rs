@@ -247,9 +247,7 @@ where
     type Error = S::Error;
     type Future = RequestLogFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let started = tracing::enabled!(Level::INFO).then(|| Started {
@@ -280,11 +278,7 @@ pin_project! {
     }
 }
 
-impl<F> fmt::Debug for RequestLogFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RequestLogFuture").finish_non_exhaustive()
-    }
-}
+opaque_debug!(RequestLogFuture<F>);
 
 impl<F, ResBody, E> Future for RequestLogFuture<F>
 where

@@ -24,6 +24,7 @@ use http_body_util::Full;
 use tower::{service_fn, Layer, ServiceBuilder};
 use tower_http::{timeout::RequestBodyDeadlineLayer, trace::TraceLayer};
 use tower_oauth_revoke::{
+    body,
     client_auth::{
         AuthFailureLimiter, AuthenticatedClient, Client, ClientAuthLayer, MemoryClientRegistry,
     },
@@ -106,7 +107,7 @@ fn app(store: MemoryStore) -> Router {
     let token = ServiceBuilder::new()
         .layer(FormLayer::new())
         .layer(ClientAuthLayer::new(registry).limit_failures(limiter))
-        .service(service_fn(move |req: Request<Full<Bytes>>| {
+        .service(service_fn(move |req: Request<body::Body>| {
             let store = issuing_store.clone();
             async move {
                 let client = req

@@ -21,8 +21,7 @@
 //! use tower_oauth_revoke::form::FormLayer;
 //! use tower::{service_fn, ServiceBuilder, ServiceExt};
 //! use http::{Request, Response};
-//! use http_body_util::Full;
-//! use bytes::Bytes;
+//! use tower_oauth_revoke::body::Body;
 //! use std::convert::Infallible;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -30,15 +29,15 @@
 //! let svc = ServiceBuilder::new()
 //!     .layer(FormLayer::new())
 //!     .layer(ClientAuthLayer::new(registry).realm("example"))
-//!     .service(service_fn(|req: Request<Full<Bytes>>| async move {
+//!     .service(service_fn(|req: Request<Body>| async move {
 //!         let client = req.extensions().get::<AuthenticatedClient>().unwrap();
-//!         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(client.id().to_owned()))))
+//!         Ok::<_, Infallible>(Response::new(Body::from(client.id().to_owned())))
 //!     }));
 //!
 //! let request = Request::post("/token")
 //!     .header("authorization", "Basic YXBwOnNlY3JldA==") // app:secret
 //!     .header("content-type", "application/x-www-form-urlencoded")
-//!     .body(Full::new(Bytes::from("grant_type=client_credentials")))
+//!     .body(Body::from("grant_type=client_credentials"))
 //!     .unwrap();
 //! assert_eq!(svc.oneshot(request).await.unwrap().status(), 200);
 //! # }
@@ -408,15 +407,12 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let registry = self.registry.clone();
         let config = self.config.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::future::take_ready(&mut self.inner);
         ResponseFuture::steps(async move {
             let result = authenticate_request(
                 &registry,

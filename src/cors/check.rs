@@ -74,9 +74,7 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let client = req.extensions().get::<AuthenticatedClient>();

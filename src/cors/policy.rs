@@ -213,9 +213,7 @@ where
     type Error = S::Error;
     type Future = CorsFuture<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         if !is_cors_request(&req) {
@@ -268,11 +266,7 @@ pin_project! {
     }
 }
 
-impl<F> fmt::Debug for CorsFuture<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CorsFuture").finish_non_exhaustive()
-    }
-}
+opaque_debug!(CorsFuture<F>);
 
 impl<F, B, E> Future for CorsFuture<F>
 where

@@ -29,10 +29,8 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
 use http::{request::Parts, HeaderMap, Request, Response};
 use http_body::Body;
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
@@ -49,7 +47,7 @@ mod body;
 mod builder;
 mod step;
 
-use self::body::{BoxFuture, PipelineResponse};
+use self::body::BoxFuture;
 pub use self::{
     body::{EndpointBody, EndpointFuture},
     builder::{BuildError, EndpointBuilder, LayeredEndpoint},
@@ -115,11 +113,7 @@ impl<R, T: EndpointStep> Endpoint<R, T> {
     }
 }
 
-impl<R, T> fmt::Debug for Endpoint<R, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint").finish_non_exhaustive()
-    }
-}
+opaque_debug!(Endpoint<R, T>);
 
 /// The steps after CORS, configured once and shared by every request.
 struct Pipeline<R, T> {
@@ -142,7 +136,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         self: Arc<Self>,
         req: Request<B>,
         vary: bool,
-    ) -> Result<PipelineResponse, Infallible>
+    ) -> Result<Response<EndpointBody>, Infallible>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -195,7 +189,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         headers: &HeaderMap,
         addr: Option<RemoteAddr>,
         params: &FormParams,
-    ) -> Response<Full<Bytes>> {
+    ) -> Response<crate::body::Body> {
         let client = match authenticate_request(
             self.auth.registry(),
             self.auth.config(),
@@ -249,13 +243,11 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    type Response = PipelineResponse;
+    type Response = Response<EndpointBody>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<PipelineResponse, Infallible>>;
+    type Future = BoxFuture<Result<Response<EndpointBody>, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         Box::pin(self.0.clone().handle(req, false))
@@ -274,21 +266,18 @@ where
     type Error = Infallible;
     type Future = EndpointFuture;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Every step is always ready.
-        Poll::Ready(Ok(()))
-    }
+    // Every step is always ready.
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let inner: BoxFuture<_> = if is_cors_request(&req) {
+        if is_cors_request(&req) {
             // Preflights and requests with `Origin`: `tower_http::cors` over the pipeline.
             // `Cors` is ready whenever its inner service is, and the pipeline always is.
-            Box::pin(CorsPolicyService::clone(&self.cors).call(req))
+            EndpointFuture::new(Box::pin(CorsPolicyService::clone(&self.cors).call(req)))
         } else {
             // Not a CORS request: only `Vary`, as `tower_http::cors` would set it.
-            Box::pin(self.pipeline.clone().handle(req, true))
-        };
-        EndpointFuture { inner }
+            EndpointFuture::new(Box::pin(self.pipeline.clone().handle(req, true)))
+        }
     }
 }
 
@@ -300,8 +289,9 @@ mod tests {
         store::{GrantId, MemoryStore, TokenHash, TokenKind, TokenRecord},
     };
     use crate::{store::TokenStore, RevocationEndpoint};
+    use bytes::Bytes;
     use http::{HeaderMap, StatusCode};
-    use http_body_util::BodyExt;
+    use http_body_util::{BodyExt, Full};
     use std::time::Duration;
     use std::time::SystemTime;
     use tower::ServiceExt;

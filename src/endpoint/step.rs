@@ -10,10 +10,10 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
-use http_body_util::Full;
 use tower_service::Service;
 
 use crate::{
+    body::Body,
     client_auth::{AuthenticatedClient, ClientKind, RemoteAddr},
     error::{challenge, OAuthError, DEFAULT_REALM},
     form::FormParams,
@@ -191,13 +191,11 @@ impl<T, B> Service<Request<B>> for StepService<T>
 where
     T: EndpointStep,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture<Result<Response<Full<Bytes>>, Infallible>>;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
+    always_ready!();
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (parts, _body) = req.into_parts();
@@ -230,9 +228,9 @@ where
 }
 
 /// A step's answer as a response: its bytes as the body, or the OAuth error.
-pub(crate) fn render(answer: Result<Response<Bytes>, OAuthError>) -> Response<Full<Bytes>> {
+pub(crate) fn render(answer: Result<Response<Bytes>, OAuthError>) -> Response<Body> {
     match answer {
-        Ok(response) => response.map(Full::new),
+        Ok(response) => response.map(Body::new),
         Err(err) => err.to_response(),
     }
 }

@@ -246,9 +246,7 @@ where
     type Error = I::Error;
     type Future = ResponseFuture<I::Future, ResBody, I::Error>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
+    forward_ready!();
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         if let Err(err) = refuse_repeated(req.headers(), &header::AUTHORIZATION) {
@@ -273,8 +271,7 @@ where
             Bearer::Token(token) => self.store.check(token),
         };
         let challenges = self.challenges.clone();
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::future::take_ready(&mut self.inner);
         ResponseFuture::steps(async move {
             match check.await {
                 Ok(Some(record)) => {

@@ -9,18 +9,18 @@ use std::{
 use bytes::{BufMut, Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use pin_project_lite::pin_project;
 
 use super::Callback;
-use crate::body::BoxError;
+use crate::body::{self, BoxError, ResponseBody};
 
 /// The bytes after the callback name's wrapped body: `);`.
 const SUFFIX: &[u8] = b");";
 
 pin_project! {
     /// The response body of [`Jsonp`](super::Jsonp): the inner body wrapped frame by frame
-    /// as `/**/callback(...);`, the inner body unchanged, or an error of the layer's own.
+    /// as `/**/callback(...);`, or a [`ResponseBody`] (the inner body unchanged, or an
+    /// error of the layer's own).
     ///
     /// Wrapping never buffers the body: each inner data frame becomes one output frame, with
     /// U+2028 and U+2029 (valid in JSON strings, line terminators in older JavaScript)
@@ -37,8 +37,7 @@ pin_project! {
 pin_project! {
     #[project = KindProj]
     enum Kind<B> {
-        Plain { #[pin] body: B },
-        Own { body: Full<Bytes> },
+        Plain { #[pin] body: ResponseBody<B> },
         // Boxed: the usual, unwrapped body stays small to move.
         Wrapped { #[pin] body: B, state: Box<Wrap> },
     }
@@ -59,7 +58,6 @@ impl<B> fmt::Debug for JsonpBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.kind {
             Kind::Plain { .. } => "Plain",
-            Kind::Own { .. } => "Own",
             Kind::Wrapped { .. } => "Wrapped",
         };
         f.debug_struct("JsonpBody").field("kind", &kind).finish()
@@ -69,9 +67,7 @@ impl<B> fmt::Debug for JsonpBody<B> {
 impl<B> JsonpBody<B> {
     /// The inner body, unchanged.
     pub fn plain(body: B) -> Self {
-        Self {
-            kind: Kind::Plain { body },
-        }
+        Self::from(ResponseBody::new(body))
     }
 
     /// The inner body wrapped as `/**/callback(<body>);`.
@@ -99,21 +95,27 @@ impl<B> JsonpBody<B> {
 
 impl<B> Default for JsonpBody<B> {
     fn default() -> Self {
-        Self::from(Full::default())
+        Self::from(body::Body::empty())
     }
 }
 
-impl<B> From<Full<Bytes>> for JsonpBody<B> {
-    fn from(body: Full<Bytes>) -> Self {
+impl<B> From<ResponseBody<B>> for JsonpBody<B> {
+    fn from(body: ResponseBody<B>) -> Self {
         Self {
-            kind: Kind::Own { body },
+            kind: Kind::Plain { body },
         }
+    }
+}
+
+impl<B> From<body::Body> for JsonpBody<B> {
+    fn from(body: body::Body) -> Self {
+        Self::from(ResponseBody::from(body))
     }
 }
 
 impl<B> From<Bytes> for JsonpBody<B> {
     fn from(bytes: Bytes) -> Self {
-        Self::from(Full::new(bytes))
+        Self::from(body::Body::new(bytes))
     }
 }
 
@@ -173,8 +175,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.project().kind.project() {
-            KindProj::Plain { body } => body.poll_frame(cx).map_err(Into::into),
-            KindProj::Own { body } => Pin::new(body).poll_frame(cx).map_err(|e| match e {}),
+            KindProj::Plain { body } => body.poll_frame(cx),
             KindProj::Wrapped { mut body, state } => loop {
                 if let Some(prefix) = state.prefix.take() {
                     return Poll::Ready(Some(Ok(Frame::data(prefix))));
@@ -215,7 +216,6 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Plain { body } => body.is_end_stream(),
-            Kind::Own { body } => body.is_end_stream(),
             Kind::Wrapped { state, .. } => state.finished && state.trailers.is_none(),
         }
     }
@@ -223,7 +223,6 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Plain { body } => body.size_hint(),
-            Kind::Own { body } => body.size_hint(),
             Kind::Wrapped { body, state } => {
                 if state.finished {
                     return SizeHint::with_exact(0);
@@ -254,7 +253,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, StreamBody};
+    use http_body_util::{BodyExt, Full, StreamBody};
     use std::convert::Infallible;
 
     fn cb() -> Callback {

@@ -37,13 +37,4 @@ impl JsonpLayer {
     }
 }
 
-impl<S> Layer<S> for JsonpLayer {
-    type Service = Jsonp<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Jsonp {
-            inner,
-            enabled: self.enabled,
-        }
-    }
-}
+copy_layer!(JsonpLayer => Jsonp { enabled });

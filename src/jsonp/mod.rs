@@ -97,13 +97,13 @@ mod tests {
     use tower_service::Service;
 
     /// A JSON service that answers with the status in the `status` query parameter.
-    fn json_service() -> impl Service<
-        Request<Full<Bytes>>,
+    fn json_service<B: Send + 'static>() -> impl Service<
+        Request<B>,
         Response = Response<Full<Bytes>>,
         Error = Infallible,
         Future = impl Send,
     > + Clone {
-        service_fn(|req: Request<Full<Bytes>>| async move {
+        service_fn(|req: Request<B>| async move {
             let query = req.uri().query().unwrap_or("");
             let response = if query.contains("fail") {
                 OAuthError::invalid_client("no").to_response()

@@ -2,19 +2,14 @@
 
 use std::{
     convert::Infallible,
-    fmt,
-    future::Future,
-    pin::Pin,
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
 use tower_service::Service;
 
 use super::{RevocationPolicy, Revoker};
-use crate::{endpoint::StepService, store::TokenStore};
+use crate::{body::Body, endpoint::StepService, store::TokenStore};
 
 /// The RFC 7009 revocation service, last behind the composed layers; see the
 /// [module docs](crate::revoke). It is the [`Revoker`] step as a service.
@@ -53,7 +48,7 @@ impl<S, B> Service<Request<B>> for RevokeService<S>
 where
     S: TokenStore,
 {
-    type Response = Response<Full<Bytes>>;
+    type Response = Response<Body>;
     type Error = Infallible;
     type Future = ResponseFuture;
 
@@ -62,29 +57,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        ResponseFuture {
-            inner: self.inner.call(req),
-        }
+        ResponseFuture::new(self.inner.call(req))
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
-
-/// The response future of [`RevokeService`].
-pub struct ResponseFuture {
-    inner: BoxFuture,
-}
-
-impl fmt::Debug for ResponseFuture {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-impl Future for ResponseFuture {
-    type Output = Result<Response<Full<Bytes>>, Infallible>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
-    }
+opaque_future! {
+    /// The response future of [`RevokeService`].
+    pub struct ResponseFuture(BoxFuture<Result<Response<Body>, Infallible>>);
 }

@@ -16,10 +16,7 @@
 
 use std::{
     collections::{HashSet, VecDeque},
-    convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex},
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -28,7 +25,7 @@ use std::{
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tower_service::Service;
@@ -190,8 +187,8 @@ impl<R: ClientRegistry + Clone> PollService<R> {
     }
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn json_response(status: StatusCode, body: Value) -> Response<crate::body::Body> {
+    let mut response = Response::new(crate::body::Body::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -202,7 +199,7 @@ fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     response
 }
 
-fn poll_error(status: StatusCode, err: &str, description: &str) -> Response<Full<Bytes>> {
+fn poll_error(status: StatusCode, err: &str, description: &str) -> Response<crate::body::Body> {
     json_response(status, json!({"err": err, "description": description}))
 }
 
@@ -213,22 +210,11 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.answer(req).await) })
-    }
+    answer_service!(Request<B>);
 }
 
 impl<R: ClientRegistry + Clone> PollService<R> {
-    async fn answer<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body>
     where
         B: Body,
         B::Error: Into<crate::BoxError>,

@@ -12,10 +12,7 @@
 
 use std::{
     collections::HashMap,
-    convert::Infallible,
     fmt,
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex, RwLock},
     task::{Context, Poll},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -324,8 +321,8 @@ impl PushReceiver {
     }
 }
 
-fn answer(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(
+fn answer(status: StatusCode, body: Option<Value>) -> Response<crate::body::Body> {
+    let mut response = Response::new(crate::body::Body::new(
         body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
     ));
     *response.status_mut() = status;
@@ -338,7 +335,7 @@ fn answer(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
     response
 }
 
-fn refused(err: &str, description: &str) -> Response<Full<Bytes>> {
+fn refused(err: &str, description: &str) -> Response<crate::body::Body> {
     answer(
         StatusCode::BAD_REQUEST,
         Some(json!({"err": err, "description": description})),
@@ -351,55 +348,52 @@ where
     B::Data: Send,
     B::Error: Into<crate::BoxError>,
 {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    answer_service!(Request<B>);
+}
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            if req.method() != Method::POST {
-                let mut response = refused("invalid_request", "push with POST");
-                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                response
-                    .headers_mut()
-                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
-                return Ok(response);
+impl PushReceiver {
+    async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body>
+    where
+        B: Body,
+        B::Error: Into<crate::BoxError>,
+    {
+        if req.method() != Method::POST {
+            let mut response = refused("invalid_request", "push with POST");
+            *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| v.trim().to_ascii_lowercase());
+        if content_type.as_deref() != Some(CONTENT_TYPE) {
+            return refused(
+                "invalid_request",
+                "the content type must be application/secevent+jwt",
+            );
+        }
+        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return refused("invalid_request", "the body is too large"),
+        };
+        let Ok(jws) = std::str::from_utf8(&body) else {
+            return refused("invalid_request", "the body is not a SET");
+        };
+        match self.verifier.verify(jws.trim()).await {
+            Ok(event) => {
+                (self.handler)(&event);
+                answer(StatusCode::ACCEPTED, None)
             }
-            let content_type = req
-                .headers()
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .map(|v| v.trim().to_ascii_lowercase());
-            if content_type.as_deref() != Some(CONTENT_TYPE) {
-                return Ok(refused(
-                    "invalid_request",
-                    "the content type must be application/secevent+jwt",
-                ));
+            Err(e) => {
+                tracing::warn!(error = %e, "refused a pushed security event");
+                refused(e.err, &e.description)
             }
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(_) => return Ok(refused("invalid_request", "the body is too large")),
-            };
-            let Ok(jws) = std::str::from_utf8(&body) else {
-                return Ok(refused("invalid_request", "the body is not a SET"));
-            };
-            match this.verifier.verify(jws.trim()).await {
-                Ok(event) => {
-                    (this.handler)(&event);
-                    Ok(answer(StatusCode::ACCEPTED, None))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "refused a pushed security event");
-                    Ok(refused(e.err, &e.description))
-                }
-            }
-        })
+        }
     }
 }
 

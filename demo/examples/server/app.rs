@@ -227,7 +227,7 @@ pub(crate) fn app(
                 None => None,
             };
             let Some(name) = user else {
-                let mut response: http::Response<Full<Bytes>> = OAuthError::new(
+                let mut response: http::Response<tower_oauth_revoke::body::Body> = OAuthError::new(
                     StatusCode::UNAUTHORIZED,
                     ErrorCode::AccessDenied,
                     "the resource owner must authenticate",
