@@ -49,6 +49,7 @@ pub mod cors;
 pub mod deadline;
 pub mod endpoint;
 pub mod error;
+mod escape;
 pub mod events;
 pub mod form;
 mod future;

@@ -94,7 +94,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
-use crate::trace::Escaped;
+use crate::escape::Escaped;
 use crate::{
     client_auth::ClientRegistry,
     error::{set_no_store, write_json_string_contents, ErrorCode, OAuthError, APPLICATION_JSON},

@@ -125,9 +125,9 @@ use crate::{
     body::ResponseBody,
     cors::CorsPolicy,
     error::{challenge, ErrorCode, OAuthError, DEFAULT_REALM},
+    escape::Escaped,
     form::FormParams,
     origin::Origin,
-    trace::Escaped,
 };
 
 /// The client that authenticated this request, in the request's extensions (and, for

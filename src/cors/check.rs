@@ -11,8 +11,8 @@ use tower_service::Service;
 
 use super::{origin::Origin, CorsPolicy};
 use crate::{
-    body::ResponseBody, client_auth::AuthenticatedClient, error::OAuthError,
-    future::ResponseFuture, trace::Escaped,
+    body::ResponseBody, client_auth::AuthenticatedClient, error::OAuthError, escape::Escaped,
+    future::ResponseFuture,
 };
 use crate::{client_auth::ClientRegistry, error::refuse_repeated};
 
