@@ -63,7 +63,7 @@ pub mod jsonp;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub mod jwt;
 pub mod metadata;
-pub use cors::origin;
+pub mod origin;
 pub mod owner;
 pub mod revoke;
 #[cfg(feature = "serve")]

@@ -9,10 +9,10 @@ use http::{header, HeaderMap, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{origin::Origin, CorsPolicy};
+use super::CorsPolicy;
 use crate::{
     body::ResponseBody, client_auth::AuthenticatedClient, error::OAuthError, escape::Escaped,
-    future::ResponseFuture,
+    future::ResponseFuture, origin::Origin,
 };
 use crate::{client_auth::ClientRegistry, error::refuse_repeated};
 
