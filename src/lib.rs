@@ -65,6 +65,7 @@ pub mod jwt;
 pub mod metadata;
 pub mod origin;
 pub mod owner;
+mod registry;
 pub mod revoke;
 #[cfg(feature = "serve")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serve")))]

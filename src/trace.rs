@@ -50,7 +50,7 @@ use tower_service::Service;
 use tracing::{Level, Span};
 
 pub use crate::escape::Escaped;
-use crate::{client_auth::AuthenticatedClient, store::RevocationOutcome};
+use crate::{registry::AuthenticatedClient, store::RevocationOutcome};
 
 /// A [`MakeSpan`] that records `method`, `path` and `version`: never the query string,
 /// never a header.

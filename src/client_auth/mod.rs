@@ -100,7 +100,6 @@
 pub mod conformance;
 mod credentials;
 mod limiter;
-mod registry;
 
 use std::{
     sync::Arc,
@@ -112,15 +111,14 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use self::{
-    credentials::{
-        decode_basic, encode_basic, ClientAuthMethod, ClientCredentials, CredentialsError,
-    },
+    credentials::{decode_basic, encode_basic, ClientCredentials, CredentialsError},
     limiter::{AuthAttempt, AuthFailureLimiter, RemoteAddr},
-    registry::{
-        Client, ClientKind, ClientRegistry, MemoryClientRegistry, RegistryError, SecretDigest,
-    },
 };
 pub use crate::future::ResponseFuture;
+pub use crate::registry::{
+    AuthenticatedClient, Client, ClientAuthMethod, ClientKind, ClientRegistry,
+    MemoryClientRegistry, RegistryError, SecretDigest,
+};
 use crate::{
     body::ResponseBody,
     cors::CorsPolicy,
@@ -129,42 +127,6 @@ use crate::{
     form::FormParams,
     origin::Origin,
 };
-
-/// The client that authenticated this request, in the request's extensions (and, for
-/// request logs, in the response's; from [`RevocationEndpoint`](crate::RevocationEndpoint),
-/// with [`annotate_responses`](crate::endpoint::EndpointBuilder::annotate_responses)).
-#[derive(Debug, Clone)]
-pub struct AuthenticatedClient {
-    client: Client,
-    method: ClientAuthMethod,
-}
-
-impl AuthenticatedClient {
-    /// A client that authenticated with `method` (for tests and custom layers).
-    pub fn new(client: Client, method: ClientAuthMethod) -> Self {
-        Self { client, method }
-    }
-
-    /// The client's id.
-    pub fn id(&self) -> &str {
-        self.client.id()
-    }
-
-    /// The registered client.
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    /// Public or confidential.
-    pub fn kind(&self) -> ClientKind {
-        self.client.kind()
-    }
-
-    /// How it authenticated.
-    pub fn method(&self) -> ClientAuthMethod {
-        self.method
-    }
-}
 
 /// Why a client failed to authenticate; what [`authenticate`] returns.
 #[derive(Debug)]
@@ -193,7 +155,7 @@ pub async fn authenticate<R: ClientRegistry>(
         .map_err(AuthError::Unavailable)?;
     let presented = credentials.secret().unwrap_or("");
     let Some(client) = found else {
-        let _ = registry::DECOY.verify(presented);
+        let _ = crate::registry::DECOY.verify(presented);
         return Err(AuthError::Rejected);
     };
     let method = credentials.method();
@@ -201,7 +163,7 @@ pub async fn authenticate<R: ClientRegistry>(
         ClientKind::Public => {
             // A public client has no secret: it may only name itself, by `client_id` or by
             // Basic with an empty secret.
-            let _ = registry::DECOY.verify(presented);
+            let _ = crate::registry::DECOY.verify(presented);
             if !presented.is_empty() {
                 return Err(AuthError::SecretForPublicClient);
             }
@@ -219,7 +181,7 @@ pub async fn authenticate<R: ClientRegistry>(
         ClientKind::Public => ClientAuthMethod::None,
         ClientKind::Confidential => method,
     };
-    Ok(AuthenticatedClient { client, method })
+    Ok(AuthenticatedClient::new(client, method))
 }
 
 /// Authenticates a confidential client by HTTP Basic alone (exactly one `Authorization`

@@ -11,10 +11,13 @@ use tower_service::Service;
 
 use super::CorsPolicy;
 use crate::{
-    body::ResponseBody, client_auth::AuthenticatedClient, error::OAuthError, escape::Escaped,
-    future::ResponseFuture, origin::Origin,
+    body::ResponseBody,
+    error::{refuse_repeated, OAuthError},
+    escape::Escaped,
+    future::ResponseFuture,
+    origin::Origin,
+    registry::{AuthenticatedClient, ClientRegistry},
 };
-use crate::{client_auth::ClientRegistry, error::refuse_repeated};
 
 /// A [`Layer`] that refuses a request whose `Origin` is allowed neither by the
 /// [`CorsPolicy`] nor for the [`AuthenticatedClient`]; place it after client

@@ -17,10 +17,10 @@ use tower_service::Service;
 
 use super::OriginCheckLayer;
 use crate::{
-    client_auth::ClientRegistry,
     error::OAuthError,
     jsonp::X_ORIGINAL_STATUS,
     origin::{InvalidOrigin, Origin},
+    registry::ClientRegistry,
 };
 
 /// The default preflight max age: 10 minutes.
