@@ -11,7 +11,6 @@ use crate::{
     cors::{CorsPolicy, CorsPolicyService, OriginCheck, DEFAULT_MAX_AGE},
     form::{Form, FormLayer, DEFAULT_LIMIT},
     jsonp::{Jsonp, JsonpLayer},
-    revoke::{RevocationPolicy, Revoker},
 };
 
 /// Builds an [`Endpoint`]: [`RevocationEndpoint::builder`](crate::RevocationEndpoint)
@@ -68,13 +67,6 @@ impl std::error::Error for BuildError {
     }
 }
 
-impl<R, S> Endpoint<R, Revoker<S>> {
-    /// A builder of the RFC 7009 revocation endpoint over `clients` and `store`.
-    pub fn builder(clients: R, store: S) -> EndpointBuilder<R, Revoker<S>> {
-        EndpointBuilder::new(clients, Revoker::new(store))
-    }
-}
-
 impl<R, T> Endpoint<R, T> {
     /// A builder of the pipeline with `step` last: a host's own OAuth endpoint (see
     /// [`EndpointStep`]).
@@ -84,6 +76,13 @@ impl<R, T> Endpoint<R, T> {
 }
 
 impl<R, T> EndpointBuilder<R, T> {
+    /// The builder with its step changed by `f`: how a step's module adds settings of its
+    /// own to the builder.
+    pub(crate) fn map_step(mut self, f: impl FnOnce(T) -> T) -> Self {
+        self.step = f(self.step);
+        self
+    }
+
     fn new(clients: R, step: T) -> Self {
         Self {
             clients,
@@ -222,22 +221,6 @@ impl<R, T> EndpointBuilder<R, T> {
             Some(limiter) => auth.limit_failures(limiter.clone()),
             None => auth,
         }
-    }
-}
-
-impl<R, S> EndpointBuilder<R, Revoker<S>> {
-    /// The revocation policy.
-    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
-        self.step = self.step.policy(policy);
-        self
-    }
-
-    /// Revokes the JWT access tokens of `jwts` too: see [`Revoker::jwt`].
-    #[cfg(feature = "jwt")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
-        self.step = self.step.jwt(jwts);
-        self
     }
 }
 
