@@ -7,17 +7,17 @@
 
 use std::{fs, path::Path, path::PathBuf};
 
-/// The layers of the top-level modules, lowest first.
+/// The layers of the top-level modules, lowest first, as the crate docs draw them.
 #[rustfmt::skip]
 const LAYERS: &[(&str, &[&str])] = &[
-    ("vocabulary",            &["token", "escape", "body", "error", "origin", "macros"]),
-    ("codecs, records",       &["future", "urlencoded", "deadline", "jose", "events", "registry"]),
-    ("parsing, storage",      &["form", "jsonp", "store"]),
-    ("CORS",                  &["cors"]),
-    ("client authentication", &["client_auth"]),
-    ("pipeline, guards",      &["endpoint", "guard", "trace"]),
-    ("JWT",                   &["jwt"]),
-    ("services",              &["revoke", "introspect", "metadata", "owner", "admin", "set", "serve"]),
+    ("vocabulary",       &["token", "escape", "body", "error", "origin", "macros"]),
+    ("codecs, records",  &["future", "urlencoded", "deadline", "jose", "events", "registry"]),
+    ("parsing, storage", &["form", "jsonp", "store"]),
+    ("CORS",             &["cors"]),
+    ("client auth",      &["client_auth"]),
+    ("pipeline, guards", &["endpoint", "guard", "trace"]),
+    ("JWT",              &["jwt"]),
+    ("services",         &["revoke", "introspect", "metadata", "owner", "admin", "set", "serve"]),
 ];
 
 /// Items of the crate root that modules may name as `crate::<Item>`, with the module whose
