@@ -1,0 +1,130 @@
+//! [`PushReceiver`]: pushed SETs ([RFC 8935]).
+//!
+//! [RFC 8935]: https://www.rfc-editor.org/rfc/rfc8935
+
+use std::{
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::{json, Value};
+use tower_service::Service;
+
+use super::{Handler, SetVerifier, MAX_BODY};
+use crate::set::{ReceivedEvent, CONTENT_TYPE};
+
+/// Takes pushed SETs (RFC 8935): `POST` with `Content-Type: application/secevent+jwt`;
+/// 202 once verified and handed to the handler, 400 `{"err","description"}` otherwise.
+#[derive(Clone)]
+pub struct PushReceiver {
+    verifier: SetVerifier,
+    handler: Handler,
+}
+
+impl fmt::Debug for PushReceiver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PushReceiver")
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PushReceiver {
+    /// A receiver handing each verified event to `handler`.
+    pub fn new(
+        verifier: SetVerifier,
+        handler: impl Fn(&ReceivedEvent) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            verifier,
+            handler: Arc::new(handler),
+        }
+    }
+}
+
+fn answer(status: StatusCode, body: Option<Value>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(
+        body.map(|b| Bytes::from(b.to_string())).unwrap_or_default(),
+    ));
+    *response.status_mut() = status;
+    if status != StatusCode::ACCEPTED {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    response
+}
+
+fn refused(err: &str, description: &str) -> Response<Full<Bytes>> {
+    answer(
+        StatusCode::BAD_REQUEST,
+        Some(json!({"err": err, "description": description})),
+    )
+}
+
+impl<B> Service<Request<B>> for PushReceiver
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<crate::BoxError>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if req.method() != Method::POST {
+                let mut response = refused("invalid_request", "push with POST");
+                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                response
+                    .headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("POST"));
+                return Ok(response);
+            }
+            let content_type = req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(|v| v.trim().to_ascii_lowercase());
+            if content_type.as_deref() != Some(CONTENT_TYPE) {
+                return Ok(refused(
+                    "invalid_request",
+                    "the content type must be application/secevent+jwt",
+                ));
+            }
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return Ok(refused("invalid_request", "the body is too large")),
+            };
+            let Ok(jws) = std::str::from_utf8(&body) else {
+                return Ok(refused("invalid_request", "the body is not a SET"));
+            };
+            match this.verifier.verify(jws.trim()).await {
+                Ok(event) => {
+                    (this.handler)(&event);
+                    Ok(answer(StatusCode::ACCEPTED, None))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "refused a pushed security event");
+                    Ok(refused(e.err, &e.description))
+                }
+            }
+        })
+    }
+}
