@@ -5,7 +5,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{Endpoint, EndpointStep, Pipeline, StepService};
+use super::{
+    pipeline::{Fused, Pipeline},
+    Endpoint, EndpointStep, StepService,
+};
 use crate::{
     client_auth::{AuthFailureLimiter, ClientAuth, ClientAuthLayer, ClientRegistry},
     cors::{CorsPolicy, CorsPolicyService, OriginCheck, DEFAULT_MAX_AGE},
@@ -247,7 +250,7 @@ impl<R: ClientRegistry, T: EndpointStep> EndpointBuilder<R, T> {
         });
         let with_cors = cors
             .layer_with_clients(self.clients)
-            .layer(super::Fused(pipeline.clone()));
+            .layer(Fused(pipeline.clone()));
         Ok(Endpoint {
             pipeline,
             cors: Arc::new(with_cors),
