@@ -102,13 +102,15 @@ pub mod conformance;
 mod credentials;
 mod layer;
 mod limiter;
+mod remote_addr;
 
 pub(crate) use self::layer::authenticate_request;
 pub use self::{
     authenticate::{authenticate, authenticate_basic, AuthError},
     credentials::{decode_basic, encode_basic, ClientCredentials, CredentialsError},
     layer::{ClientAuth, ClientAuthLayer},
-    limiter::{AuthAttempt, AuthFailureLimiter, RemoteAddr},
+    limiter::{AuthAttempt, AuthFailureLimiter},
+    remote_addr::RemoteAddr,
 };
 pub use crate::future::ResponseFuture;
 pub use crate::registry::{
