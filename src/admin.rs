@@ -41,9 +41,9 @@ use tower_service::Service;
 use crate::{
     client_auth::{authenticate_basic, AuthFailureLimiter, ClientRegistry, RemoteAddr},
     error::{set_no_store, ErrorCode, OAuthError},
+    escape::Escaped,
     events::Initiator,
     store::TokenStore,
-    trace::Escaped,
     urlencoded::FormParams,
 };
 

@@ -61,6 +61,7 @@ use tower_service::Service;
 use crate::{
     body::{self, BoxError, ResponseBody},
     error::OAuthError,
+    urlencoded::query_has,
 };
 
 pub use crate::future::ResponseFuture;
@@ -247,13 +248,31 @@ pub(crate) enum FormPlan {
     Body { limit: usize },
 }
 
+/// The parameters of a JSON-P `GET`, from its query string, parsed once and strictly: the
+/// request must name a `callback` (else it is not a JSON-P request: 405), and must not put
+/// a `client_secret` in the URL.
+fn jsonp_get_params(query: &str) -> Result<FormParams, FormRejection> {
+    let params = match FormParams::parse_query(query) {
+        Ok(params) => params,
+        // Without a callback it is no JSON-P request, however malformed.
+        Err(_) if !query_has(query, "callback") => return Err(FormRejection::MethodNotAllowed),
+        Err(err) => return Err(err.into()),
+    };
+    if !params.contains("callback") {
+        return Err(FormRejection::MethodNotAllowed);
+    }
+    if params.contains("client_secret") {
+        return Err(FormRejection::SecretInUrl);
+    }
+    Ok(params)
+}
+
 impl FormLayer {
     /// The checks made before the body is read: method, content type, declared length,
     /// and the whole of a JSONP `GET`.
     pub(crate) fn plan(&self, parts: &http::request::Parts) -> Result<FormPlan, FormRejection> {
         if parts.method == Method::GET && self.allow_get_with_callback {
-            // JSON-P's rules for a `GET` live with JSON-P.
-            let params = crate::jsonp::get_params(parts.uri.query().unwrap_or(""))?;
+            let params = jsonp_get_params(parts.uri.query().unwrap_or(""))?;
             return Ok(FormPlan::Query(params));
         }
         if parts.method != Method::POST {

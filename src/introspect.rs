@@ -54,8 +54,8 @@ use http::{header, Response};
 use crate::{
     endpoint::{EndpointStep, StepRequest},
     error::{set_no_store, write_json_string_contents, OAuthError, APPLICATION_JSON},
+    escape::Escaped,
     store::{TokenHash, TokenKind, TokenRecord, TokenStore},
-    trace::Escaped,
 };
 
 /// The introspection step; see the [module docs](self).

@@ -93,7 +93,7 @@ use crate::events::Initiator;
 use http::{header, Method, Request, Response, StatusCode};
 use tower_service::Service;
 
-use crate::trace::Escaped;
+use crate::escape::Escaped;
 use crate::{
     body::Body,
     client_auth::ClientRegistry,

@@ -7,31 +7,10 @@ use std::{borrow::Cow, fmt};
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use http::{header, HeaderMap, HeaderValue};
 
-use crate::urlencoded::{form_decode, FormParams};
-
-/// How a client authenticated (the registered names of [RFC 7591 §2]).
-///
-/// [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientAuthMethod {
-    /// `client_secret_basic`: HTTP Basic with the form-urlencoded id and secret.
-    ClientSecretBasic,
-    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
-    ClientSecretPost,
-    /// `none`: a public client, identified by `client_id` alone.
-    None,
-}
-
-impl ClientAuthMethod {
-    /// The registered name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
-            ClientAuthMethod::ClientSecretPost => "client_secret_post",
-            ClientAuthMethod::None => "none",
-        }
-    }
-}
+use crate::{
+    registry::ClientAuthMethod,
+    urlencoded::{form_decode, FormParams},
+};
 
 /// The credentials a request presents. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]

@@ -9,12 +9,15 @@ use http::{header, HeaderMap, Request, Response};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{origin::Origin, CorsPolicy};
+use super::CorsPolicy;
 use crate::{
-    body::ResponseBody, client_auth::AuthenticatedClient, error::OAuthError,
-    future::ResponseFuture, trace::Escaped,
+    body::ResponseBody,
+    error::{refuse_repeated, OAuthError},
+    escape::Escaped,
+    future::ResponseFuture,
+    origin::Origin,
+    registry::{AuthenticatedClient, ClientRegistry},
 };
-use crate::{client_auth::ClientRegistry, error::refuse_repeated};
 
 /// A [`Layer`] that refuses a request whose `Origin` is allowed neither by the
 /// [`CorsPolicy`] nor for the [`AuthenticatedClient`]; place it after client

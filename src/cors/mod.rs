@@ -61,8 +61,10 @@
 //! [Fetch standard, CORS protocol]: https://fetch.spec.whatwg.org/#http-cors-protocol
 
 mod check;
-pub mod origin;
 mod policy;
+
+/// Web origins: [`crate::origin`], public under this path too.
+pub use crate::origin;
 
 pub(crate) use self::{
     check::{check_origin, known_origin},

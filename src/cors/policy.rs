@@ -15,11 +15,13 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{
+use super::OriginCheckLayer;
+use crate::{
+    error::OAuthError,
+    jsonp::X_ORIGINAL_STATUS,
     origin::{InvalidOrigin, Origin},
-    OriginCheckLayer,
+    registry::ClientRegistry,
 };
-use crate::{client_auth::ClientRegistry, error::OAuthError, jsonp::X_ORIGINAL_STATUS};
 
 /// The default preflight max age: 10 minutes.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(600);

@@ -5,13 +5,15 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::{Endpoint, EndpointStep, Pipeline, StepService};
+use super::{
+    pipeline::{Fused, Pipeline},
+    Endpoint, EndpointStep, StepService,
+};
 use crate::{
     client_auth::{AuthFailureLimiter, ClientAuth, ClientAuthLayer, ClientRegistry},
     cors::{CorsPolicy, CorsPolicyService, OriginCheck, DEFAULT_MAX_AGE},
     form::{Form, FormLayer, DEFAULT_LIMIT},
     jsonp::{Jsonp, JsonpLayer},
-    revoke::{RevocationPolicy, Revoker},
 };
 
 /// Builds an [`Endpoint`]: [`RevocationEndpoint::builder`](crate::RevocationEndpoint)
@@ -68,13 +70,6 @@ impl std::error::Error for BuildError {
     }
 }
 
-impl<R, S> Endpoint<R, Revoker<S>> {
-    /// A builder of the RFC 7009 revocation endpoint over `clients` and `store`.
-    pub fn builder(clients: R, store: S) -> EndpointBuilder<R, Revoker<S>> {
-        EndpointBuilder::new(clients, Revoker::new(store))
-    }
-}
-
 impl<R, T> Endpoint<R, T> {
     /// A builder of the pipeline with `step` last: a host's own OAuth endpoint (see
     /// [`EndpointStep`]).
@@ -84,6 +79,13 @@ impl<R, T> Endpoint<R, T> {
 }
 
 impl<R, T> EndpointBuilder<R, T> {
+    /// The builder with its step changed by `f`: how a step's module adds settings of its
+    /// own to the builder.
+    pub(crate) fn map_step(mut self, f: impl FnOnce(T) -> T) -> Self {
+        self.step = f(self.step);
+        self
+    }
+
     fn new(clients: R, step: T) -> Self {
         Self {
             clients,
@@ -225,22 +227,6 @@ impl<R, T> EndpointBuilder<R, T> {
     }
 }
 
-impl<R, S> EndpointBuilder<R, Revoker<S>> {
-    /// The revocation policy.
-    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
-        self.step = self.step.policy(policy);
-        self
-    }
-
-    /// Revokes the JWT access tokens of `jwts` too: see [`Revoker::jwt`].
-    #[cfg(feature = "jwt")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
-        self.step = self.step.jwt(jwts);
-        self
-    }
-}
-
 /// The composed layers an [`EndpointBuilder`] builds with
 /// [`build_layered`](EndpointBuilder::build_layered).
 pub type LayeredEndpoint<R, T> =
@@ -264,7 +250,7 @@ impl<R: ClientRegistry, T: EndpointStep> EndpointBuilder<R, T> {
         });
         let with_cors = cors
             .layer_with_clients(self.clients)
-            .layer(super::Fused(pipeline.clone()));
+            .layer(Fused(pipeline.clone()));
         Ok(Endpoint {
             pipeline,
             cors: Arc::new(with_cors),

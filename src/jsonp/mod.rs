@@ -72,7 +72,7 @@ mod service;
 
 use http::HeaderName;
 
-pub(crate) use self::service::{find_callback, get_params, wrap};
+pub(crate) use self::service::{find_callback, wrap};
 pub use self::{
     body::JsonpBody,
     callback::{Callback, InvalidCallback, MAX_CALLBACK_LEN},

@@ -14,8 +14,7 @@ use tower_service::Service;
 use super::{Callback, JsonpBody, JsonpLayer, X_ORIGINAL_STATUS};
 use crate::{
     error::OAuthError,
-    form::FormRejection,
-    urlencoded::{form_decode, query_has, FormParams, ParamSource},
+    urlencoded::{form_decode, FormParams, ParamSource},
 };
 
 /// The service of [`JsonpLayer`].
@@ -50,25 +49,6 @@ pub(crate) fn find_callback(
         tracing::debug!(outcome = "invalid_request", reason = %err.description(), "JSONP callback refused");
     }
     result
-}
-
-/// The parameters of a JSON-P `GET`, from its query string, parsed once and strictly: the
-/// request must name a `callback` (else it is not a JSON-P request: 405), and must not put
-/// a `client_secret` in the URL.
-pub(crate) fn get_params(query: &str) -> Result<FormParams, FormRejection> {
-    let params = match FormParams::parse_query(query) {
-        Ok(params) => params,
-        // Without a callback it is no JSON-P request, however malformed.
-        Err(_) if !query_has(query, "callback") => return Err(FormRejection::MethodNotAllowed),
-        Err(err) => return Err(err.into()),
-    };
-    if !params.contains("callback") {
-        return Err(FormRejection::MethodNotAllowed);
-    }
-    if params.contains("client_secret") {
-        return Err(FormRejection::SecretInUrl);
-    }
-    Ok(params)
 }
 
 fn scan_callback(

@@ -44,6 +44,7 @@
 //! [RFC 7009 §2.1]: https://www.rfc-editor.org/rfc/rfc7009#section-2.1
 //! [RFC 7009 §2.2]: https://www.rfc-editor.org/rfc/rfc7009#section-2.2
 
+mod endpoint;
 mod protocol;
 mod service;
 mod step;

@@ -73,7 +73,7 @@ impl<S: TokenStore> EndpointStep for Revoker<S> {
                     None => {
                         // Unknown: nothing about it is looked up or stored.
                         tracing::info!(
-                            client_id = %crate::trace::Escaped(request.client().id()),
+                            client_id = %crate::escape::Escaped(request.client().id()),
                             outcome = "not_active",
                             "token revocation of an invalid JWT"
                         );

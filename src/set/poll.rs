@@ -305,8 +305,8 @@ impl<R: ClientRegistry + Clone> PollService<R> {
         if let Some(errs) = request.get("setErrs").and_then(|e| e.as_object()) {
             for (jti, err) in errs {
                 tracing::warn!(
-                    set = %crate::trace::Escaped(jti),
-                    error = %crate::trace::Escaped(&err.to_string()),
+                    set = %crate::escape::Escaped(jti),
+                    error = %crate::escape::Escaped(&err.to_string()),
                     "a receiver could not process a security event"
                 );
                 ack.insert(jti.clone());

@@ -279,7 +279,7 @@ async fn run(receiver: std::sync::Weak<Receiver>, client: HttpClient, options: A
                 tracing::error!(
                     receiver = %r.url,
                     set = %set.jti,
-                    error = %crate::trace::Escaped(&error),
+                    error = %crate::escape::Escaped(&error),
                     "an event receiver refused an event"
                 );
                 backoff = first;
@@ -288,7 +288,7 @@ async fn run(receiver: std::sync::Weak<Receiver>, client: HttpClient, options: A
                 if !failing {
                     tracing::warn!(
                         receiver = %r.url,
-                        error = %crate::trace::Escaped(&error),
+                        error = %crate::escape::Escaped(&error),
                         "event receiver unreachable; retrying"
                     );
                     failing = true;

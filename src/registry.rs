@@ -1,4 +1,7 @@
-//! The [`ClientRegistry`] seam and the in-memory registry.
+//! The registered clients, what client authentication and the CORS origin checks both ask
+//! about: [`Client`], the [`ClientRegistry`] seam, the in-memory registry, and the
+//! [`AuthenticatedClient`] a request carries once authenticated. All of it is public as
+//! [`client_auth`](crate::client_auth)'s.
 
 use std::{collections::HashMap, fmt, future::Future, sync::Arc};
 
@@ -6,7 +9,6 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::ClientAuthMethod;
 use crate::{
     body::BoxError,
     origin::{InvalidOrigin, Origin},
@@ -37,6 +39,30 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&*self.source)
+    }
+}
+
+/// How a client authenticated (the registered names of [RFC 7591 §2]).
+///
+/// [RFC 7591 §2]: https://www.rfc-editor.org/rfc/rfc7591#section-2
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientAuthMethod {
+    /// `client_secret_basic`: HTTP Basic with the form-urlencoded id and secret.
+    ClientSecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// `none`: a public client, identified by `client_id` alone.
+    None,
+}
+
+impl ClientAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+            ClientAuthMethod::ClientSecretPost => "client_secret_post",
+            ClientAuthMethod::None => "none",
+        }
     }
 }
 
@@ -305,7 +331,7 @@ pub(crate) const DECOY: SecretDigest = SecretDigest([0x5a; 32]);
 /// [`origins`](Client::origins). A registry that answered `false` to the first while its
 /// clients listed origins would let the request through while the browser, lacking
 /// `Access-Control-*` headers on the preflight, reports a CORS error. Run
-/// [`conformance::check`](super::conformance::check) in your registry's tests.
+/// [`conformance::check`](crate::client_auth::conformance::check) in your registry's tests.
 ///
 /// ```
 /// use http::HeaderValue;
@@ -431,6 +457,42 @@ impl ClientRegistry for MemoryClientRegistry {
 
     async fn origin_registered(&self, origin: &HeaderValue) -> Result<bool, RegistryError> {
         Ok(self.inner.origins.iter().any(|o| o.matches(origin)))
+    }
+}
+
+/// The client that authenticated this request, in the request's extensions (and, for
+/// request logs, in the response's; from [`RevocationEndpoint`](crate::RevocationEndpoint),
+/// with [`annotate_responses`](crate::endpoint::EndpointBuilder::annotate_responses)).
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    client: Client,
+    method: ClientAuthMethod,
+}
+
+impl AuthenticatedClient {
+    /// A client that authenticated with `method` (for tests and custom layers).
+    pub fn new(client: Client, method: ClientAuthMethod) -> Self {
+        Self { client, method }
+    }
+
+    /// The client's id.
+    pub fn id(&self) -> &str {
+        self.client.id()
+    }
+
+    /// The registered client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Public or confidential.
+    pub fn kind(&self) -> ClientKind {
+        self.client.kind()
+    }
+
+    /// How it authenticated.
+    pub fn method(&self) -> ClientAuthMethod {
+        self.method
     }
 }
 

@@ -1,0 +1,286 @@
+//! SETs of one issuer checked against its key set: [`SetVerifier`], and why a SET is refused.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use http::{header, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use serde_json::Value;
+
+use super::MAX_BODY;
+use crate::{
+    jose::KeySet,
+    set::{ReceivedEvent, TYP},
+};
+
+const REPLAY_WINDOW: Duration = Duration::from_secs(3600);
+const REPLAY_CAPACITY: usize = 100_000;
+const REFETCH_EVERY: Duration = Duration::from_secs(5);
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Why a SET was refused: an RFC 8935 §2.4 error code and a description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetError {
+    /// `invalid_request`, `invalid_key`, `invalid_issuer` or `authentication_failed`.
+    pub err: &'static str,
+    /// What was wrong.
+    pub description: String,
+}
+
+impl SetError {
+    fn new(err: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            err,
+            description: description.into(),
+        }
+    }
+}
+
+impl fmt::Display for SetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.err, self.description)
+    }
+}
+
+impl std::error::Error for SetError {}
+
+/// The issuer's keys could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysUnavailable(pub String);
+
+impl fmt::Display for KeysUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the issuer's keys are unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for KeysUnavailable {}
+
+struct Inner {
+    issuer: String,
+    metadata: Uri,
+    client: HttpClient,
+    jwks_uri: RwLock<Option<Uri>>,
+    keys: RwLock<KeySet>,
+    last_fetch: Mutex<Option<Instant>>,
+    fetch: tokio::sync::Mutex<()>,
+    seen: Mutex<HashMap<String, Instant>>,
+    timeout: Duration,
+}
+
+/// Verifies SETs from one issuer; see the [module docs](super). Cheap to clone.
+#[derive(Clone)]
+pub struct SetVerifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for SetVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SetVerifier")
+            .field("issuer", &self.inner.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// An HTTP client for `https` or `http`, with `tls` or the webpki roots.
+pub(crate) fn http_client(tls: Option<rustls::ClientConfig>) -> HttpClient {
+    let connector = match tls {
+        Some(config) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
+        None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+    }
+    .https_or_http()
+    .enable_http1()
+    .build();
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector)
+}
+
+impl SetVerifier {
+    /// A verifier for SETs of `issuer`, whose metadata is at
+    /// `{issuer}/.well-known/oauth-authorization-server`. `tls` overrides the webpki roots
+    /// (e.g. to trust a test certificate). Must be used within a Tokio runtime.
+    pub fn new(issuer: &str, tls: Option<rustls::ClientConfig>) -> Result<Self, KeysUnavailable> {
+        let metadata: Uri = format!(
+            "{}/.well-known/oauth-authorization-server",
+            issuer.trim_end_matches('/')
+        )
+        .parse()
+        .map_err(|e| KeysUnavailable(format!("issuer {issuer:?}: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                issuer: issuer.to_owned(),
+                metadata,
+                client: http_client(tls),
+                jwks_uri: RwLock::new(None),
+                keys: RwLock::new(KeySet::default()),
+                last_fetch: Mutex::new(None),
+                fetch: tokio::sync::Mutex::new(()),
+                seen: Mutex::new(HashMap::new()),
+                timeout: Duration::from_secs(5),
+            }),
+        })
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The keys known now.
+    pub fn keys(&self) -> KeySet {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// A GET of JSON.
+    pub(crate) async fn get_json(&self, uri: Uri) -> Result<Value, KeysUnavailable> {
+        let request = Request::get(uri)
+            .header(header::ACCEPT, "application/json")
+            .body(Full::default())
+            .map_err(|e| KeysUnavailable(e.to_string()))?;
+        let answer = tokio::time::timeout(self.inner.timeout, async {
+            let response = self
+                .inner
+                .client
+                .request(request)
+                .await
+                .map_err(|e| KeysUnavailable(e.to_string()))?;
+            if response.status() != StatusCode::OK {
+                return Err(KeysUnavailable(format!("answered {}", response.status())));
+            }
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|e| KeysUnavailable(e.to_string()))?
+                .to_bytes();
+            serde_json::from_slice(&body).map_err(|e| KeysUnavailable(e.to_string()))
+        })
+        .await;
+        answer.unwrap_or_else(|_| Err(KeysUnavailable("timed out".into())))
+    }
+
+    /// Reads the key set again (the metadata first, until read once). Rate-limited: does
+    /// nothing within 5 s of the last fetch unless `force`.
+    pub async fn refresh_keys(&self, force: bool) -> Result<(), KeysUnavailable> {
+        let _one_at_a_time = self.inner.fetch.lock().await;
+        if !force {
+            if let Some(last) = *lock(&self.inner.last_fetch) {
+                if last.elapsed() < REFETCH_EVERY {
+                    return Ok(());
+                }
+            }
+        }
+        *lock(&self.inner.last_fetch) = Some(Instant::now());
+        let known = self
+            .inner
+            .jwks_uri
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let jwks_uri = match known {
+            Some(uri) => uri,
+            None => {
+                let metadata = self.get_json(self.inner.metadata.clone()).await?;
+                if metadata.get("issuer").and_then(|i| i.as_str()) != Some(&self.inner.issuer) {
+                    return Err(KeysUnavailable("the metadata names another issuer".into()));
+                }
+                let uri: Uri = metadata
+                    .get("jwks_uri")
+                    .and_then(|u| u.as_str())
+                    .and_then(|u| u.parse().ok())
+                    .ok_or_else(|| KeysUnavailable("the metadata has no jwks_uri".into()))?;
+                *self
+                    .inner
+                    .jwks_uri
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(uri.clone());
+                uri
+            }
+        };
+        let jwks = self.get_json(jwks_uri).await?;
+        let keys =
+            KeySet::from_jwks(&jwks.to_string()).map_err(|e| KeysUnavailable(e.to_string()))?;
+        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
+        Ok(())
+    }
+
+    /// Verifies a SET; see the [module docs](super) for what is checked. A `jti` is
+    /// remembered only once the SET passed every check.
+    pub async fn verify(&self, jws: &str) -> Result<ReceivedEvent, SetError> {
+        let keys = self.keys();
+        if keys.is_empty() || keys.names_unknown_key(jws) {
+            if let Err(e) = self.refresh_keys(false).await {
+                tracing::warn!(error = %e, "cannot read the issuer's keys");
+            }
+        }
+        let keys = self.keys();
+        let claims: Value = keys.verify(jws, TYP).map_err(|e| {
+            let err = if keys.names_unknown_key(jws) {
+                "invalid_key"
+            } else {
+                "authentication_failed"
+            };
+            SetError::new(err, e.to_string())
+        })?;
+        if claims.get("iss").and_then(|i| i.as_str()) != Some(self.inner.issuer.as_str()) {
+            return Err(SetError::new(
+                "invalid_issuer",
+                "the SET is from another issuer",
+            ));
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        match claims.get("iat").and_then(|i| i.as_u64()) {
+            Some(iat) if iat <= now + 60 => {}
+            _ => {
+                return Err(SetError::new(
+                    "invalid_request",
+                    "iat is missing or in the future",
+                ))
+            }
+        }
+        let event = ReceivedEvent::from_claims(&claims).ok_or_else(|| {
+            SetError::new("invalid_request", "no revocation event of a known type")
+        })?;
+        let mut seen = lock(&self.inner.seen);
+        if seen.len() >= REPLAY_CAPACITY {
+            seen.retain(|_, at| at.elapsed() < REPLAY_WINDOW);
+        }
+        if seen.contains_key(&event.set_id) {
+            return Err(SetError::new(
+                "invalid_request",
+                "this SET was already received",
+            ));
+        }
+        seen.insert(event.set_id.clone(), Instant::now());
+        Ok(event)
+    }
+}
+
+impl SetVerifier {
+    /// The HTTP client the verifier fetches keys with, for the poller to poll with.
+    pub(super) fn client(&self) -> &HttpClient {
+        &self.inner.client
+    }
+}
