@@ -8,12 +8,12 @@
 //! port. Without a PostgreSQL the tests fail, unless `SKIP_POSTGRES_TESTS=1` says to skip
 //! them.
 //!
-//! Whether each operation is one round trip is not observed here (that would need
-//! `pg_stat_statements` or a proxy counting messages); it follows from each primitive being
-//! one prepared statement over a pooled connection.
+//! Round trips are counted by a proxy between the store and the server (`proxy.rs`).
 #![cfg(feature = "postgres")]
 
 mod common;
+#[path = "postgres_store/proxy.rs"]
+mod proxy;
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -128,6 +128,92 @@ async fn passes_the_conformance_suite() {
         return;
     };
     conformance::run(|| store.clone()).await;
+}
+
+/// `DATABASE_URL` with its host and port replaced by `addr`.
+fn url_through(addr: SocketAddr) -> String {
+    let url = database_url();
+    let (scheme, rest) = url.split_once("://").expect("DATABASE_URL is a URL");
+    let (user, rest) = rest.split_once('@').unwrap_or(("postgres", rest));
+    let db = rest.split_once('/').map_or("test", |(_, db)| db);
+    format!("{scheme}://{user}@{addr}/{db}")
+}
+
+fn server_addr() -> SocketAddr {
+    let url = database_url();
+    let rest = url.split_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    host.trim_start_matches("postgres://")
+        .parse()
+        .expect("DATABASE_URL names its server as IP:PORT")
+}
+
+#[tokio::test]
+async fn each_primitive_is_one_round_trip() {
+    // Only to find out whether there is a server at all.
+    let Some((_, schema)) = shared_store("round_trips").await else {
+        return;
+    };
+    let proxy = proxy::Proxy::start(server_addr()).await;
+    let store = PostgresStore::builder()
+        .schema(&schema.0)
+        .pool_size(1)
+        .connect(&url_through(proxy.addr))
+        .await
+        .unwrap();
+    let record =
+        |kind| TokenRecord::new(kind, "app", GrantId::random(), in_secs(600)).with_owner("carol");
+    // Each operation twice: the first prepares its statement on the pooled connection.
+    for round in 0..2 {
+        let mut measured = Vec::new();
+        let mut count = |what: &'static str, before: usize, want: usize| {
+            measured.push((what, proxy.round_trips() - before, want));
+        };
+        let (access, refresh) = (random_token("a"), random_token("r"));
+        let before = proxy.round_trips();
+        store
+            .issue(TokenHash::of(&access), record(TokenKind::AccessToken))
+            .await
+            .unwrap();
+        count("issue", before, 1);
+        store
+            .issue(TokenHash::of(&refresh), record(TokenKind::RefreshToken))
+            .await
+            .unwrap();
+        let before = proxy.round_trips();
+        assert!(active(&store, &access).await);
+        count("inspect", before, 1);
+        let before = proxy.round_trips();
+        store
+            .revoke(&TokenHash::of(&access), RevocationRequest::new("app"))
+            .await
+            .unwrap();
+        count("revoke", before, 1);
+        let before = proxy.round_trips();
+        store.revoke_grant(GrantId::random()).await.unwrap();
+        count("revoke_grant", before, 1);
+        let before = proxy.round_trips();
+        store
+            .revoke_client_for_owner("carol", "app", Initiator::System)
+            .await
+            .unwrap();
+        count("revoke_client_for_owner", before, 1);
+        let before = proxy.round_trips();
+        store.clients_of_owner("carol").await.unwrap();
+        count("clients_of_owner (one page)", before, 1);
+        let before = proxy.round_trips();
+        store
+            .revoke_subject("carol", Initiator::System)
+            .await
+            .unwrap();
+        count("revoke_subject (the cut-off, then one page)", before, 2);
+        eprintln!("round {round} (0: statements prepared): {measured:?}");
+        if round == 1 {
+            for (what, got, want) in measured {
+                assert_eq!(got, want, "{what}: {got} round trips");
+            }
+        }
+    }
 }
 
 #[tokio::test]
