@@ -440,6 +440,26 @@ impl OwnPostgres {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/test", self.port)
     }
+
+    /// Sends `signal` to the server and every process of it (its backends), as a machine
+    /// that stalls.
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.join("postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_owned();
+        let children = Command::new("pgrep").args(["-P", &pid]).output().unwrap();
+        let mut pids = vec![pid];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .split_whitespace()
+                .map(str::to_owned),
+        );
+        let status = Command::new("kill")
+            .arg(signal)
+            .args(&pids)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 }
 
 impl Drop for OwnPostgres {
@@ -551,6 +571,51 @@ async fn postgres_down_answers_503_then_recovers() {
         .await
         .unwrap()
         .is_none());
+}
+
+#[tokio::test]
+async fn stalled_postgres_answers_503_instead_of_hanging() {
+    let Some(server) = OwnPostgres::start() else {
+        return;
+    };
+    let store = PostgresStore::builder()
+        .operation_timeout(Duration::from_millis(1000))
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let addr = common::serve(endpoint(store.clone())).await;
+    let token = random_token("stalled");
+    issue_once_back(&store, &token, Duration::ZERO).await;
+
+    server.signal("-STOP");
+    let resumed = ResumeOnDrop(&server);
+    for _ in 0..2 {
+        assert_unavailable(addr, &token).await;
+    }
+    let started = Instant::now();
+    assert!(store.inspect(&TokenHash::of(&token)).await.is_err());
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "failed after {took:?}");
+    drop(resumed);
+
+    // Once the server runs again, so does the store; the token was never revoked.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.inspect(&TokenHash::of(&token)).await.is_err() {
+        assert!(Instant::now() < deadline, "the store did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(active(&store, &token).await);
+    assert_eq!(revoke_over_http(addr, &token).await.status, StatusCode::OK);
+    assert!(!active(&store, &token).await);
+}
+
+/// Resumes a stopped server even when the test fails, so that it can be stopped.
+struct ResumeOnDrop<'a>(&'a OwnPostgres);
+
+impl Drop for ResumeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.signal("-CONT");
+    }
 }
 
 /// Prints the time of one revocation (an access token alone, with its outbox row) through
