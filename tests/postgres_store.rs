@@ -1,10 +1,10 @@
 //! The PostgreSQL store against a real PostgreSQL: the conformance suite, two nodes sharing
-//! one database, a store recreated over the same data, and a database that goes away and
-//! comes back.
+//! one database, a store recreated over the same data, a database that goes away and comes
+//! back, one that stalls, and the round trips of each operation.
 //!
 //! The shared server is `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`,
 //! see `.ci/postgres.sh`); every test uses a schema of its own and drops it at the end. The
-//! outage test starts a private instance with `.ci/pg-instance.sh` on another loopback
+//! outage and stall tests start a private instance with `.ci/pg-instance.sh` on another loopback
 //! port. Without a PostgreSQL the tests fail, unless `SKIP_POSTGRES_TESTS=1` says to skip
 //! them.
 //!
