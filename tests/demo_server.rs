@@ -654,6 +654,76 @@ async fn two_nodes_share_revocation_through_redis() {
     );
 }
 
+/// Two demo servers sharing one PostgreSQL database (a scratch one, dropped at the end):
+/// revoked on one node is refused on both at once.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn two_nodes_share_revocation_through_postgres() {
+    let server = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let base = server
+        .rsplit_once('/')
+        .map_or(server.as_str(), |(base, _)| base);
+    let db = format!("tor_demo_{:016x}", rand::random::<u64>());
+    let created = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-d",
+            &server,
+            "-c",
+            &format!("CREATE DATABASE {db}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !created {
+        common::skip_or_fail("SKIP_POSTGRES_TESTS", &format!("no PostgreSQL at {server}"));
+        return;
+    }
+    struct ScratchDatabase(String, String);
+    impl Drop for ScratchDatabase {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("psql")
+                .args(["-X", "-q", "-d", &self.0, "-c"])
+                .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.1))
+                .status();
+        }
+    }
+    let _scratch = ScratchDatabase(server.clone(), db.clone());
+    let url = format!("{base}/{db}");
+    let one = Demo::start(&["--postgres", &url], None);
+    let two = Demo::start(&["--postgres", &url], None);
+    let http = one.http();
+    let token = one
+        .oauth_client(APP, Some(APP_SECRET))
+        .exchange_client_credentials()
+        .request_async(&http)
+        .await
+        .unwrap();
+    let access = token.access_token().secret().clone();
+    assert_eq!(one.userinfo(&access).await.status(), 200);
+    assert_eq!(
+        two.userinfo(&access).await.status(),
+        200,
+        "issued on one, known on two"
+    );
+    two.oauth_client(APP, Some(APP_SECRET))
+        .revoke_token(StandardRevocableToken::AccessToken(
+            token.access_token().clone(),
+        ))
+        .unwrap()
+        .request_async(&two.http())
+        .await
+        .unwrap();
+    assert_eq!(two.userinfo(&access).await.status(), 401);
+    assert_eq!(
+        one.userinfo(&access).await.status(),
+        401,
+        "revoked on two, refused on one"
+    );
+    drop((one, two));
+}
+
 #[tokio::test]
 async fn resource_owner_password_guessing_is_limited() {
     let demo = Demo::start(&["--plain"], None);

@@ -16,10 +16,11 @@
 -- Objects are created in the current schema (the first of `search_path`): give a tenant a
 -- schema of its own by setting `search_path` before migrating and on every connection.
 --
--- Contracts of the functions: see README.md beside this file. In short, each operation of
--- the store is one function call, one round trip, one transaction, mirroring the Redis
--- store's scripts (src/store/redis.rs) and the memory store (src/store/memory.rs). Times are
--- the database's clock (clock_timestamp()), as the Redis scripts use Redis's TIME.
+-- Contracts of the functions: see README.md beside this file. In short, each primitive of
+-- the store's Backend is one function call, one round trip, one transaction, mirroring the
+-- Redis store's scripts (src/store/redis/scripts.rs). Expiry is judged by the calling
+-- node's clock (p_now); creation times and cut-offs come from the database's clock
+-- (clock_timestamp()), as the Redis scripts use Redis's TIME.
 
 DO $$ BEGIN PERFORM pg_advisory_xact_lock(7009, 1); END $$;
 
@@ -52,8 +53,9 @@ CREATE TABLE grants (
     -- a cut-off covers the grants created at or before it.
     created_us  bigint      NOT NULL
 );
-CREATE INDEX grants_owner ON grants (owner, client, expires_at) WHERE owner IS NOT NULL;
-CREATE INDEX grants_client ON grants (client, expires_at) WHERE client IS NOT NULL;
+-- A subject's and a client's grants, in id order (tor_grants' keyset pages).
+CREATE INDEX grants_owner ON grants (owner, id) WHERE owner IS NOT NULL;
+CREATE INDEX grants_client ON grants (client, id) WHERE client IS NOT NULL;
 CREATE INDEX grants_keep_until ON grants (keep_until);
 
 -- An issued token, keyed by the SHA-256 of the token: the token itself never reaches the
@@ -150,18 +152,37 @@ BEGIN
 END
 $$;
 
--- ISSUE: registers a token into its grant. Returns 'ok', or 'grant revoked' when the grant
--- is revoked or cut off (nothing is written then). The grant row is locked (FOR UPDATE),
--- as every revocation locks it: a token registered while its grant is being revoked is
--- either refused or revoked with it. An already expired token is accepted, not stored.
--- A grant whose tokens have all expired starts anew: new client, owner and creation time.
+-- The functions below are the atomic primitives of the store's Backend (src/store/backend.rs):
+-- each decides only what must be decided inside its step (is the token active, is it the
+-- caller's client's, which grants are live), and returns raw state or the facts of what it
+-- changed; the Rust side applies the store's rules to them (what is active, what a bulk
+-- revocation counted, the events).
+--
+-- Clocks: every function takes p_now, the calling node's time, and judges expiry by it
+-- (tokens, grants, tombstones, cut-off retention), as the Rust rules do with Backend::now;
+-- NULL means the database's clock. Creation times and cut-offs (created_us, cutoff_us),
+-- which order registrations against bulk revocations, always come from the database's
+-- clock, one clock for every node.
+
+-- A scope's cut-off (µs), if any.
+CREATE OR REPLACE FUNCTION tor_cutoff_of(p_scope text, p_name text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT cutoff_us FROM cutoffs WHERE scope = p_scope AND name = p_name
+$$;
+
+-- ISSUE (Backend::register): registers a token into its grant. Returns 'ok', or 'grant
+-- revoked' when the grant is revoked or cut off (nothing is written then). The grant row is
+-- locked (FOR UPDATE), as every revocation locks it: a token registered while its grant is
+-- being revoked is either refused or revoked with it. An already expired token is
+-- accepted, not stored. A grant whose tokens have all expired starts anew: new client,
+-- owner and creation time.
 CREATE OR REPLACE FUNCTION tor_issue(
     p_hash bytea, p_kind text, p_grant bigint, p_client text, p_owner text,
-    p_expires_at timestamptz, p_issued_at timestamptz
+    p_expires_at timestamptz, p_issued_at timestamptz, p_now timestamptz DEFAULT NULL
 ) RETURNS text LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
     g grants%ROWTYPE;
     known boolean;
     created bigint;
@@ -217,96 +238,103 @@ BEGIN
 END
 $$;
 
--- INSPECT: the record of an active token (known, not expired, its grant known, not revoked,
--- not cut off): one row, or none. (PL/pgSQL rather than SQL: its plan is kept for the
--- session, where a SQL function's would be made anew on every call.)
-CREATE OR REPLACE FUNCTION tor_inspect(p_hash bytea)
-RETURNS TABLE (kind text, grant_id bigint, client_id text, owner text,
-               expires_at timestamptz, issued_at timestamptz)
-LANGUAGE plpgsql AS $$
+-- LOOKUP (Backend::lookup): what is held of a token and its grant, active or not, raw: one
+-- row, or none when the token or its grant is not held (a tombstone holds no token). The
+-- caller judges whether it is active (Held::is_active). (PL/pgSQL rather than SQL: its plan
+-- is kept for the session, where a SQL function's would be made anew on every call.)
+CREATE OR REPLACE FUNCTION tor_lookup(p_hash bytea)
+RETURNS TABLE (kind text, grant_id bigint, expires_at timestamptz, issued_at timestamptz,
+               client_id text, owner text, revoked boolean, grant_expires_at timestamptz,
+               created_us bigint, subject_cutoff_us bigint, client_cutoff_us bigint)
+LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
-DECLARE
-    now_ts timestamptz := clock_timestamp();
 BEGIN
     RETURN QUERY
-    SELECT t.kind, t.grant_id, g.client, g.owner, t.expires_at, t.issued_at
+    SELECT t.kind, t.grant_id, t.expires_at, t.issued_at, g.client, g.owner, g.revoked,
+           g.expires_at, g.created_us,
+           tor_cutoff_of('subject', g.owner), tor_cutoff_of('client', g.client)
     FROM tokens t
     JOIN grants g ON g.id = t.grant_id
     WHERE t.hash = p_hash
-      AND t.expires_at > now_ts
-      AND g.client IS NOT NULL
-      AND NOT g.revoked
-      AND g.keep_until > now_ts
-      AND NOT tor_cut(g.client, g.owner, g.created_us);
+      AND g.client IS NOT NULL;
 END
 $$;
 
--- REVOKE: a client's revocation of one token. One row (outcome, kind, seq):
---   ('not active', NULL, NULL)      unknown, expired, or its grant revoked or cut off
---   ('another client', NULL, NULL)  issued to another client: nothing changed
---   ('grant', kind, seq)            a refresh token, or an access token with
---                                   p_grant_scope: its whole grant is revoked
---   ('token', 'a', seq)             an access token alone: deleted
--- seq is the outbox row written. p_jti: the token's jti (or NULL), for the event.
+-- REVOKE (Backend::revoke_token): a client's revocation of one token, checked and written
+-- in one step. p_access_grant / p_refresh_grant: whether revoking an access / a refresh
+-- token revokes its whole grant (TokenRule::scope_for). One row (outcome, kind, grant_id,
+-- client_id, owner, expires_at):
+--   ('not active', NULL...)      unknown, expired, or its grant revoked, expired or cut off
+--   ('another client', NULL...)  issued to another client: nothing changed
+--   ('grant', kind, facts)       its whole grant is revoked; expires_at is the grant's
+--   ('token', kind, facts)       the token alone: deleted; expires_at is the token's
+-- p_jti: the token's jti (or NULL), for the outbox row.
 CREATE OR REPLACE FUNCTION tor_revoke(
-    p_hash bytea, p_client text, p_grant_scope boolean, p_jti text,
-    p_tombstone interval, p_node text
-) RETURNS TABLE (outcome text, kind text, seq bigint) LANGUAGE plpgsql AS $$
+    p_hash bytea, p_client text, p_access_grant boolean, p_refresh_grant boolean,
+    p_jti text, p_tombstone interval, p_node text, p_now timestamptz DEFAULT NULL
+) RETURNS TABLE (outcome text, kind text, grant_id bigint, client_id text, owner text,
+                 expires_at timestamptz)
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
     t tokens%ROWTYPE;
     g grants%ROWTYPE;
-    written bigint;
 BEGIN
     SELECT * INTO t FROM tokens WHERE hash = p_hash;
     IF NOT FOUND OR t.expires_at <= now_ts THEN
-        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint;
+        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint, NULL::text,
+                            NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
     SELECT * INTO g FROM grants WHERE id = t.grant_id FOR UPDATE;
-    IF NOT FOUND OR g.client IS NULL OR g.revoked OR g.keep_until <= now_ts
-       OR tor_cut(g.client, g.owner, g.created_us) THEN
-        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint;
+    IF NOT FOUND OR g.client IS NULL OR g.revoked OR g.expires_at <= now_ts
+       OR g.keep_until <= now_ts OR tor_cut(g.client, g.owner, g.created_us) THEN
+        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint, NULL::text,
+                            NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
     IF g.client <> p_client THEN
-        RETURN QUERY SELECT 'another client'::text, NULL::text, NULL::bigint;
+        RETURN QUERY SELECT 'another client'::text, NULL::text, NULL::bigint, NULL::text,
+                            NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
-    IF t.kind = 'r' OR p_grant_scope THEN
+    IF (t.kind = 'r' AND p_refresh_grant) OR (t.kind = 'a' AND p_access_grant) THEN
         UPDATE grants
         SET revoked = true,
             keep_until = greatest(keep_until, expires_at, now_ts + p_tombstone)
         WHERE id = g.id;
-        written := tor_log('grant', NULL, NULL, ARRAY[g.id], g.client, g.owner, p_jti,
-                           'c:' || p_client, ARRAY[g.expires_at], p_node);
-        RETURN QUERY SELECT 'grant'::text, t.kind, written;
+        PERFORM tor_log('grant', NULL, NULL, ARRAY[g.id], g.client, g.owner, p_jti,
+                        'c:' || p_client, ARRAY[g.expires_at], p_node);
+        RETURN QUERY SELECT 'grant'::text, t.kind, g.id, g.client, g.owner, g.expires_at;
         RETURN;
     END IF;
     DELETE FROM tokens WHERE hash = p_hash;
     IF NOT FOUND THEN
         -- A concurrent revocation of the same token came first.
-        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint;
+        RETURN QUERY SELECT 'not active'::text, NULL::text, NULL::bigint, NULL::text,
+                            NULL::text, NULL::timestamptz;
         RETURN;
     END IF;
-    written := tor_log('token', p_hash, t.kind, ARRAY[g.id], g.client, g.owner, p_jti,
-                       'c:' || p_client, ARRAY[t.expires_at], p_node);
-    RETURN QUERY SELECT 'token'::text, t.kind, written;
+    PERFORM tor_log('token', p_hash, t.kind, ARRAY[g.id], g.client, g.owner, p_jti,
+                    'c:' || p_client, ARRAY[t.expires_at], p_node);
+    RETURN QUERY SELECT 'token'::text, t.kind, g.id, g.client, g.owner, t.expires_at;
 END
 $$;
 
--- REVOKE_GRANT: revokes a whole grant, by the system. A grant never seen is recorded as a
--- revoked tombstone (kept p_tombstone), so that a token registered into it later is
--- refused. One row (revoked, seq): revoked tells whether the grant was live (then seq is
--- the outbox row written; otherwise nothing is logged and seq is NULL).
-CREATE OR REPLACE FUNCTION tor_revoke_grant(p_grant bigint, p_tombstone interval, p_node text)
-RETURNS TABLE (revoked boolean, seq bigint) LANGUAGE plpgsql AS $$
+-- REVOKE_GRANT (Backend::revoke_grants, one grant): revokes a whole grant. A grant never
+-- seen is recorded as a revoked tombstone (kept p_tombstone), so that a token registered
+-- into it later is refused. One row (grant_id, client_id, owner, expires_at) when the grant
+-- was live (then logged, initiator p_initiator); none otherwise.
+CREATE OR REPLACE FUNCTION tor_revoke_grant(
+    p_grant bigint, p_tombstone interval, p_node text, p_now timestamptz DEFAULT NULL,
+    p_initiator text DEFAULT 's'
+) RETURNS TABLE (grant_id bigint, client_id text, owner text, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
     g grants%ROWTYPE;
-    written bigint;
 BEGIN
     LOOP
         SELECT * INTO g FROM grants WHERE id = p_grant FOR UPDATE;
@@ -317,19 +345,16 @@ BEGIN
             WHERE id = p_grant;
             IF NOT g.revoked AND g.client IS NOT NULL AND g.expires_at > now_ts
                AND g.keep_until > now_ts AND NOT tor_cut(g.client, g.owner, g.created_us) THEN
-                written := tor_log('grant', NULL, NULL, ARRAY[g.id], g.client, g.owner, NULL,
-                                   's', ARRAY[g.expires_at], p_node);
-                RETURN QUERY SELECT true, written;
-                RETURN;
+                PERFORM tor_log('grant', NULL, NULL, ARRAY[g.id], g.client, g.owner, NULL,
+                                p_initiator, ARRAY[g.expires_at], p_node);
+                RETURN QUERY SELECT g.id, g.client, g.owner, g.expires_at;
             END IF;
-            RETURN QUERY SELECT false, NULL::bigint;
             RETURN;
         END IF;
         INSERT INTO grants (id, client, owner, expires_at, keep_until, revoked, created_us)
         VALUES (p_grant, NULL, NULL, now_ts, now_ts + p_tombstone, true, 0)
         ON CONFLICT (id) DO NOTHING;
         IF FOUND THEN
-            RETURN QUERY SELECT false, NULL::bigint;
             RETURN;
         END IF;
         -- Another call created the grant meanwhile: lock it and look again.
@@ -337,15 +362,19 @@ BEGIN
 END
 $$;
 
--- REVOKE_CLIENT_FOR_OWNER: revokes every grant p_client holds from p_owner. Returns how many
--- were live (not revoked, not expired, not cut off); one outbox row for each of them.
--- p_initiator: 'c:<client id>', 'o:<owner>', 'a:<admin id>' or 's'.
+-- REVOKE_CLIENT_FOR_OWNER (Backend::revoke_grants, a client's grants from an owner):
+-- revokes every grant p_client holds from p_owner. One row (grant_id, client_id, owner,
+-- expires_at) per grant that was live (not revoked, not expired, not cut off), in grant id
+-- order, and one outbox row for each of them. p_initiator: 'c:<client id>', 'o:<owner>',
+-- 'a:<admin id>' or 's'.
 CREATE OR REPLACE FUNCTION tor_revoke_client_for_owner(
-    p_owner text, p_client text, p_initiator text, p_tombstone interval, p_node text
-) RETURNS integer LANGUAGE plpgsql AS $$
+    p_owner text, p_client text, p_initiator text, p_tombstone interval, p_node text,
+    p_now timestamptz DEFAULT NULL
+) RETURNS TABLE (grant_id bigint, client_id text, owner text, expires_at timestamptz)
+LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
     ids bigint[];
     expiries timestamptz[];
 BEGIN
@@ -365,41 +394,45 @@ BEGIN
     FROM revoked
     WHERE NOT tor_cut(client, owner, created_us);
     IF ids IS NULL THEN
-        RETURN 0;
+        RETURN;
     END IF;
     PERFORM tor_log('grant', NULL, NULL, ids, p_client, p_owner, NULL, p_initiator, expiries,
                     p_node);
-    RETURN cardinality(ids);
+    RETURN QUERY SELECT e.id, p_client, p_owner, e.expires_at
+                 FROM unnest(ids, expiries) WITH ORDINALITY AS e (id, expires_at, n)
+                 ORDER BY e.n;
 END
 $$;
 
--- REVOKE_BULK (+ COUNT_BULK): revokes every grant of a subject (p_scope 'subject': the
+-- CUT_OFF (Backend::cut_off): revokes every grant of a subject (p_scope 'subject': the
 -- grants p_name gave, to any client) or of a client (p_scope 'client': every grant of
--- p_name, whoever gave it), with one write: a cut-off, now. One row (revoked, cutoff_us,
--- previous_us, seq): how many grants were live and are now covered (created after the
--- previous cut-off of that scope, at or before this one, covered by no cut-off of the other
--- scope), the cut-off written, the one it replaced (-1 if none), and the outbox row
--- written (one row when anything live was covered; otherwise NULL). The count is exact: it
--- is taken in the same transaction, the cut-off row locked.
-CREATE OR REPLACE FUNCTION tor_revoke_bulk(
-    p_scope text, p_name text, p_initiator text, p_tombstone interval, p_node text
-) RETURNS TABLE (revoked integer, cutoff_us bigint, previous_us bigint, seq bigint)
+-- p_name, whoever gave it), with one write: a cut-off, now (database clock, never below the
+-- previous one), kept as long as the longest-lived grant of the scope (+1 s) and at least
+-- p_tombstone. One row (cutoff_us, previous_us, announced): the cut-off written, the one it
+-- replaced (-1 if none or past its time), and whether an outbox row was written (in this
+-- transaction, when a grant it covers was live until then: not revoked, not expired,
+-- created after the previous cut-off, covered by no cut-off of the other scope). What it
+-- revoked is counted by the caller over tor_grants (CutOff::counts).
+CREATE OR REPLACE FUNCTION tor_cut_off(
+    p_scope text, p_name text, p_initiator text, p_tombstone interval, p_node text,
+    p_now timestamptz DEFAULT NULL
+) RETURNS TABLE (cutoff_us bigint, previous_us bigint, announced boolean)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
     c cutoffs%ROWTYPE;
     previous bigint;
     cutoff bigint;
-    live integer;
+    live boolean;
     latest timestamptz;
-    written bigint;
+    other text := CASE p_scope WHEN 'subject' THEN 'client' ELSE 'subject' END;
 BEGIN
     IF p_scope NOT IN ('subject', 'client') THEN
-        RAISE EXCEPTION 'tor_revoke_bulk: scope must be subject or client, not %', p_scope;
+        RAISE EXCEPTION 'tor_cut_off: scope must be subject or client, not %', p_scope;
     END IF;
-    -- The row exists (a placeholder when new), then is locked: two bulk revocations of one
-    -- scope are serialised, and the second sees the first's cut-off as its previous one.
+    -- The row exists (a placeholder when new), then is locked: two cut-offs of one scope
+    -- are serialised, and the second sees the first's as its previous one.
     INSERT INTO cutoffs (scope, name, cutoff_us, expires_at)
     VALUES (p_scope, p_name, -1, now_ts)
     ON CONFLICT (scope, name) DO NOTHING;
@@ -407,67 +440,79 @@ BEGIN
     previous := CASE WHEN c.expires_at > now_ts THEN c.cutoff_us ELSE -1 END;
     cutoff := greatest(tor_us(clock_timestamp()), previous);
     IF p_scope = 'subject' THEN
-        SELECT count(*) FILTER (
-                   WHERE NOT g.revoked AND g.created_us > previous AND g.created_us <= cutoff
-                     AND NOT EXISTS (SELECT 1 FROM cutoffs o
-                                     WHERE o.scope = 'client' AND o.name = g.client
-                                       AND g.created_us <= o.cutoff_us)),
-               max(g.expires_at)
-        INTO live, latest
-        FROM grants g
-        WHERE g.owner = p_name AND g.expires_at > now_ts;
+        SELECT max(g.expires_at) INTO latest
+        FROM grants g WHERE g.owner = p_name AND g.expires_at > now_ts;
+        SELECT EXISTS (
+            SELECT 1 FROM grants g
+            WHERE g.owner = p_name AND g.client IS NOT NULL AND g.expires_at > now_ts
+              AND NOT g.revoked AND g.created_us > previous AND g.created_us <= cutoff
+              AND NOT coalesce(g.created_us <= tor_cutoff_of(other, g.client), false))
+        INTO live;
     ELSE
-        SELECT count(*) FILTER (
-                   WHERE NOT g.revoked AND g.created_us > previous AND g.created_us <= cutoff
-                     AND NOT EXISTS (SELECT 1 FROM cutoffs o
-                                     WHERE o.scope = 'subject' AND o.name = g.owner
-                                       AND g.created_us <= o.cutoff_us)),
-               max(g.expires_at)
-        INTO live, latest
-        FROM grants g
-        WHERE g.client = p_name AND g.expires_at > now_ts;
+        SELECT max(g.expires_at) INTO latest
+        FROM grants g WHERE g.client = p_name AND g.expires_at > now_ts;
+        SELECT EXISTS (
+            SELECT 1 FROM grants g
+            WHERE g.client = p_name AND g.expires_at > now_ts
+              AND NOT g.revoked AND g.created_us > previous AND g.created_us <= cutoff
+              AND NOT coalesce(g.created_us <= tor_cutoff_of(other, g.owner), false))
+        INTO live;
     END IF;
-    -- Kept as long as the longest-lived grant it covers, and at least the tombstone time.
     UPDATE cutoffs
     SET cutoff_us = cutoff,
         expires_at = greatest(expires_at, now_ts + p_tombstone,
                               coalesce(latest + interval '1 second', now_ts))
     WHERE scope = p_scope AND name = p_name;
-    -- The event's time is the cut-off's: it revoked every grant of the scope created at or
-    -- before it.
-    IF live > 0 THEN
+    -- The outbox row's time is the cut-off's: it revoked every grant of the scope created
+    -- at or before it.
+    IF live THEN
         IF p_scope = 'subject' THEN
-            written := tor_log('subject', NULL, NULL, ARRAY[NULL::bigint], NULL, p_name, NULL,
-                               p_initiator, ARRAY[NULL::timestamptz], p_node,
-                               timestamptz 'epoch' + cutoff * interval '1 microsecond');
+            PERFORM tor_log('subject', NULL, NULL, ARRAY[NULL::bigint], NULL, p_name, NULL,
+                            p_initiator, ARRAY[NULL::timestamptz], p_node,
+                            timestamptz 'epoch' + cutoff * interval '1 microsecond');
         ELSE
-            written := tor_log('client', NULL, NULL, ARRAY[NULL::bigint], p_name, NULL, NULL,
-                               p_initiator, ARRAY[NULL::timestamptz], p_node,
-                               timestamptz 'epoch' + cutoff * interval '1 microsecond');
+            PERFORM tor_log('client', NULL, NULL, ARRAY[NULL::bigint], p_name, NULL, NULL,
+                            p_initiator, ARRAY[NULL::timestamptz], p_node,
+                            timestamptz 'epoch' + cutoff * interval '1 microsecond');
         END IF;
     END IF;
-    RETURN QUERY SELECT live, cutoff, previous, written;
+    RETURN QUERY SELECT cutoff, previous, live;
 END
 $$;
 
--- CLIENTS_OF_OWNER: the clients holding live grants from p_owner, with how many, sorted
--- by client id (byte order, as Rust sorts strings).
-CREATE OR REPLACE FUNCTION tor_clients_of_owner(p_owner text)
-RETURNS TABLE (client_id text, grants integer) LANGUAGE plpgsql AS $$
+-- GRANTS (Backend::grants): a keyset page of the unexpired grants of a subject (p_scope
+-- 'subject') or of a client ('client'), live or not, raw, in grant id order: those with an
+-- id above p_after (NULL: from the first), at most p_limit. One row per grant (grant_id,
+-- client_id, revoked, expires_at, created_us, subject_cutoff_us, client_cutoff_us); the
+-- next page starts after the last grant_id of a full page.
+CREATE OR REPLACE FUNCTION tor_grants(
+    p_scope text, p_name text, p_after bigint, p_limit integer, p_now timestamptz DEFAULT NULL
+) RETURNS TABLE (grant_id bigint, client_id text, revoked boolean, expires_at timestamptz,
+                 created_us bigint, subject_cutoff_us bigint, client_cutoff_us bigint)
+LANGUAGE plpgsql STABLE AS $$
 #variable_conflict use_column
 DECLARE
-    now_ts timestamptz := clock_timestamp();
+    now_ts timestamptz := coalesce(p_now, clock_timestamp());
 BEGIN
-    RETURN QUERY
-    SELECT g.client, count(*)::integer
-    FROM grants g
-    WHERE g.owner = p_owner
-      AND g.client IS NOT NULL
-      AND NOT g.revoked
-      AND g.expires_at > now_ts
-      AND NOT tor_cut(g.client, g.owner, g.created_us)
-    GROUP BY g.client
-    ORDER BY g.client COLLATE "C";
+    IF p_scope = 'subject' THEN
+        RETURN QUERY
+        SELECT g.id, g.client, g.revoked, g.expires_at, g.created_us,
+               tor_cutoff_of('subject', g.owner), tor_cutoff_of('client', g.client)
+        FROM grants g
+        WHERE g.owner = p_name AND (p_after IS NULL OR g.id > p_after)
+          AND g.client IS NOT NULL AND g.expires_at > now_ts
+        ORDER BY g.id LIMIT p_limit;
+    ELSIF p_scope = 'client' THEN
+        RETURN QUERY
+        SELECT g.id, g.client, g.revoked, g.expires_at, g.created_us,
+               tor_cutoff_of('subject', g.owner), tor_cutoff_of('client', g.client)
+        FROM grants g
+        WHERE g.client = p_name AND (p_after IS NULL OR g.id > p_after)
+          AND g.expires_at > now_ts
+        ORDER BY g.id LIMIT p_limit;
+    ELSE
+        RAISE EXCEPTION 'tor_grants: scope must be subject or client, not %', p_scope;
+    END IF;
 END
 $$;
 

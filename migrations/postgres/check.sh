@@ -47,7 +47,7 @@ psql_db -At -c "select tor_issue(sha256('race-r'::bytea), 'r', 900, 'app', 'ann'
   clock_timestamp() + interval '1 hour', clock_timestamp())" >/dev/null
 psql_db -At <<'SQL' >/dev/null &
 begin;
-select * from tor_revoke(sha256('race-r'::bytea), 'app', false, null, '1 hour', 'n');
+select * from tor_revoke(sha256('race-r'::bytea), 'app', false, true, null, '1 hour', 'n');
 select pg_sleep(1);
 commit;
 SQL
@@ -77,9 +77,9 @@ commit;
 SQL
 issuer=$!
 sleep 0.3
-got="$(psql_db -At -c "select outcome from tor_revoke(sha256('race2-r'::bytea), 'app', false, null, '1 hour', 'n')")"
+got="$(psql_db -At -c "select outcome from tor_revoke(sha256('race2-r'::bytea), 'app', false, true, null, '1 hour', 'n')")"
 wait "$issuer"
-active="$(psql_db -At -c "select count(*) from tor_inspect(sha256('race2-a'::bytea))")"
+active="$(psql_db -At -c "select count(*) from tor_lookup(sha256('race2-a'::bytea)) where not revoked")"
 if [[ "$got" != grant || "$active" != 0 ]]; then
   echo "check: a revocation during a registration: '$got', new token active: $active" >&2
   exit 1
@@ -120,15 +120,15 @@ got="$(while_held "select tor_revoke_grant(777, '1 hour', 'n')" \
   "select tor_issue(sha256('new-777'::bytea), 'a', 777, 'app', 'ann', $hour)")"
 expect_waited "$got" "grant revoked" "a token registered into a grant being tombstoned"
 got="$(while_held "select tor_issue(sha256('new-778'::bytea), 'a', 778, 'app', 'ann', $hour)" \
-  "select revoked from tor_revoke_grant(778, '1 hour', 'n')")"
-expect_waited "$got" "t" "a grant revoked while its first token is being registered"
-[[ "$(psql_db -At -c "select count(*) from tor_inspect(sha256('new-778'::bytea))")" == 0 ]]
+  "select count(*) from tor_revoke_grant(778, '1 hour', 'n')")"
+expect_waited "$got" "1" "a grant revoked while its first token is being registered"
+[[ "$(psql_db -At -c "select count(*) from tor_lookup(sha256('new-778'::bytea)) where not revoked")" == 0 ]]
 
 # Two bulk revocations of one subject at once: the second sees the first's cut-off.
 psql_db -At -c "select tor_issue(sha256('zed-1'::bytea), 'a', 779, 'app', 'zed', $hour)" >/dev/null
-got="$(while_held "select * from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')" \
-  "select revoked || ' ' || (previous_us > 0) from tor_revoke_bulk('subject', 'zed', 's', '1 hour', 'n')")"
-expect_waited "$got" "0 true" "a subject's cut-off written while another is"
+got="$(while_held "select * from tor_cut_off('subject', 'zed', 's', '1 hour', 'n')" \
+  "select announced || ' ' || (previous_us > 0) from tor_cut_off('subject', 'zed', 's', '1 hour', 'n')")"
+expect_waited "$got" "false true" "a subject's cut-off written while another is"
 [[ "$(psql_db -At -c "select count(*) from revocation_log where subject = 'zed'")" == 1 ]]
 
 # Registers N access tokens (one grant each) named <prefix>-1 .. <prefix>-N.
@@ -148,7 +148,7 @@ if (( bench > 0 )); then
   bench_tokens psql 10000000
   script="$(mktemp)"
   for ((i = 1; i <= bench; i++)); do
-    echo "select outcome from tor_revoke(sha256('psql-$i'::bytea), 'app', false, null, '1 hour', 'psql');"
+    echo "select outcome from tor_revoke(sha256('psql-$i'::bytea), 'app', false, true, null, '1 hour', 'psql');"
   done >"$script"
   start=$(date +%s%N)
   psql_db -At -f "$script" >/dev/null
@@ -172,7 +172,7 @@ if (( bench > 0 )); then
     bench_tokens "$prefix" $(( 30000000 + clients * 1000000 ))
     psql_db -c "create sequence ${prefix}_seq" >/dev/null
     echo "select r.outcome from (select nextval('${prefix}_seq') i) n,
-      lateral tor_revoke(sha256(('$prefix-' || n.i)::bytea), 'app', false, null, '1 hour', '$prefix') r;" \
+      lateral tor_revoke(sha256(('$prefix-' || n.i)::bytea), 'app', false, true, null, '1 hour', '$prefix') r;" \
       >"$script"
     out="$(pgbench -n -c "$clients" -j "$clients" -t $(( bench / clients )) -f "$script" "$db" 2>&1)"
     [[ "$(revoked_by "$prefix")" == "$bench" ]]
@@ -187,7 +187,7 @@ do \$\$
 declare t0 timestamptz := clock_timestamp(); i integer;
 begin
   for i in 1..$bench loop
-    perform tor_revoke(sha256(('inside-' || i)::bytea), 'app', false, null, '1 hour', 'inside');
+    perform tor_revoke(sha256(('inside-' || i)::bytea), 'app', false, true, null, '1 hour', 'inside');
   end loop;
   raise notice 'bench: inside one transaction: % µs each',
     round(extract(epoch from clock_timestamp() - t0) * 1000000 / $bench, 1);

@@ -6,6 +6,8 @@
 //!
 //! - [`MemoryStore`]: the embedded default, for one node.
 //! - `RedisStore` (feature `redis`): shared revocation state for many nodes.
+//! - `PostgresStore` (feature `postgres`): shared and durable revocation state for many
+//!   nodes, with an outbox of every change.
 //!
 //! Every store must pass the [`conformance`] suite.
 //!
@@ -20,6 +22,7 @@
 //!       |                 revoke_grants, cut_off, grants (a page of a scope's grants)
 //!   MemoryStore           under its sharded locks
 //!   RedisStore            one Lua script a primitive
+//!   PostgresStore         one PL/pgSQL function call a primitive
 //! ```
 //!
 //! Every [`backend::Backend`] is a `TokenStore`: a new backend implements the primitives
@@ -71,6 +74,7 @@ use crate::{
     events::{Events, Initiator},
 };
 
+#[cfg(feature = "redis")]
 pub(crate) use crate::token::hex_string;
 pub use crate::token::{GrantId, TokenHash, TokenKind};
 
@@ -80,11 +84,17 @@ mod clock;
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
 mod rules;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder, SCHEMA_VERSION};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder};

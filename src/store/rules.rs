@@ -14,6 +14,29 @@ use super::{
     RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
 };
 
+/// Who asked, as the shared backends record it beside a change: `c:<client id>`,
+/// `o:<owner>`, `a:<admin id>` or `s` (the system).
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn initiator_code(by: &Initiator) -> String {
+    match by {
+        Initiator::Client(id) => format!("c:{id}"),
+        Initiator::Owner(name) => format!("o:{name}"),
+        Initiator::Admin(id) => format!("a:{id}"),
+        Initiator::System => "s".to_owned(),
+    }
+}
+
+/// The initiator of an [`initiator_code`]; anything else is the system.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn initiator_of(code: &str) -> Initiator {
+    match code.split_once(':') {
+        Some(("c", id)) => Initiator::Client(id.into()),
+        Some(("o", name)) => Initiator::Owner(name.into()),
+        Some(("a", id)) => Initiator::Admin(id.into()),
+        _ => Initiator::System,
+    }
+}
+
 /// The event of a token's or a grant's revocation.
 ///
 /// `token` names the token (with its kind) when it alone was revoked.

@@ -26,14 +26,16 @@ use tower_oauth_revoke::{
 /// that kind of test with the environment variable `opt_out` set to `1`; then it says so and
 /// returns, and the caller skips.
 ///
-/// `SKIP_REDIS_TESTS=1` and `SKIP_BROWSER_TESTS=1` are the two opt-outs (see the README).
+/// `SKIP_REDIS_TESTS=1`, `SKIP_POSTGRES_TESTS=1` and `SKIP_BROWSER_TESTS=1` are the opt-outs
+/// (see the README).
 pub fn skip_or_fail(opt_out: &str, why: &str) {
     if std::env::var(opt_out).is_ok_and(|v| v == "1") {
         eprintln!("SKIPPED ({opt_out}=1): {why}");
         return;
     }
     panic!(
-        "{why}. `.ci/redis.sh` starts a Redis and `.ci/browser.sh` installs Chromium; \
+        "{why}. `.ci/redis.sh` starts a Redis, `.ci/postgres.sh` a PostgreSQL and \
+         `.ci/browser.sh` installs Chromium; \
          to run the other tests without this one, set {opt_out}=1"
     );
 }

@@ -54,8 +54,13 @@ struct Args {
     config: Option<PathBuf>,
     /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers
     /// share one revocation state.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "postgres")]
     redis: Option<String>,
+    /// Keep tokens in PostgreSQL at URL (e.g. postgres://postgres@127.0.0.1:5432/test),
+    /// durably, so that several servers share one revocation state; the schema is
+    /// migrated at start.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// Write the self-signed certificate made at start-up to FILE (PEM), for clients that
     /// want to trust it rather than skip verification.
     #[arg(long, value_name = "FILE")]
@@ -172,7 +177,7 @@ async fn run(args: Args) -> Result<(), String> {
 
     let config = load_config(&args)?;
     let key = signing_key(args.signing_key.as_deref())?;
-    let store = open_store(args.redis.as_deref()).await?;
+    let store = open_store(args.redis.as_deref(), args.postgres.as_deref()).await?;
     preissue(&store, &config).await?;
     let tls = if args.plain {
         None

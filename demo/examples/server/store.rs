@@ -1,4 +1,4 @@
-//! The token store: memory by default, Redis with `--redis`.
+//! The token store: memory by default, Redis with `--redis`, PostgreSQL with `--postgres`.
 
 use tower_oauth_revoke::events::{Events, Initiator};
 use tower_oauth_revoke::store::{
@@ -10,6 +10,7 @@ use tower_oauth_revoke::store::{
 pub(crate) enum DemoStore {
     Memory(MemoryStore),
     Redis(tower_oauth_revoke::store::RedisStore),
+    Postgres(tower_oauth_revoke::store::PostgresStore),
 }
 
 macro_rules! delegate {
@@ -17,6 +18,7 @@ macro_rules! delegate {
         match $self {
             DemoStore::Memory($s) => $e.await,
             DemoStore::Redis($s) => $e.await,
+            DemoStore::Postgres($s) => $e.await,
         }
     };
 }
@@ -26,6 +28,7 @@ impl TokenStore for DemoStore {
         match self {
             DemoStore::Memory(s) => s.events(),
             DemoStore::Redis(s) => s.events(),
+            DemoStore::Postgres(s) => s.events(),
         }
     }
     async fn issue(&self, token: TokenHash, record: TokenRecord) -> Result<(), IssueError> {
@@ -63,12 +66,20 @@ impl TokenStore for DemoStore {
     }
 }
 
-pub(crate) async fn open_store(redis: Option<&str>) -> Result<DemoStore, String> {
-    match redis {
-        None => Ok(DemoStore::Memory(MemoryStore::new())),
-        Some(url) => tower_oauth_revoke::store::RedisStore::connect(url)
+pub(crate) async fn open_store(
+    redis: Option<&str>,
+    postgres: Option<&str>,
+) -> Result<DemoStore, String> {
+    match (redis, postgres) {
+        (Some(url), _) => tower_oauth_revoke::store::RedisStore::connect(url)
             .await
             .map(DemoStore::Redis)
             .map_err(|e| format!("cannot use Redis at {url}: {e}")),
+        // The schema is migrated as the store connects.
+        (None, Some(url)) => tower_oauth_revoke::store::PostgresStore::connect(url)
+            .await
+            .map(DemoStore::Postgres)
+            .map_err(|e| format!("cannot use PostgreSQL at {url}: {e}")),
+        (None, None) => Ok(DemoStore::Memory(MemoryStore::new())),
     }
 }

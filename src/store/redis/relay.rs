@@ -5,11 +5,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt as _;
 use redis::Client;
 
+pub(super) use crate::store::rules::initiator_code;
+
 use crate::{
-    events::{Events, Initiator, RevocationEvent},
+    events::{Events, RevocationEvent},
     store::{
         backend::{Bulk, Facts},
-        rules, GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
+        rules::{self, initiator_of},
+        GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
     },
 };
 
@@ -49,25 +52,6 @@ pub(super) fn scope_code(scope: RevocationScope) -> &'static str {
 
 pub(super) fn malformed(what: &str) -> StoreError {
     StoreError::new(format!("malformed {what} in Redis"))
-}
-
-/// Who asked, as the scripts carry it.
-pub(super) fn initiator_code(by: &Initiator) -> String {
-    match by {
-        Initiator::Client(id) => format!("c:{id}"),
-        Initiator::Owner(name) => format!("o:{name}"),
-        Initiator::Admin(id) => format!("a:{id}"),
-        Initiator::System => "s".to_owned(),
-    }
-}
-
-fn initiator_of(code: &str) -> Initiator {
-    match code.split_once(':') {
-        Some(("c", id)) => Initiator::Client(id.into()),
-        Some(("o", name)) => Initiator::Owner(name.into()),
-        Some(("a", id)) => Initiator::Admin(id.into()),
-        _ => Initiator::System,
-    }
 }
 
 /// The event of a change another node published (`cjson`; times as strings of µs, which
