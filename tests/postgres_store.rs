@@ -671,3 +671,76 @@ async fn revocation_throughput_against_memory() {
         );
     }
 }
+
+/// `SELECT count(*) FROM <schema>.<table>` by psql.
+fn count_rows(schema: &Schema, table: &str) -> u64 {
+    let out = Command::new("psql")
+        .args(["-X", "-At", "-d", &database_url(), "-c"])
+        .arg(format!("SELECT count(*) FROM {}.{table}", schema.0))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn expired_rows_and_old_outbox_rows_are_purged_in_batches() {
+    let schema = Schema(unique_schema("purge"));
+    let store = match PostgresStore::builder()
+        .schema(&schema.0)
+        .log_retention(Duration::ZERO)
+        .purge_interval(Duration::ZERO)
+        .connect(&database_url())
+        .await
+    {
+        Ok(store) => store,
+        Err(e) => return unavailable(format!("no PostgreSQL at {}: {e}", database_url())),
+    };
+    // 1,200 tokens (each its own grant), each expiring three seconds after it is issued:
+    // more than a batch of tokens and one of grants; ten that live, three of which are
+    // revoked (three outbox rows).
+    let mut last_expiry = SystemTime::now();
+    for i in 0..1_200 {
+        last_expiry = SystemTime::now() + Duration::from_secs(3);
+        let grant = GrantId::random();
+        let record = TokenRecord::new(TokenKind::AccessToken, "app", grant, last_expiry);
+        store
+            .issue(TokenHash::of(&format!("short-{i}")), record)
+            .await
+            .unwrap();
+    }
+    let live: Vec<String> = (0..10).map(|i| random_token(&format!("live{i}"))).collect();
+    for token in &live {
+        issue(&store, token, TokenKind::RefreshToken, GrantId::random()).await;
+    }
+    for token in &live[..3] {
+        let outcome = store
+            .revoke(&TokenHash::of(token), RevocationRequest::new("app"))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
+    }
+    assert_eq!(count_rows(&schema, "tokens"), 1_210);
+    // Expiry is the only signal there is to wait for.
+    let wait = last_expiry
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+
+    let purged = store.purge_expired().await.unwrap();
+    assert!(
+        purged.rows >= 2_400,
+        "every expired token and grant is deleted: {purged:?}"
+    );
+    assert_eq!(purged.log_rows, 3, "the outbox rows past the retention");
+    assert_eq!(count_rows(&schema, "tokens"), 10, "the live tokens stay");
+    assert_eq!(count_rows(&schema, "revocation_log"), 0);
+    for (i, token) in live.iter().enumerate() {
+        assert_eq!(active(&store, token).await, i >= 3, "live token {i}");
+    }
+    // Nothing left to purge.
+    assert_eq!(store.purge_expired().await.unwrap().rows, 0);
+}

@@ -94,7 +94,7 @@ mod rules;
 
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use self::postgres::{PostgresStore, PostgresStoreBuilder, SCHEMA_VERSION};
+pub use self::postgres::{PostgresStore, PostgresStoreBuilder, Purged, SCHEMA_VERSION};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{RedisStore, RedisStoreBuilder};

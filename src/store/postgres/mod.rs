@@ -31,9 +31,11 @@ use super::StoreError;
 
 mod backend;
 mod migrate;
+mod purge;
 mod relay;
 
 pub use migrate::SCHEMA_VERSION;
+pub use purge::Purged;
 
 /// A [`TokenStore`](super::TokenStore) in PostgreSQL, so that a token revoked on one node is
 /// refused by every other node at once, and stays revoked across restarts.
@@ -92,9 +94,12 @@ pub use migrate::SCHEMA_VERSION;
 /// - Connections are plain TCP (`NoTls`): run the store on the database's host or a
 ///   private network, or put TLS in front of it (a local proxy or tunnel); TLS to the
 ///   database is the deployment's concern.
-/// - Expired rows are inactive at once but not deleted: call `tor_purge_expired(1000)` and
-///   `tor_purge_log('1 day', 1000)` periodically (e.g. from cron or `pg_cron`), again while
-///   they return 1000.
+/// - Expired rows are inactive at once; the store deletes them every
+///   [`purge_interval`](PostgresStoreBuilder::purge_interval) (default a minute), and the
+///   outbox rows older than the [`log_retention`](PostgresStoreBuilder::log_retention)
+///   (default a day: set it to the longest token lifetime a replica may still need an
+///   event for), in batches of 1,000 rows, each one short transaction
+///   ([`purge_expired`](PostgresStore::purge_expired)).
 ///
 /// ```no_run
 /// use tower_oauth_revoke::{
@@ -128,6 +133,8 @@ struct Config {
     tombstone_us: i64,
     /// This store's id in the outbox rows it writes.
     node: String,
+    /// How long outbox rows are kept.
+    log_retention: Duration,
     schema: String,
 }
 
@@ -149,6 +156,8 @@ pub struct PostgresStoreBuilder {
     pool_size: usize,
     operation_timeout: Duration,
     tombstone_ttl: Duration,
+    log_retention: Duration,
+    purge_interval: Duration,
 }
 
 impl Default for PostgresStoreBuilder {
@@ -158,6 +167,8 @@ impl Default for PostgresStoreBuilder {
             pool_size: 16,
             operation_timeout: Duration::from_secs(2),
             tombstone_ttl: Duration::from_secs(3600),
+            log_retention: Duration::from_secs(24 * 3600),
+            purge_interval: Duration::from_secs(60),
         }
     }
 }
@@ -212,6 +223,20 @@ impl PostgresStoreBuilder {
         self
     }
 
+    /// How long the outbox keeps each revocation's row (default a day): at least the
+    /// longest lifetime of a token whose revocation a replica may still need to learn.
+    pub fn log_retention(mut self, retention: Duration) -> Self {
+        self.log_retention = retention;
+        self
+    }
+
+    /// How often the store deletes expired rows (default a minute; `Duration::ZERO` never,
+    /// leaving it to [`PostgresStore::purge_expired`] called by the host).
+    pub fn purge_interval(mut self, interval: Duration) -> Self {
+        self.purge_interval = interval;
+        self
+    }
+
     /// Connects to PostgreSQL (a URL such as `postgres://user:password@host:5432/db`, or
     /// `host=… user=… dbname=…`), migrates the schema to [`SCHEMA_VERSION`], and starts
     /// listening for the other nodes' events. Fails if the database does not answer within
@@ -257,6 +282,7 @@ impl PostgresStoreBuilder {
                 .unwrap_or(i64::MAX)
                 .max(1_000_000),
             node: crate::store::generate_token(),
+            log_retention: self.log_retention,
             schema: self.schema,
         });
         let events = Events::default();
@@ -266,11 +292,18 @@ impl PostgresStoreBuilder {
             events.clone(),
             last_seq,
         ));
-        Ok(PostgresStore {
+        let store = PostgresStore {
             pool,
             config,
             events,
-        })
+        };
+        if !self.purge_interval.is_zero() {
+            tokio::spawn(purge::purge_periodically(
+                store.clone(),
+                self.purge_interval,
+            ));
+        }
+        Ok(store)
     }
 }
 
