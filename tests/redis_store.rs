@@ -617,9 +617,14 @@ impl ClientCommands {
             }
             // `<time> [<db> <client address>|lua] "<command>" "<arg>"...`
             let (source, command) = line.split_once("] ").expect("a MONITOR line");
-            if !source.ends_with(" lua") {
-                let name = command.split(' ').next().unwrap().trim_matches('"');
-                names.push(name.to_ascii_lowercase());
+            let name = command.split(' ').next().unwrap().trim_matches('"');
+            let name = name.to_ascii_lowercase();
+            // Not an operation's: the relay follows the log on a connection of its own
+            // (XREAD, blocking a second at a time; XREVRANGE and CLIENT SETNAME when it
+            // connects).
+            let relay = matches!(name.as_str(), "xread" | "xrevrange" | "client");
+            if !source.ends_with(" lua") && !relay {
+                names.push(name);
             }
         }
         panic!("MONITOR ended early");
@@ -795,4 +800,74 @@ async fn next_event(
         .expect("an event within 5 s")
         .expect("the store lives")
         .expect("nothing missed")
+}
+
+#[tokio::test]
+async fn a_node_whose_relay_connection_is_killed_misses_no_event() {
+    let Some((node_a, prefix)) = shared_store("relay-killed").await else {
+        return;
+    };
+    let node_b = RedisStore::builder()
+        .key_prefix(&prefix)
+        .connect(redis_url())
+        .await
+        .unwrap();
+    let mut heard_b = node_b.events().subscribe();
+    // Node B reads the log from its end as it first sees it: wait until it hears a probe.
+    let ready = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let grant = GrantId::random();
+        let record = TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(60));
+        let token = TokenHash::of(&random_token("probe"));
+        node_a.issue(token, record).await.unwrap();
+        node_a.revoke_grant(grant).await.unwrap();
+        let heard = tokio::time::timeout(Duration::from_millis(200), heard_b.recv()).await;
+        if matches!(heard, Ok(Some(Ok(e))) if e.revoked.grant() == Some(grant)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < ready,
+            "the relay never started"
+        );
+    }
+    // Kill every relay connection (node B's among them; the others reconnect as well), then
+    // revoke at once, while node B is away.
+    let mut admin = raw_connection(&redis_url()).await;
+    let clients: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let relays: Vec<String> = clients
+        .lines()
+        .filter(|line| line.contains("name=tower-oauth-revoke-relay"))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect();
+    assert!(relays.len() >= 2, "both nodes follow the log: {relays:?}");
+    for id in &relays {
+        let _: redis::RedisResult<()> = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut admin)
+            .await;
+    }
+    let mut revoked = Vec::new();
+    for _ in 0..20 {
+        let grant = GrantId::random();
+        let record = TokenRecord::new(TokenKind::RefreshToken, "app", grant, in_secs(60));
+        node_a
+            .issue(TokenHash::of(&random_token("refresh")), record)
+            .await
+            .unwrap();
+        node_a.revoke_grant(grant).await.unwrap();
+        revoked.push(grant);
+    }
+    // Node B hears every one of them, in order, once it has read on from where it was.
+    for grant in revoked {
+        let event = next_event(&mut heard_b).await;
+        assert_eq!(event.revoked.grant(), Some(grant), "in order, none missed");
+        assert!(event.relayed);
+    }
 }

@@ -59,15 +59,19 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 /// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
+/// | `{P}:log` | stream | one entry per change (`e`: its facts as JSON) | entries after a day; the key a day after its last entry |
 /// | `{P}:cs:<subject SHA-1>`, `{P}:cc:<client SHA-1>` | string | a bulk revocation's cut-off (µs, Redis's clock): grants created at or before it are revoked | with the longest-lived grant it covered, at least [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) |
 ///
-/// Events: every script that revokes also publishes the facts of its change on the channel
-/// `{P}:events` (JSON, no token value), in the same atomic step. The node that revoked
-/// announces its own [event](crate::events) before it answers; every other node relays the
-/// channel to its [`events`](super::TokenStore::events) subscribers, building each event by
-/// the same rules, so every node hears every node. Publishing is at most once: a node that
-/// lost its connection to Redis misses what was published meanwhile (it logs the
-/// reconnection).
+/// Events: every script that revokes also appends the facts of its change to the stream
+/// `{P}:log` (JSON, no token value), in the same atomic step: a change and its record are
+/// written together or not at all. The node that revoked announces its own
+/// [event](crate::events) before it answers; every other node reads the stream from where it
+/// last read and relays each change to its [`events`](super::TokenStore::events)
+/// subscribers, building each event by the same rules, so every node hears every node. A
+/// node that lost its connection reads on from its last entry once back: at least once,
+/// while Redis keeps the entries (a day; the stream is trimmed by entry time and expires a
+/// day after its last entry) and its data (a Redis without persistence loses the log with
+/// everything else when it restarts).
 ///
 /// `<token hash>` is [`TokenHash::to_hex`] (a token is never sent to Redis), `<grant>` is
 /// the 16 hex digits of the [`GrantId`], and `<owner digest>` the SHA-256 of the owner name

@@ -2,8 +2,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt as _;
-use redis::Client;
+use redis::{
+    aio::MultiplexedConnection,
+    streams::{StreamRangeReply, StreamReadOptions, StreamReadReply},
+    AsyncCommands as _, AsyncConnectionConfig, Client, RedisResult,
+};
 
 pub(super) use crate::store::rules::initiator_code;
 
@@ -97,41 +100,88 @@ fn decode_event(payload: &str, node: &str) -> Result<Option<RevocationEvent>, ()
     Ok(Some(event))
 }
 
-/// Relays the events other nodes publish to this node's subscribers, reconnecting with
-/// back-off; ends when the store and all its clones are gone.
+/// Relays the changes other nodes append to the store's log (the stream `{P}:log`) to this
+/// node's subscribers, from where it last read: after a lost connection it reconnects with
+/// back-off and reads on from the last entry it relayed, so it misses nothing that Redis
+/// still keeps (a day of entries). Ends when the store and all its clones are gone.
 pub(super) async fn relay_events(client: Client, config: std::sync::Weak<Config>, events: Events) {
+    // A connection of its own, without a response timeout: XREAD blocks it for a second.
+    let connection = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(None);
     let mut delay = Duration::from_millis(50);
+    let mut last: Option<String> = None;
     loop {
-        let Some((channel, node)) = config
+        let Some((log, node)) = config
             .upgrade()
-            .map(|c| (format!("{}events", c.tag), c.node.clone()))
+            .map(|c| (format!("{}log", c.tag), c.node.clone()))
         else {
             return;
         };
-        match client.get_async_pubsub().await {
-            Ok(mut pubsub) => {
-                if pubsub.subscribe(&channel).await.is_ok() {
-                    delay = Duration::from_millis(50);
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        if config.strong_count() == 0 {
-                            return;
-                        }
-                        let Ok(payload) = message.get_payload::<String>() else {
-                            continue;
-                        };
-                        match decode_event(&payload, &node) {
-                            Ok(Some(event)) => events.emit(event),
-                            Ok(None) => {}
-                            Err(()) => tracing::warn!("a malformed revocation event in Redis"),
-                        }
+        match client
+            .get_multiplexed_async_connection_with_config(&connection)
+            .await
+        {
+            Ok(mut conn) => {
+                delay = Duration::from_millis(50);
+                let _: RedisResult<()> = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(RELAY_NAME)
+                    .query_async(&mut conn)
+                    .await;
+                match follow(&mut conn, &log, &node, &mut last, &config, &events).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lost the Redis revocation log; reconnecting");
                     }
                 }
-                tracing::warn!("lost the Redis revocation event channel; reconnecting");
             }
-            Err(e) => tracing::warn!(error = %e, "cannot subscribe to Redis revocation events"),
+            Err(e) => tracing::warn!(error = %e, "cannot read the Redis revocation log"),
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// The name of the relay's connection (`CLIENT LIST`).
+pub(super) const RELAY_NAME: &str = "tower-oauth-revoke-relay";
+
+/// Reads the log from `last` (on first use: from its end as it is now) until the store is
+/// gone (`Ok`) or the connection fails.
+async fn follow(
+    conn: &mut MultiplexedConnection,
+    log: &str,
+    node: &str,
+    last: &mut Option<String>,
+    config: &std::sync::Weak<Config>,
+    events: &Events,
+) -> RedisResult<()> {
+    if last.is_none() {
+        let end: StreamRangeReply = conn.xrevrange_count(log, "+", "-", 1).await?;
+        *last = Some(
+            end.ids
+                .first()
+                .map_or_else(|| "0-0".to_owned(), |e| e.id.clone()),
+        );
+    }
+    let options = StreamReadOptions::default().block(1000).count(256);
+    loop {
+        if config.strong_count() == 0 {
+            return Ok(());
+        }
+        let from = last.clone().unwrap_or_else(|| "0-0".to_owned());
+        let reply: Option<StreamReadReply> = conn.xread_options(&[log], &[&from], &options).await?;
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            *last = Some(entry.id.clone());
+            let Some(payload) = entry.get::<String>("e") else {
+                tracing::warn!("a malformed revocation event in Redis");
+                continue;
+            };
+            match decode_event(&payload, node) {
+                Ok(Some(event)) => events.emit(event),
+                Ok(None) => {}
+                Err(()) => tracing::warn!("a malformed revocation event in Redis"),
+            }
+        }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Lua shared by the scripts: the time in µs (Redis's clock, the same for every node),
-/// whether a bulk revocation covers a grant, and publishing an event.
+/// whether a bulk revocation covers a grant, and appending a change to the log.
 const LUA_COMMON: &str = r"
 local function now_us()
   local tm = redis.call('TIME')
@@ -36,10 +36,16 @@ local function cuts(tag, client, owner)
   if client then cc = redis.call('GET', tag .. 'cc:' .. redis.sha1hex(client)) end
   return cs or '', cc or ''
 end
+-- Appends the facts of a change to the store's log, a stream that keeps a day of entries
+-- (trimmed by entry id, which is a time) and expires a day after its last entry.
 local function publish(tag, ev)
-  ev.at = string.format('%.0f', now_us())
+  local us = now_us()
+  ev.at = string.format('%.0f', us)
   ev.n = ARGV[#ARGV]
-  redis.call('PUBLISH', tag .. 'events', cjson.encode(ev))
+  local log = tag .. 'log'
+  local oldest = string.format('%.0f', math.floor(us / 1000) - 86400000)
+  redis.call('XADD', log, 'MINID', '~', oldest, '*', 'e', cjson.encode(ev))
+  redis.call('PEXPIRE', log, 86400000)
 end
 ";
 
