@@ -128,3 +128,28 @@ macro_rules! copy_layer {
         }
     };
 }
+
+/// Builder setters of one shape: each `fn name(arg: Type) => field` becomes
+/// `pub fn name(mut self, arg: Type) -> Self` setting `self.field` to `arg`, or to the
+/// expression after `=` (`=> limiter = Some(limiter)`). The doc comments and attributes
+/// before each setter stay on it, so rustdoc shows every method with its own docs.
+macro_rules! setters {
+    ($(
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($arg:ident: $ty:ty) => $field:ident $(= $value:expr)?;
+    )*) => {
+        $(
+            $(#[$attr])*
+            $vis fn $name(mut self, $arg: $ty) -> Self {
+                self.$field = setters!(@value $arg $(, $value)?);
+                self
+            }
+        )*
+    };
+    (@value $arg:ident) => {
+        $arg
+    };
+    (@value $arg:ident, $value:expr) => {
+        $value
+    };
+}
