@@ -53,13 +53,7 @@ pub struct SigningKey {
     pem: Arc<str>,
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(SigningKey { kid });
 
 impl SigningKey {
     /// A new random key.

@@ -153,3 +153,24 @@ macro_rules! setters {
         $value
     };
 }
+
+/// `Debug` as `Name { field: .., .. }` with the listed fields only, each either a field of
+/// the same name or `name: path.to.field` (a field of a field): for a type with fields that
+/// must not be shown (secrets, handlers) or say nothing. The caller has `std::fmt` in scope.
+macro_rules! debug_fields {
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident $(: $($path:ident).+)?),+ $(,)? }) => {
+        impl$(<$($param),+>)? fmt::Debug for $name$(<$($param),+>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &debug_fields!(@get self $field $(: $($path).+)?)))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+    (@get $this:ident $field:ident) => {
+        $this.$field
+    };
+    (@get $this:ident $field:ident: $($path:ident).+) => {
+        $this.$($path).+
+    };
+}

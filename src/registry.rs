@@ -138,16 +138,12 @@ struct Capabilities {
     admin: bool,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("id", &self.inner.id)
-            .field("kind", &self.inner.kind)
-            .field("methods", &self.inner.methods)
-            .field("origins", &self.inner.origins)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Client {
+    id: inner.id,
+    kind: inner.kind,
+    methods: inner.methods,
+    origins: inner.origins
+});
 
 impl Client {
     /// A confidential client with its secret (only its digest is kept). It may use

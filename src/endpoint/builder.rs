@@ -32,18 +32,7 @@ pub struct EndpointBuilder<R, T> {
     quiet: bool,
 }
 
-impl<R, T> fmt::Debug for EndpointBuilder<R, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointBuilder")
-            .field("body_limit", &self.body_limit)
-            .field("realm", &self.realm)
-            .field("cors_origins", &self.cors_origins)
-            .field("cors_max_age", &self.cors_max_age)
-            .field("jsonp", &self.jsonp)
-            .field("annotate", &self.annotate)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(EndpointBuilder<R, T> { body_limit, realm, cors_origins, cors_max_age, jsonp, annotate });
 
 /// A configuration the builder cannot build.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,17 +93,13 @@ pub struct RemoteGuardBuilder {
     clock: Box<dyn Clock>,
 }
 
-impl fmt::Debug for RemoteGuardBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteGuardBuilder")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("cache_ttl", &self.cache_ttl)
-            .field("capacity", &self.capacity)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(RemoteGuardBuilder {
+    issuer,
+    client_id,
+    cache_ttl,
+    capacity,
+    timeout
+});
 
 impl RemoteGuardBuilder {
     setters! {

@@ -161,15 +161,11 @@ struct Config {
     node: String,
 }
 
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The connection info may hold a password: never shown.
-        f.debug_struct("RedisStore")
-            .field("key_tag", &self.config.tag)
-            .field("operation_timeout", &self.config.operation_timeout)
-            .finish_non_exhaustive()
-    }
-}
+// The connection info may hold a password: never shown.
+debug_fields!(RedisStore {
+    key_tag: config.tag,
+    operation_timeout: config.operation_timeout
+});
 
 /// Configures and connects a [`RedisStore`].
 #[derive(Debug, Clone)]
