@@ -174,3 +174,16 @@ macro_rules! debug_fields {
         $this.$($path).+
     };
 }
+
+/// Trait methods that a smart pointer (`Arc<T>`, `Box<T>`) implements by calling the same
+/// method of the value it points to: each `fn name(&self, arg: Type) -> Return;` becomes
+/// `(**self).name(arg)`.
+macro_rules! forward_to_pointee {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) -> $ret {
+                (**self).$name($($arg),*)
+            }
+        )*
+    };
+}

@@ -371,66 +371,22 @@ pub fn generate_token() -> String {
 }
 
 impl<T: TokenStore> TokenStore for Arc<T> {
-    fn issue(
-        &self,
-        token: TokenHash,
-        record: TokenRecord,
-    ) -> impl Future<Output = Result<(), IssueError>> + Send {
-        (**self).issue(token, record)
-    }
-
-    fn inspect(
-        &self,
-        token: &TokenHash,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
-        (**self).inspect(token)
-    }
-
-    fn revoke(
-        &self,
-        token: &TokenHash,
-        request: RevocationRequest<'_>,
-    ) -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send {
-        (**self).revoke(token, request)
-    }
-
-    fn events(&self) -> &Events {
-        (**self).events()
-    }
-
-    fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_grant(grant)
-    }
-
-    fn revoke_client_for_owner(
-        &self,
-        owner: &str,
-        client_id: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_client_for_owner(owner, client_id, by)
-    }
-
-    fn revoke_subject(
-        &self,
-        subject: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_subject(subject, by)
-    }
-
-    fn revoke_client(
-        &self,
-        client_id: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_client(client_id, by)
-    }
-
-    fn clients_of_owner(
-        &self,
-        owner: &str,
-    ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send {
-        (**self).clients_of_owner(owner)
+    forward_to_pointee! {
+        fn issue(&self, token: TokenHash, record: TokenRecord)
+            -> impl Future<Output = Result<(), IssueError>> + Send;
+        fn inspect(&self, token: &TokenHash)
+            -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+        fn revoke(&self, token: &TokenHash, request: RevocationRequest<'_>)
+            -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send;
+        fn events(&self) -> &Events;
+        fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send;
+        fn revoke_client_for_owner(&self, owner: &str, client_id: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn revoke_subject(&self, subject: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn revoke_client(&self, client_id: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn clients_of_owner(&self, owner: &str)
+            -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
     }
 }
