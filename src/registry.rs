@@ -370,18 +370,11 @@ pub trait ClientRegistry: Clone + Send + Sync + 'static {
 }
 
 impl<T: ClientRegistry> ClientRegistry for Arc<T> {
-    fn find_client(
-        &self,
-        client_id: &str,
-    ) -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send {
-        (**self).find_client(client_id)
-    }
-
-    fn origin_registered(
-        &self,
-        origin: &HeaderValue,
-    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
-        (**self).origin_registered(origin)
+    forward_to_pointee! {
+        fn find_client(&self, client_id: &str)
+            -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send;
+        fn origin_registered(&self, origin: &HeaderValue)
+            -> impl Future<Output = Result<bool, RegistryError>> + Send;
     }
 }
 
