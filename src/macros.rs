@@ -187,3 +187,42 @@ macro_rules! forward_to_pointee {
         )*
     };
 }
+
+/// An error type that wraps the error of a backend (a store, a registry) as its `source`:
+/// `Debug`, a public `new` taking any error, `Display` as `$prefix: {source}`, and `Error`
+/// with the wrapped error as its source.
+macro_rules! source_error {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident($prefix:literal);
+        $(#[$new_attr:meta])*
+        pub fn new;
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $name {
+            source: $crate::body::BoxError,
+        }
+
+        impl $name {
+            $(#[$new_attr])*
+            pub fn new(source: impl Into<$crate::body::BoxError>) -> Self {
+                Self {
+                    source: source.into(),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!($prefix, ": {}"), self.source)
+            }
+        }
+
+        impl ::std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn ::std::error::Error + 'static)> {
+                Some(&*self.source)
+            }
+        }
+    };
+}

@@ -9,37 +9,14 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{
-    body::BoxError,
-    origin::{InvalidOrigin, Origin},
-};
+use crate::origin::{InvalidOrigin, Origin};
 
-/// The client registry could not be asked (its database is down, say); nothing may be
-/// assumed about the client. The endpoints answer 503 `temporarily_unavailable`.
-#[derive(Debug)]
-pub struct RegistryError {
-    source: BoxError,
-}
-
-impl RegistryError {
+source_error! {
+    /// The client registry could not be asked (its database is down, say); nothing may be
+    /// assumed about the client. The endpoints answer 503 `temporarily_unavailable`.
+    pub struct RegistryError("client registry unavailable");
     /// Wraps the registry's own error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "client registry unavailable: {}", self.source)
-    }
-}
-
-impl std::error::Error for RegistryError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
+    pub fn new;
 }
 
 /// How a client authenticated (the registered names of [RFC 7591 §2]).

@@ -66,10 +66,7 @@
 
 use std::{fmt, future::Future, sync::Arc, time::SystemTime};
 
-use crate::{
-    body::BoxError,
-    events::{Events, Initiator},
-};
+use crate::events::{Events, Initiator};
 
 pub(crate) use crate::token::hex_string;
 pub use crate::token::{GrantId, TokenHash, TokenKind};
@@ -197,31 +194,11 @@ pub enum RevocationOutcome {
     IssuedToAnotherClient,
 }
 
-/// The store could not be reached or failed; nothing may be assumed about the operation.
-#[derive(Debug)]
-pub struct StoreError {
-    source: BoxError,
-}
-
-impl StoreError {
+source_error! {
+    /// The store could not be reached or failed; nothing may be assumed about the operation.
+    pub struct StoreError("token store unavailable");
     /// Wraps the store's own error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "token store unavailable: {}", self.source)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
+    pub fn new;
 }
 
 /// Why a token could not be registered.
