@@ -397,20 +397,13 @@ mod tests {
         let store = MemoryStore::new();
         let grant = GrantId::random();
         let later = SystemTime::now() + Duration::from_secs(60);
-        store
-            .issue(
-                TokenHash::of("acc"),
-                TokenRecord::new(TokenKind::AccessToken, "app", grant, later),
-            )
-            .await
-            .unwrap();
-        store
-            .issue(
-                TokenHash::of("ref"),
-                TokenRecord::new(TokenKind::RefreshToken, "app", grant, later),
-            )
-            .await
-            .unwrap();
+        for (token, kind) in [
+            ("acc", TokenKind::AccessToken),
+            ("ref", TokenKind::RefreshToken),
+        ] {
+            let record = TokenRecord::new(kind, "app", grant, later);
+            store.issue(TokenHash::of(token), record).await.unwrap();
+        }
 
         let (status, _, body) = call(&store, Some("Bearer acc")).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "app"));
