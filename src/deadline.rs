@@ -111,13 +111,7 @@ pin_project! {
     }
 }
 
-impl<B> fmt::Debug for DeadlineBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DeadlineBody")
-            .field("deadline", &self.deadline)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(DeadlineBody<B> { deadline });
 
 impl<B> Body for DeadlineBody<B>
 where

@@ -185,25 +185,18 @@ impl OAuthError {
         err
     }
 
-    /// Replaces the status code.
-    #[must_use]
-    pub fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = status;
-        self
-    }
+    setters! {
+        /// Replaces the status code.
+        #[must_use]
+        pub fn with_status(status: StatusCode) => status;
 
-    /// Adds a `WWW-Authenticate` header.
-    #[must_use]
-    pub fn with_www_authenticate(mut self, value: HeaderValue) -> Self {
-        self.www_authenticate = Some(value);
-        self
-    }
+        /// Adds a `WWW-Authenticate` header.
+        #[must_use]
+        pub fn with_www_authenticate(value: HeaderValue) => www_authenticate = Some(value);
 
-    /// Adds a `Retry-After` header, in seconds.
-    #[must_use]
-    pub fn with_retry_after(mut self, secs: u64) -> Self {
-        self.retry_after = Some(secs);
-        self
+        /// Adds a `Retry-After` header, in seconds.
+        #[must_use]
+        pub fn with_retry_after(secs: u64) => retry_after = Some(secs);
     }
 
     /// The HTTP status of the response.

@@ -190,17 +190,13 @@ impl FormLayer {
         }
     }
 
-    /// Sets the body limit in bytes.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
+    setters! {
+        /// Sets the body limit in bytes.
+        pub fn limit(limit: usize) => limit;
 
-    /// Accepts `GET` when the query string has a `callback` parameter (JSONP), taking the
-    /// parameters from the query string. Off by default.
-    pub fn allow_get_with_callback(mut self, allow: bool) -> Self {
-        self.allow_get_with_callback = allow;
-        self
+        /// Accepts `GET` when the query string has a `callback` parameter (JSONP), taking the
+        /// parameters from the query string. Off by default.
+        pub fn allow_get_with_callback(allow: bool) => allow_get_with_callback;
     }
 }
 

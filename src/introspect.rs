@@ -78,22 +78,18 @@ impl<S> Introspector<S> {
         }
     }
 
-    /// Introspects JWT access tokens of `jwts` too (feature `jwt`): a token shaped as a JWT
-    /// is checked locally, then looked up by `(iss, jti)`; the answer adds its `jti`. One
-    /// that fails the checks is `{"active":false}`.
-    #[cfg(feature = "jwt")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    #[must_use]
-    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
-        self.jwt = Some(jwts);
-        self
-    }
+    setters! {
+        /// Introspects JWT access tokens of `jwts` too (feature `jwt`): a token shaped as a JWT
+        /// is checked locally, then looked up by `(iss, jti)`; the answer adds its `jti`. One
+        /// that fails the checks is `{"active":false}`.
+        #[cfg(feature = "jwt")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+        #[must_use]
+        pub fn jwt(jwts: crate::jwt::JwtAccessTokens) => jwt = Some(jwts);
 
-    /// The issuer identifier put in active answers as `iss`.
-    #[must_use]
-    pub fn issuer(mut self, issuer: impl Into<Arc<str>>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
+        /// The issuer identifier put in active answers as `iss`.
+        #[must_use]
+        pub fn issuer(issuer: impl Into<Arc<str>>) => issuer = Some(issuer.into());
     }
 
     /// The store.

@@ -32,6 +32,11 @@ impl JoseError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         Self(message.into())
     }
+
+    /// The error saying what `err` says.
+    fn of(err: impl fmt::Display) -> Self {
+        Self(err.to_string())
+    }
 }
 
 impl fmt::Display for JoseError {
@@ -53,13 +58,7 @@ pub struct SigningKey {
     pem: Arc<str>,
 }
 
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(SigningKey { kid });
 
 impl SigningKey {
     /// A new random key.
@@ -91,28 +90,31 @@ impl SigningKey {
     }
 
     fn from_p256(key: &p256::SecretKey) -> Result<Self, JoseError> {
-        use p256::pkcs8::EncodePrivateKey as _;
-        let der = key
-            .to_pkcs8_der()
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        let pem = key
-            .to_pkcs8_pem(Default::default())
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        let encoding = EncodingKey::from_ec_der(der.as_bytes());
-        let jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        Self::assemble(encoding, Algorithm::ES256, jwk, pem.as_str())
+        Self::assemble(
+            key,
+            Algorithm::ES256,
+            EncodingKey::from_ec_der,
+            |encoding| Jwk::from_encoding_key(encoding, Algorithm::ES256).map_err(JoseError::of),
+        )
     }
 
+    /// The signing key of `key`: its `jsonwebtoken` key made by `from_der` of its PKCS#8
+    /// DER, and its public JWK made by `jwk`, given the `kid` (its thumbprint) and `use`.
     fn assemble(
-        encoding: EncodingKey,
+        key: &impl EncodePrivateKey,
         alg: Algorithm,
-        mut jwk: Jwk,
-        pem: &str,
+        from_der: fn(&[u8]) -> EncodingKey,
+        jwk: impl FnOnce(&EncodingKey) -> Result<Jwk, JoseError>,
     ) -> Result<Self, JoseError> {
+        let der = key.to_pkcs8_der().map_err(JoseError::of)?;
+        let pem = key
+            .to_pkcs8_pem(Default::default())
+            .map_err(JoseError::of)?;
+        let encoding = from_der(der.as_bytes());
+        let mut jwk = jwk(&encoding)?;
         let kid = jwk
             .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| JoseError::new(e.to_string()))?;
+            .map_err(JoseError::of)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
         Ok(Self {
@@ -120,7 +122,7 @@ impl SigningKey {
             alg,
             jwk: Arc::new(jwk),
             kid: kid.into(),
-            pem: pem.into(),
+            pem: pem.as_str().into(),
         })
     }
 
@@ -130,17 +132,17 @@ impl SigningKey {
     }
 
     fn from_dalek(key: &ed25519_dalek::SigningKey) -> Result<Self, JoseError> {
-        let der = key
-            .to_pkcs8_der()
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        let pem = key
-            .to_pkcs8_pem(Default::default())
-            .map_err(|e| JoseError::new(e.to_string()))?;
-        let encoding = EncodingKey::from_ed_der(der.as_bytes());
+        Self::assemble(key, Algorithm::EdDSA, EncodingKey::from_ed_der, |_| {
+            Ok(Self::ed25519_jwk(key))
+        })
+    }
+
+    /// The public JWK of an Ed25519 key, before its `kid` and `use`.
+    fn ed25519_jwk(key: &ed25519_dalek::SigningKey) -> Jwk {
         use base64::Engine as _;
         let x =
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().to_bytes());
-        let jwk = Jwk {
+        Jwk {
             common: jsonwebtoken::jwk::CommonParameters {
                 key_algorithm: Some(jsonwebtoken::jwk::KeyAlgorithm::EdDSA),
                 ..Default::default()
@@ -152,8 +154,7 @@ impl SigningKey {
                     x,
                 },
             ),
-        };
-        Self::assemble(encoding, Algorithm::EdDSA, jwk, pem.as_str())
+        }
     }
 
     /// The key id (`kid`) every token it signs names.
@@ -184,8 +185,7 @@ impl SigningKey {
         let mut header = Header::new(self.alg);
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.to_string());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| JoseError::new(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(JoseError::of)
     }
 }
 

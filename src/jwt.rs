@@ -52,7 +52,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    guard::{TokenCheck, TokenCheckError},
+    guard::{active_access_token, TokenCheck, TokenCheckError},
     jose::{JoseError, KeySet, SigningKey},
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
@@ -351,14 +351,7 @@ impl<S: TokenStore> TokenCheck for JwtCheck<S> {
             let Some(key) = key else {
                 return Ok(None);
             };
-            match store.inspect(&key).await {
-                Ok(Some(record)) if record.kind == TokenKind::AccessToken => Ok(Some(record)),
-                Ok(_) => Ok(None),
-                Err(err) => {
-                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
-                    Err(TokenCheckError)
-                }
-            }
+            active_access_token(&store, &key).await
         }
     }
 }

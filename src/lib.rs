@@ -60,7 +60,7 @@
 //!                          deadlines, signing keys, revocation events, registered clients
 //!  0  vocabulary        token  escape  body  error  origin  macros
 //!                          token hashes, ids and kinds; log escaping; response bodies;
-//!                          OAuth errors; web origins; the service accessor macro
+//!                          OAuth errors; web origins; the macros that write repeated impls
 //!
 //!     each module imports only from the layers below its own
 //! ```

@@ -128,3 +128,101 @@ macro_rules! copy_layer {
         }
     };
 }
+
+/// Builder setters of one shape: each `fn name(arg: Type) => field` becomes
+/// `pub fn name(mut self, arg: Type) -> Self` setting `self.field` to `arg`, or to the
+/// expression after `=` (`=> limiter = Some(limiter)`). The doc comments and attributes
+/// before each setter stay on it, so rustdoc shows every method with its own docs.
+macro_rules! setters {
+    ($(
+        $(#[$attr:meta])*
+        $vis:vis fn $name:ident($arg:ident: $ty:ty) => $field:ident $(= $value:expr)?;
+    )*) => {
+        $(
+            $(#[$attr])*
+            $vis fn $name(mut self, $arg: $ty) -> Self {
+                self.$field = setters!(@value $arg $(, $value)?);
+                self
+            }
+        )*
+    };
+    (@value $arg:ident) => {
+        $arg
+    };
+    (@value $arg:ident, $value:expr) => {
+        $value
+    };
+}
+
+/// `Debug` as `Name { field: .., .. }` with the listed fields only, each either a field of
+/// the same name or `name: path.to.field` (a field of a field): for a type with fields that
+/// must not be shown (secrets, handlers) or say nothing. The caller has `std::fmt` in scope.
+macro_rules! debug_fields {
+    ($name:ident $(<$($param:ident),+>)? { $($field:ident $(: $($path:ident).+)?),+ $(,)? }) => {
+        impl$(<$($param),+>)? fmt::Debug for $name$(<$($param),+>)? {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    $(.field(stringify!($field), &debug_fields!(@get self $field $(: $($path).+)?)))+
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+    (@get $this:ident $field:ident) => {
+        $this.$field
+    };
+    (@get $this:ident $field:ident: $($path:ident).+) => {
+        $this.$($path).+
+    };
+}
+
+/// Trait methods that a smart pointer (`Arc<T>`, `Box<T>`) implements by calling the same
+/// method of the value it points to: each `fn name(&self, arg: Type) -> Return;` becomes
+/// `(**self).name(arg)`.
+macro_rules! forward_to_pointee {
+    ($(fn $name:ident(&self $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty;)*) => {
+        $(
+            fn $name(&self $(, $arg: $ty)*) -> $ret {
+                (**self).$name($($arg),*)
+            }
+        )*
+    };
+}
+
+/// An error type that wraps the error of a backend (a store, a registry) as its `source`:
+/// `Debug`, a public `new` taking any error, `Display` as `$prefix: {source}`, and `Error`
+/// with the wrapped error as its source.
+macro_rules! source_error {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident($prefix:literal);
+        $(#[$new_attr:meta])*
+        pub fn new;
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $name {
+            source: $crate::body::BoxError,
+        }
+
+        impl $name {
+            $(#[$new_attr])*
+            pub fn new(source: impl Into<$crate::body::BoxError>) -> Self {
+                Self {
+                    source: source.into(),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!($prefix, ": {}"), self.source)
+            }
+        }
+
+        impl ::std::error::Error for $name {
+            fn source(&self) -> Option<&(dyn ::std::error::Error + 'static)> {
+                Some(&*self.source)
+            }
+        }
+    };
+}

@@ -126,13 +126,7 @@ pub struct OwnerAuthorizations<S, R> {
     mount_path: Arc<str>,
 }
 
-impl<S, R> fmt::Debug for OwnerAuthorizations<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnerAuthorizations")
-            .field("mount_path", &self.mount_path)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(OwnerAuthorizations < S, R > { mount_path });
 
 impl<S, R> OwnerAuthorizations<S, R> {
     /// Revokes in `store`; names clients from `registry`.

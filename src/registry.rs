@@ -9,37 +9,14 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{
-    body::BoxError,
-    origin::{InvalidOrigin, Origin},
-};
+use crate::origin::{InvalidOrigin, Origin};
 
-/// The client registry could not be asked (its database is down, say); nothing may be
-/// assumed about the client. The endpoints answer 503 `temporarily_unavailable`.
-#[derive(Debug)]
-pub struct RegistryError {
-    source: BoxError,
-}
-
-impl RegistryError {
+source_error! {
+    /// The client registry could not be asked (its database is down, say); nothing may be
+    /// assumed about the client. The endpoints answer 503 `temporarily_unavailable`.
+    pub struct RegistryError("client registry unavailable");
     /// Wraps the registry's own error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for RegistryError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "client registry unavailable: {}", self.source)
-    }
-}
-
-impl std::error::Error for RegistryError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
+    pub fn new;
 }
 
 /// How a client authenticated (the registered names of [RFC 7591 §2]).
@@ -138,16 +115,12 @@ struct Capabilities {
     admin: bool,
 }
 
-impl fmt::Debug for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("id", &self.inner.id)
-            .field("kind", &self.inner.kind)
-            .field("methods", &self.inner.methods)
-            .field("origins", &self.inner.origins)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Client {
+    id: inner.id,
+    kind: inner.kind,
+    methods: inner.methods,
+    origins: inner.origins
+});
 
 impl Client {
     /// A confidential client with its secret (only its digest is kept). It may use
@@ -374,18 +347,11 @@ pub trait ClientRegistry: Clone + Send + Sync + 'static {
 }
 
 impl<T: ClientRegistry> ClientRegistry for Arc<T> {
-    fn find_client(
-        &self,
-        client_id: &str,
-    ) -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send {
-        (**self).find_client(client_id)
-    }
-
-    fn origin_registered(
-        &self,
-        origin: &HeaderValue,
-    ) -> impl Future<Output = Result<bool, RegistryError>> + Send {
-        (**self).origin_registered(origin)
+    forward_to_pointee! {
+        fn find_client(&self, client_id: &str)
+            -> impl Future<Output = Result<Option<Client>, RegistryError>> + Send;
+        fn origin_registered(&self, origin: &HeaderValue)
+            -> impl Future<Output = Result<bool, RegistryError>> + Send;
     }
 }
 

@@ -113,14 +113,10 @@ pub struct Server {
     max_connections: usize,
 }
 
-impl fmt::Debug for Server {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server")
-            .field("idle_timeout", &self.idle_timeout)
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Server {
+    idle_timeout,
+    max_connections
+});
 
 impl Default for Server {
     fn default() -> Self {

@@ -405,30 +405,19 @@ mod tests {
         assert_eq!(p.get("c"), Some("€"));
         assert_eq!(p.get("d"), Some(""));
         assert_eq!(p.len(), 4);
-        assert_eq!(
-            FormParams::parse(b"a=1&a=2"),
-            Err(FormError::Repeated("a".into()))
-        );
-        assert_eq!(
-            FormParams::parse(b"a%41=1&aA=2"),
-            Err(FormError::Repeated("aA".into()))
-        );
-        assert_eq!(
-            FormParams::parse(b"token=%zz"),
-            Err(FormError::Malformed("token".into()))
-        );
-        assert_eq!(
-            FormParams::parse(b"token=%4"),
-            Err(FormError::Malformed("token".into()))
-        );
-        assert_eq!(
-            FormParams::parse(b"token=%FF"),
-            Err(FormError::Malformed("token".into()))
-        );
-        assert_eq!(
-            FormParams::parse(b"token=\xff"),
-            Err(FormError::Malformed("token".into()))
-        );
+        let repeated = |name: &str| Err(FormError::Repeated(name.into()));
+        let malformed = Err(FormError::Malformed("token".into()));
+        let refused: [(&[u8], Result<FormParams, FormError>); 6] = [
+            (b"a=1&a=2", repeated("a")),
+            (b"a%41=1&aA=2", repeated("aA")),
+            (b"token=%zz", malformed.clone()),
+            (b"token=%4", malformed.clone()),
+            (b"token=%FF", malformed.clone()),
+            (b"token=\xff", malformed),
+        ];
+        for (form, expected) in refused {
+            assert_eq!(FormParams::parse(form), expected, "{form:?}");
+        }
         let many = (0..65)
             .map(|i| format!("p{i}=1"))
             .collect::<Vec<_>>()

@@ -80,15 +80,11 @@ impl Window {
     }
 }
 
-impl fmt::Debug for AuthFailureLimiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthFailureLimiter")
-            .field("max_failures", &self.inner.max_failures)
-            .field("window", &self.inner.window)
-            .field("capacity", &self.inner.capacity)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(AuthFailureLimiter {
+    max_failures: inner.max_failures,
+    window: inner.window,
+    capacity: inner.capacity
+});
 
 const UNKNOWN_ADDR: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
 

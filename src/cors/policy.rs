@@ -66,16 +66,12 @@ impl CorsPolicy {
         Ok(self)
     }
 
-    /// Sets how long browsers may cache a preflight answer (`Access-Control-Max-Age`).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
-        self
-    }
+    setters! {
+        /// Sets how long browsers may cache a preflight answer (`Access-Control-Max-Age`).
+        pub fn max_age(max_age: Duration) => max_age;
 
-    /// Also allows `GET` (for JSONP endpoints). Off by default.
-    pub fn allow_get(mut self, allow: bool) -> Self {
-        self.allow_get = allow;
-        self
+        /// Also allows `GET` (for JSONP endpoints). Off by default.
+        pub fn allow_get(allow: bool) => allow_get;
     }
 
     /// The configured origins.

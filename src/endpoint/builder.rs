@@ -32,18 +32,7 @@ pub struct EndpointBuilder<R, T> {
     quiet: bool,
 }
 
-impl<R, T> fmt::Debug for EndpointBuilder<R, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EndpointBuilder")
-            .field("body_limit", &self.body_limit)
-            .field("realm", &self.realm)
-            .field("cors_origins", &self.cors_origins)
-            .field("cors_max_age", &self.cors_max_age)
-            .field("jsonp", &self.jsonp)
-            .field("annotate", &self.annotate)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(EndpointBuilder<R, T> { body_limit, realm, cors_origins, cors_max_age, jsonp, annotate });
 
 /// A configuration the builder cannot build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,23 +90,16 @@ impl<R, T> EndpointBuilder<R, T> {
         }
     }
 
-    /// The body limit in bytes (default 8 KiB).
-    pub fn body_limit(mut self, limit: usize) -> Self {
-        self.body_limit = limit;
-        self
-    }
+    setters! {
+        /// The body limit in bytes (default 8 KiB).
+        pub fn body_limit(limit: usize) => body_limit;
 
-    /// The realm of `WWW-Authenticate: Basic realm="..."` (default
-    /// [`DEFAULT_REALM`](crate::error::DEFAULT_REALM), `oauth`).
-    pub fn realm(mut self, realm: impl Into<String>) -> Self {
-        self.realm = realm.into();
-        self
-    }
+        /// The realm of `WWW-Authenticate: Basic realm="..."` (default
+        /// [`DEFAULT_REALM`](crate::error::DEFAULT_REALM), `oauth`).
+        pub fn realm(realm: impl Into<String>) => realm = realm.into();
 
-    /// Limits failed client authentications per client id and remote address.
-    pub fn limit_failures(mut self, limiter: AuthFailureLimiter) -> Self {
-        self.limiter = Some(limiter);
-        self
+        /// Limits failed client authentications per client id and remote address.
+        pub fn limit_failures(limiter: AuthFailureLimiter) => limiter = Some(limiter);
     }
 
     /// Browser origins allowed for every client (CORS), such as `https://app.example.com`:
@@ -132,71 +114,61 @@ impl<R, T> EndpointBuilder<R, T> {
         self
     }
 
-    /// How long browsers may cache a CORS preflight answer (default 10 minutes).
-    pub fn cors_max_age(mut self, max_age: Duration) -> Self {
-        self.cors_max_age = max_age;
-        self
-    }
+    setters! {
+        /// How long browsers may cache a CORS preflight answer (default 10 minutes).
+        pub fn cors_max_age(max_age: Duration) => cors_max_age;
 
-    /// Turns JSONP on ([RFC 7009 §2.3]): responses are wrapped for a valid `callback`, and
-    /// `GET` with `callback` is accepted, its parameters taken from the query string. Off
-    /// by default. See [`Endpoint`] on tokens in URLs.
-    ///
-    /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
-    pub fn jsonp(mut self, enabled: bool) -> Self {
-        self.jsonp = enabled;
-        self
-    }
+        /// Turns JSONP on ([RFC 7009 §2.3]): responses are wrapped for a valid `callback`, and
+        /// `GET` with `callback` is accepted, its parameters taken from the query string. Off
+        /// by default. See [`Endpoint`] on tokens in URLs.
+        ///
+        /// [RFC 7009 §2.3]: https://www.rfc-editor.org/rfc/rfc7009#section-2.3
+        pub fn jsonp(enabled: bool) => jsonp;
 
-    /// Puts, for request logs, the [`AuthenticatedClient`] in each response's extensions,
-    /// and lets the step add what it did (the revocation step: the [`RevocationOutcome`]),
-    /// as the composed layers do. Off by default: it costs four allocations per request.
-    ///
-    /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use tower::ServiceExt;
-    /// use tower_oauth_revoke::{
-    ///     client_auth::{encode_basic, AuthenticatedClient, Client, MemoryClientRegistry},
-    ///     store::{MemoryStore, RevocationOutcome},
-    ///     RevocationEndpoint,
-    /// };
-    ///
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let clients = MemoryClientRegistry::new([Client::confidential("app", "s3cret")]);
-    /// let endpoint = RevocationEndpoint::builder(clients, MemoryStore::new())
-    ///     .annotate_responses(true)
-    ///     .build()
-    ///     .unwrap();
-    /// let request = http::Request::post("/oauth2/revoke")
-    ///     .header("authorization", encode_basic("app", "s3cret"))
-    ///     .header("content-type", "application/x-www-form-urlencoded")
-    ///     .body(Full::new(Bytes::from_static(b"token=unknown")))
-    ///     .unwrap();
-    /// let response = endpoint.oneshot(request).await.unwrap();
-    /// assert_eq!(response.extensions().get::<AuthenticatedClient>().unwrap().id(), "app");
-    /// assert_eq!(
-    ///     response.extensions().get::<RevocationOutcome>(),
-    ///     Some(&RevocationOutcome::NotActive)
-    /// );
-    /// # }
-    /// ```
-    ///
-    /// [`AuthenticatedClient`]: crate::client_auth::AuthenticatedClient
-    /// [`RevocationOutcome`]: crate::store::RevocationOutcome
-    pub fn annotate_responses(mut self, enabled: bool) -> Self {
-        self.annotate = enabled;
-        self
-    }
+        /// Puts, for request logs, the [`AuthenticatedClient`] in each response's extensions,
+        /// and lets the step add what it did (the revocation step: the [`RevocationOutcome`]),
+        /// as the composed layers do. Off by default: it costs four allocations per request.
+        ///
+        /// ```
+        /// use bytes::Bytes;
+        /// use http_body_util::Full;
+        /// use tower::ServiceExt;
+        /// use tower_oauth_revoke::{
+        ///     client_auth::{encode_basic, AuthenticatedClient, Client, MemoryClientRegistry},
+        ///     store::{MemoryStore, RevocationOutcome},
+        ///     RevocationEndpoint,
+        /// };
+        ///
+        /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+        /// let clients = MemoryClientRegistry::new([Client::confidential("app", "s3cret")]);
+        /// let endpoint = RevocationEndpoint::builder(clients, MemoryStore::new())
+        ///     .annotate_responses(true)
+        ///     .build()
+        ///     .unwrap();
+        /// let request = http::Request::post("/oauth2/revoke")
+        ///     .header("authorization", encode_basic("app", "s3cret"))
+        ///     .header("content-type", "application/x-www-form-urlencoded")
+        ///     .body(Full::new(Bytes::from_static(b"token=unknown")))
+        ///     .unwrap();
+        /// let response = endpoint.oneshot(request).await.unwrap();
+        /// assert_eq!(response.extensions().get::<AuthenticatedClient>().unwrap().id(), "app");
+        /// assert_eq!(
+        ///     response.extensions().get::<RevocationOutcome>(),
+        ///     Some(&RevocationOutcome::NotActive)
+        /// );
+        /// # }
+        /// ```
+        ///
+        /// [`AuthenticatedClient`]: crate::client_auth::AuthenticatedClient
+        /// [`RevocationOutcome`]: crate::store::RevocationOutcome
+        pub fn annotate_responses(enabled: bool) => annotate;
 
-    /// Whether the step logs each request's outcome (`token revocation`, `token
-    /// introspection`) at INFO (the default) or, with `false`, at DEBUG: for a host whose own
-    /// request log already says it (from [`annotate_responses`](Self::annotate_responses)),
-    /// so that each request costs one formatted event, not two. Failures (a store down) are
-    /// logged at ERROR either way. Applies to [`build`](Self::build).
-    pub fn log_outcomes(mut self, enabled: bool) -> Self {
-        self.quiet = !enabled;
-        self
+        /// Whether the step logs each request's outcome (`token revocation`, `token
+        /// introspection`) at INFO (the default) or, with `false`, at DEBUG: for a host whose own
+        /// request log already says it (from [`annotate_responses`](Self::annotate_responses)),
+        /// so that each request costs one formatted event, not two. Failures (a store down) are
+        /// logged at ERROR either way. Applies to [`build`](Self::build).
+        pub fn log_outcomes(enabled: bool) => quiet = !enabled;
     }
 
     fn cors(&self) -> Result<CorsPolicy, BuildError> {

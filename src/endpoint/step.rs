@@ -73,15 +73,10 @@ pub trait EndpointStep: Send + Sync + 'static {
 }
 
 impl<T: EndpointStep> EndpointStep for Arc<T> {
-    fn answer(
-        &self,
-        request: StepRequest<'_>,
-    ) -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send {
-        (**self).answer(request)
-    }
-
-    fn accepts_public_clients(&self) -> bool {
-        (**self).accepts_public_clients()
+    forward_to_pointee! {
+        fn answer(&self, request: StepRequest<'_>)
+            -> impl Future<Output = Result<Response<Bytes>, OAuthError>> + Send;
+        fn accepts_public_clients(&self) -> bool;
     }
 }
 

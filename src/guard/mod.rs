@@ -102,15 +102,22 @@ impl<S: TokenStore> TokenCheck for S {
         // Hashed at once: the future carries the digest, never a copy of the token.
         let hash = TokenHash::of(token);
         let store = self.clone();
-        async move {
-            match store.inspect(&hash).await {
-                Ok(Some(record)) if record.kind == TokenKind::AccessToken => Ok(Some(record)),
-                Ok(_) => Ok(None),
-                Err(err) => {
-                    tracing::error!(error = %err, "token store unavailable at the bearer guard");
-                    Err(TokenCheckError)
-                }
-            }
+        async move { active_access_token(&store, &hash).await }
+    }
+}
+
+/// The record of `key` in `store` if it is an active access token: what a [`TokenCheck`]
+/// over a store answers. A store failure is logged and becomes a [`TokenCheckError`].
+pub(crate) async fn active_access_token<S: TokenStore>(
+    store: &S,
+    key: &TokenHash,
+) -> Result<Option<TokenRecord>, TokenCheckError> {
+    match store.inspect(key).await {
+        Ok(Some(record)) if record.kind == TokenKind::AccessToken => Ok(Some(record)),
+        Ok(_) => Ok(None),
+        Err(err) => {
+            tracing::error!(error = %err, "token store unavailable at the bearer guard");
+            Err(TokenCheckError)
         }
     }
 }
@@ -390,20 +397,13 @@ mod tests {
         let store = MemoryStore::new();
         let grant = GrantId::random();
         let later = SystemTime::now() + Duration::from_secs(60);
-        store
-            .issue(
-                TokenHash::of("acc"),
-                TokenRecord::new(TokenKind::AccessToken, "app", grant, later),
-            )
-            .await
-            .unwrap();
-        store
-            .issue(
-                TokenHash::of("ref"),
-                TokenRecord::new(TokenKind::RefreshToken, "app", grant, later),
-            )
-            .await
-            .unwrap();
+        for (token, kind) in [
+            ("acc", TokenKind::AccessToken),
+            ("ref", TokenKind::RefreshToken),
+        ] {
+            let record = TokenRecord::new(kind, "app", grant, later);
+            store.issue(TokenHash::of(token), record).await.unwrap();
+        }
 
         let (status, _, body) = call(&store, Some("Bearer acc")).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "app"));

@@ -93,49 +93,32 @@ pub struct RemoteGuardBuilder {
     clock: Box<dyn Clock>,
 }
 
-impl fmt::Debug for RemoteGuardBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteGuardBuilder")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("cache_ttl", &self.cache_ttl)
-            .field("capacity", &self.capacity)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(RemoteGuardBuilder {
+    issuer,
+    client_id,
+    cache_ttl,
+    capacity,
+    timeout
+});
 
 impl RemoteGuardBuilder {
-    /// How long an active answer may be reused (default 60 s; never past the token's `exp`).
-    /// A revoked token is refused within this time when no event reaches the guard.
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = ttl;
-        self
-    }
+    setters! {
+        /// How long an active answer may be reused (default 60 s; never past the token's `exp`).
+        /// A revoked token is refused within this time when no event reaches the guard.
+        pub fn cache_ttl(ttl: Duration) => cache_ttl;
 
-    /// The most answers kept (default 10,000, at least 16).
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity.max(16);
-        self
-    }
+        /// The most answers kept (default 10,000, at least 16).
+        pub fn capacity(capacity: usize) => capacity = capacity.max(16);
 
-    /// The bound on one call to the authorization server (default 2 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
+        /// The bound on one call to the authorization server (default 2 s).
+        pub fn timeout(timeout: Duration) => timeout;
 
-    /// The TLS configuration for the authorization server (default: the web PKI roots).
-    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
-        self.tls = Some(config);
-        self
-    }
+        /// The TLS configuration for the authorization server (default: the web PKI roots).
+        pub fn tls_config(config: rustls::ClientConfig) => tls = Some(config);
 
-    /// The clock the cache's expiry reads (default the system clock); tests pass a
-    /// [`ManualClock`](crate::store::ManualClock).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Box::new(clock);
-        self
+        /// The clock the cache's expiry reads (default the system clock); tests pass a
+        /// [`ManualClock`](crate::store::ManualClock).
+        pub fn clock(clock: impl Clock) => clock = Box::new(clock);
     }
 
     /// Builds the guard. The authorization server's metadata is read on first use, and again

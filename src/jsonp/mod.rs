@@ -152,10 +152,14 @@ mod tests {
         Request::get(uri).body(Full::default()).unwrap()
     }
 
+    /// `GET uri` through the JSONP layer over [`json_service`].
+    async fn get_jsonp(uri: &str) -> (StatusCode, HeaderMap, String) {
+        send(JsonpLayer::new().layer(json_service()), get(uri)).await
+    }
+
     #[tokio::test]
     async fn wraps_json_of_any_service() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, headers, body) = send(svc, get("/?callback=package.myCallback")).await;
+        let (status, headers, body) = get_jsonp("/?callback=package.myCallback").await;
         assert_eq!(status, 200);
         assert_eq!(body, "/**/package.myCallback({\"n\":1});");
         assert_eq!(
@@ -169,8 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_wrapped_with_status_200_and_original_status() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, headers, body) = send(svc, get("/?fail&callback=cb_1")).await;
+        let (status, headers, body) = get_jsonp("/?fail&callback=cb_1").await;
         assert_eq!(status, 200);
         assert_eq!(headers[X_ORIGINAL_STATUS], "401");
         assert_eq!(headers["cache-control"], "no-store");
@@ -183,8 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn empty_body_is_the_rfc_7009_success_form() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, headers, body) = send(svc, get("/?empty&callback=$jsonp")).await;
+        let (status, headers, body) = get_jsonp("/?empty&callback=$jsonp").await;
         assert_eq!(status, 200);
         assert_eq!(body, "/**/$jsonp();");
         assert_eq!(headers[X_ORIGINAL_STATUS], "200");
@@ -192,8 +194,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_content_types_pass_through_unwrapped() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, headers, body) = send(svc, get("/?html&callback=cb")).await;
+        let (status, headers, body) = get_jsonp("/?html&callback=cb").await;
         assert_eq!(status, 200);
         assert_eq!(body, "<b>hi</b>");
         assert_eq!(headers["content-type"], "text/html");
@@ -213,8 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_callback_nothing_changes() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, headers, body) = send(svc, get("/?fail")).await;
+        let (status, headers, body) = get_jsonp("/?fail").await;
         assert_eq!(status, 401);
         assert_eq!(headers["content-type"], "application/json");
         assert!(body.starts_with("{\"error\""));
@@ -241,8 +241,7 @@ mod tests {
             "new.cb",
             "",
         ] {
-            let svc = JsonpLayer::new().layer(json_service());
-            let (status, headers, body) = send(svc, get(&format!("/?callback={bad}"))).await;
+            let (status, headers, body) = get_jsonp(&format!("/?callback={bad}")).await;
             assert_eq!(status, 400, "{bad}");
             assert_eq!(headers["content-type"], "application/json", "{bad}");
             assert!(body.starts_with("{\"error\":\"invalid_request\""), "{body}");
@@ -255,8 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn callback_twice_in_the_query_is_400() {
-        let svc = JsonpLayer::new().layer(json_service());
-        let (status, _, body) = send(svc, get("/?callback=a&callback=b")).await;
+        let (status, _, body) = get_jsonp("/?callback=a&callback=b").await;
         assert_eq!(status, 400);
         assert!(body.contains("more than once"), "{body}");
     }

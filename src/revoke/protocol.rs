@@ -67,16 +67,12 @@ pub struct RevocationPolicy {
 }
 
 impl RevocationPolicy {
-    /// Sets what revoking an access token revokes.
-    pub fn access_token_scope(mut self, scope: RevocationScope) -> Self {
-        self.access_token_scope = scope;
-        self
-    }
+    setters! {
+        /// Sets what revoking an access token revokes.
+        pub fn access_token_scope(scope: RevocationScope) => access_token_scope;
 
-    /// Sets the answer for another client's token.
-    pub fn foreign_token(mut self, response: ForeignTokenResponse) -> Self {
-        self.foreign_token = response;
-        self
+        /// Sets the answer for another client's token.
+        pub fn foreign_token(response: ForeignTokenResponse) => foreign_token;
     }
 }
 

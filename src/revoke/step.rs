@@ -35,23 +35,19 @@ impl<S> Revoker<S> {
         }
     }
 
-    /// Revokes JWT access tokens of `jwts` too (feature `jwt`): a token shaped as a JWT is
-    /// checked locally first; one that fails (forged, another key or issuer, `alg: none`,
-    /// expired) is unknown (200, nothing stored); one that passes is revoked by its
-    /// `(iss, jti)`, for its own client only, as an opaque token is.
-    #[cfg(feature = "jwt")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    #[must_use]
-    pub fn jwt(mut self, jwts: crate::jwt::JwtAccessTokens) -> Self {
-        self.jwt = Some(jwts);
-        self
-    }
+    setters! {
+        /// Revokes JWT access tokens of `jwts` too (feature `jwt`): a token shaped as a JWT is
+        /// checked locally first; one that fails (forged, another key or issuer, `alg: none`,
+        /// expired) is unknown (200, nothing stored); one that passes is revoked by its
+        /// `(iss, jti)`, for its own client only, as an opaque token is.
+        #[cfg(feature = "jwt")]
+        #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+        #[must_use]
+        pub fn jwt(jwts: crate::jwt::JwtAccessTokens) => jwt = Some(jwts);
 
-    /// Sets the policy.
-    #[must_use]
-    pub fn policy(mut self, policy: RevocationPolicy) -> Self {
-        self.policy = policy;
-        self
+        /// Sets the policy.
+        #[must_use]
+        pub fn policy(policy: RevocationPolicy) => policy;
     }
 
     /// The store.

@@ -148,13 +148,7 @@ pub struct PollService<R> {
     long_poll: Duration,
 }
 
-impl<R> fmt::Debug for PollService<R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PollService")
-            .field("queue", &self.queue)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PollService<R> { queue });
 
 impl<R: ClientRegistry + Clone> PollService<R> {
     /// Serves `queue` to the clients of `registry` that may introspect any token.

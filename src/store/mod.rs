@@ -69,10 +69,7 @@
 
 use std::{fmt, future::Future, sync::Arc, time::SystemTime};
 
-use crate::{
-    body::BoxError,
-    events::{Events, Initiator},
-};
+use crate::events::{Events, Initiator};
 
 #[cfg(feature = "redis")]
 pub(crate) use crate::token::hex_string;
@@ -207,31 +204,11 @@ pub enum RevocationOutcome {
     IssuedToAnotherClient,
 }
 
-/// The store could not be reached or failed; nothing may be assumed about the operation.
-#[derive(Debug)]
-pub struct StoreError {
-    source: BoxError,
-}
-
-impl StoreError {
+source_error! {
+    /// The store could not be reached or failed; nothing may be assumed about the operation.
+    pub struct StoreError("token store unavailable");
     /// Wraps the store's own error.
-    pub fn new(source: impl Into<BoxError>) -> Self {
-        Self {
-            source: source.into(),
-        }
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "token store unavailable: {}", self.source)
-    }
-}
-
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
-    }
+    pub fn new;
 }
 
 /// Why a token could not be registered.
@@ -381,66 +358,22 @@ pub fn generate_token() -> String {
 }
 
 impl<T: TokenStore> TokenStore for Arc<T> {
-    fn issue(
-        &self,
-        token: TokenHash,
-        record: TokenRecord,
-    ) -> impl Future<Output = Result<(), IssueError>> + Send {
-        (**self).issue(token, record)
-    }
-
-    fn inspect(
-        &self,
-        token: &TokenHash,
-    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send {
-        (**self).inspect(token)
-    }
-
-    fn revoke(
-        &self,
-        token: &TokenHash,
-        request: RevocationRequest<'_>,
-    ) -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send {
-        (**self).revoke(token, request)
-    }
-
-    fn events(&self) -> &Events {
-        (**self).events()
-    }
-
-    fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).revoke_grant(grant)
-    }
-
-    fn revoke_client_for_owner(
-        &self,
-        owner: &str,
-        client_id: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_client_for_owner(owner, client_id, by)
-    }
-
-    fn revoke_subject(
-        &self,
-        subject: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_subject(subject, by)
-    }
-
-    fn revoke_client(
-        &self,
-        client_id: &str,
-        by: Initiator,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
-        (**self).revoke_client(client_id, by)
-    }
-
-    fn clients_of_owner(
-        &self,
-        owner: &str,
-    ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send {
-        (**self).clients_of_owner(owner)
+    forward_to_pointee! {
+        fn issue(&self, token: TokenHash, record: TokenRecord)
+            -> impl Future<Output = Result<(), IssueError>> + Send;
+        fn inspect(&self, token: &TokenHash)
+            -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+        fn revoke(&self, token: &TokenHash, request: RevocationRequest<'_>)
+            -> impl Future<Output = Result<RevocationOutcome, StoreError>> + Send;
+        fn events(&self) -> &Events;
+        fn revoke_grant(&self, grant: GrantId) -> impl Future<Output = Result<(), StoreError>> + Send;
+        fn revoke_client_for_owner(&self, owner: &str, client_id: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn revoke_subject(&self, subject: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn revoke_client(&self, client_id: &str, by: Initiator)
+            -> impl Future<Output = Result<usize, StoreError>> + Send;
+        fn clients_of_owner(&self, owner: &str)
+            -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
     }
 }

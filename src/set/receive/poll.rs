@@ -24,13 +24,7 @@ pub struct Poller {
     handler: Handler,
 }
 
-impl fmt::Debug for Poller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Poller")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(Poller { endpoint });
 
 impl Poller {
     /// A poller of `endpoint`, authenticating with HTTP Basic as `client_id`.

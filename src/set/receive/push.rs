@@ -26,13 +26,7 @@ pub struct PushReceiver {
     handler: Handler,
 }
 
-impl fmt::Debug for PushReceiver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PushReceiver")
-            .field("verifier", &self.verifier)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(PushReceiver { verifier });
 
 impl PushReceiver {
     /// A receiver handing each verified event to `handler`.

@@ -85,13 +85,9 @@ pub struct SetVerifier {
     inner: Arc<Inner>,
 }
 
-impl fmt::Debug for SetVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SetVerifier")
-            .field("issuer", &self.inner.issuer)
-            .finish_non_exhaustive()
-    }
-}
+debug_fields!(SetVerifier {
+    issuer: inner.issuer
+});
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

@@ -120,18 +120,9 @@ pub(super) async fn subject_revocation_is_one_cut_off<S: TokenStore>(store: S) {
         .await
         .unwrap();
     assert_eq!(revoked, 2, "both of alice's grants were active");
-    assert!(
-        !active(&store, &n.token("a1")).await,
-        "alice's grant to app is revoked"
-    );
-    assert!(
-        !active(&store, &n.token("a2")).await,
-        "alice's grant to other is revoked"
-    );
-    assert!(
-        active(&store, &n.token("b")).await,
-        "bob's grant is untouched"
-    );
+    assert_active(&store, &n, "a1", false, "alice's grant to app is revoked").await;
+    assert_active(&store, &n, "a2", false, "alice's grant to other is revoked").await;
+    assert_active(&store, &n, "b", true, "bob's grant is untouched").await;
     assert!(
         store.clients_of_owner(&alice).await.unwrap().is_empty(),
         "no grant is listed"
@@ -194,26 +185,18 @@ pub(super) async fn client_revocation_is_one_cut_off<S: TokenStore>(store: S) {
         store.revoke_client(&app, Initiator::System).await.unwrap(),
         2
     );
-    assert!(
-        !active(&store, &n.token("cc")).await,
-        "the client's own grant is revoked"
-    );
-    assert!(
-        !active(&store, &n.token("alice")).await,
-        "alice's grant to the client is revoked"
-    );
-    assert!(
-        active(&store, &n.token("other")).await,
-        "other clients are untouched"
-    );
-    let record = TokenRecord::new(TokenKind::AccessToken, app.clone(), own, later());
-    assert!(
-        matches!(
-            store.issue(n.token("cc2"), record).await,
-            Err(IssueError::GrantRevoked)
-        ),
-        "no token joins a grant made before the cut-off"
-    );
+    assert_active(&store, &n, "cc", false, "the client's own grant is revoked").await;
+    assert_active(
+        &store,
+        &n,
+        "alice",
+        false,
+        "alice's grant to the client is revoked",
+    )
+    .await;
+    assert_active(&store, &n, "other", true, "other clients are untouched").await;
+    let why = "no token joins a grant made before the cut-off";
+    assert_refused(&store, n.token("cc2"), &app, own, why).await;
     issue(
         &store,
         n.token("new"),

@@ -87,12 +87,10 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
     );
 
     // A bulk revocation that revokes nothing live emits nothing.
+    let admin = || Initiator::Admin("admin".into());
+    store.revoke_subject(&alice, admin()).await.unwrap();
     store
-        .revoke_subject(&alice, Initiator::Admin("admin".into()))
-        .await
-        .unwrap();
-    store
-        .revoke_subject(&n.id("nobody"), Initiator::Admin("admin".into()))
+        .revoke_subject(&n.id("nobody"), admin())
         .await
         .unwrap();
     issue(
@@ -104,20 +102,14 @@ pub(super) async fn every_revocation_is_an_event<S: TokenStore>(store: S) {
         Some(&alice),
     )
     .await;
-    store
-        .revoke_subject(&alice, Initiator::Admin("admin".into()))
-        .await
-        .unwrap();
+    store.revoke_subject(&alice, admin()).await.unwrap();
     let event = next_event(&mut events).await;
     assert_eq!(
         (event.revoked.clone(), event.subject.as_ref()),
         (Revoked::Subject, Some(&alice))
     );
     issue(&store, n.token("c"), ACCESS, &app, GrantId::random(), None).await;
-    store
-        .revoke_client(&app, Initiator::Admin("admin".into()))
-        .await
-        .unwrap();
+    store.revoke_client(&app, admin()).await.unwrap();
     let event = next_event(&mut events).await;
     assert_eq!(
         (event.revoked.clone(), event.client_id.as_ref()),

@@ -91,6 +91,46 @@ async fn active<S: TokenStore>(store: &S, token: &TokenHash) -> bool {
         .is_some()
 }
 
+/// Revokes the token `name` as `client` with the default request; asserts the outcome is
+/// `expected`.
+async fn assert_revoke<S: TokenStore>(
+    store: &S,
+    n: &Names,
+    name: &str,
+    client: &Arc<str>,
+    expected: RevocationOutcome,
+    why: &str,
+) {
+    let outcome = store
+        .revoke(&n.token(name), RevocationRequest::new(client))
+        .await
+        .unwrap();
+    assert_eq!(outcome, expected, "{why}");
+}
+
+/// The outcome of revoking a token of `kind`, with `scope`.
+fn revoked(kind: TokenKind, scope: RevocationScope) -> RevocationOutcome {
+    RevocationOutcome::Revoked { kind, scope }
+}
+
+/// Asserts whether the token `name` is active.
+async fn assert_active<S: TokenStore>(store: &S, n: &Names, name: &str, live: bool, why: &str) {
+    assert!(active(store, &n.token(name)).await == live, "{why}");
+}
+
+/// Asserts that a new access token of `client` in `grant` is refused: the grant is revoked.
+async fn assert_refused<S: TokenStore>(
+    store: &S,
+    token: TokenHash,
+    client: &Arc<str>,
+    grant: GrantId,
+    why: &str,
+) {
+    let record = TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later());
+    let result = store.issue(token, record).await;
+    assert!(matches!(result, Err(IssueError::GrantRevoked)), "{why}");
+}
+
 /// Runs every check of the suite; `make` is called once per check for a fresh store.
 pub async fn run<S, F>(make: F)
 where

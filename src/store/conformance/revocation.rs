@@ -8,29 +8,14 @@ pub(super) async fn access_token_revokes_alone<S: TokenStore>(store: S) {
     issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
     issue(&store, n.token("a1"), ACCESS, &client, grant, None).await;
     issue(&store, n.token("a2"), ACCESS, &client, grant, None).await;
-    let outcome = store
-        .revoke(&n.token("a1"), RevocationRequest::new(&client))
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome,
-        RevocationOutcome::Revoked {
-            kind: TokenKind::AccessToken,
-            scope: RevocationScope::Token
-        },
-        "an access token is revoked alone by default"
-    );
-    assert!(!active(&store, &n.token("a1")).await, "revoked: inactive");
-    assert!(active(&store, &n.token("a2")).await, "sibling stays active");
-    assert!(active(&store, &n.token("r")).await, "refresh stays active");
-    assert_eq!(
-        store
-            .revoke(&n.token("a1"), RevocationRequest::new(&client))
-            .await
-            .unwrap(),
-        RevocationOutcome::NotActive,
-        "revoking twice does nothing the second time"
-    );
+    let outcome = revoked(ACCESS, RevocationScope::Token);
+    let why = "an access token is revoked alone by default";
+    assert_revoke(&store, &n, "a1", &client, outcome, why).await;
+    assert_active(&store, &n, "a1", false, "revoked: inactive").await;
+    assert_active(&store, &n, "a2", true, "sibling stays active").await;
+    assert_active(&store, &n, "r", true, "refresh stays active").await;
+    let why = "revoking twice does nothing the second time";
+    assert_revoke(&store, &n, "a1", &client, RevocationOutcome::NotActive, why).await;
 }
 
 pub(super) async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
@@ -43,18 +28,9 @@ pub(super) async fn refresh_token_revokes_its_grant<S: TokenStore>(store: S) {
         issue(&store, t, ACCESS, &client, grant, None).await;
     }
     issue(&store, n.token("other"), ACCESS, &client, other, None).await;
-    let outcome = store
-        .revoke(&n.token("r"), RevocationRequest::new(&client))
-        .await
-        .unwrap();
-    assert_eq!(
-        outcome,
-        RevocationOutcome::Revoked {
-            kind: TokenKind::RefreshToken,
-            scope: RevocationScope::Grant
-        },
-        "a refresh token revokes its grant"
-    );
+    let outcome = revoked(REFRESH, RevocationScope::Grant);
+    let why = "a refresh token revokes its grant";
+    assert_revoke(&store, &n, "r", &client, outcome, why).await;
     assert!(!active(&store, &n.token("r")).await, "refresh: inactive");
     for i in 0..5 {
         assert!(
@@ -76,13 +52,7 @@ pub(super) async fn access_token_scope_grant_revokes_grant<S: TokenStore>(store:
     let mut request = RevocationRequest::new(&client);
     request.access_token_scope = RevocationScope::Grant;
     let outcome = store.revoke(&n.token("a"), request).await.unwrap();
-    assert_eq!(
-        outcome,
-        RevocationOutcome::Revoked {
-            kind: TokenKind::AccessToken,
-            scope: RevocationScope::Grant
-        }
-    );
+    assert_eq!(outcome, revoked(ACCESS, RevocationScope::Grant));
     assert!(
         !active(&store, &n.token("r")).await,
         "with scope Grant, an access token takes its refresh token along"
@@ -96,14 +66,9 @@ pub(super) async fn another_clients_token_is_never_revoked<S: TokenStore>(store:
     issue(&store, n.token("r"), REFRESH, &owner_client, grant, None).await;
     issue(&store, n.token("a"), ACCESS, &owner_client, grant, None).await;
     for token in ["r", "a"] {
-        assert_eq!(
-            store
-                .revoke(&n.token(token), RevocationRequest::new(&other_client))
-                .await
-                .unwrap(),
-            RevocationOutcome::IssuedToAnotherClient,
-            "another client's token is reported, not revoked"
-        );
+        let outcome = RevocationOutcome::IssuedToAnotherClient;
+        let why = "another client's token is reported, not revoked";
+        assert_revoke(&store, &n, token, &other_client, outcome, why).await;
         assert!(
             active(&store, &n.token(token)).await,
             "another client's token stays active"
@@ -117,30 +82,14 @@ pub(super) async fn revoked_grant_refuses_new_tokens<S: TokenStore>(store: S) {
     issue(&store, n.token("r"), REFRESH, &client, grant, None).await;
     store.revoke_grant(grant).await.unwrap();
     assert!(!active(&store, &n.token("r")).await, "revoke_grant revokes");
-    let result = store
-        .issue(
-            n.token("late"),
-            TokenRecord::new(TokenKind::AccessToken, client.clone(), grant, later()),
-        )
-        .await;
-    assert!(
-        matches!(result, Err(IssueError::GrantRevoked)),
-        "a revoked grant takes no new token"
-    );
+    let why = "a revoked grant takes no new token";
+    assert_refused(&store, n.token("late"), &client, grant, why).await;
     assert!(!active(&store, &n.token("late")).await);
 
     let never_seen = GrantId::random();
     store.revoke_grant(never_seen).await.unwrap();
-    let result = store
-        .issue(
-            n.token("later"),
-            TokenRecord::new(TokenKind::AccessToken, client.clone(), never_seen, later()),
-        )
-        .await;
-    assert!(
-        matches!(result, Err(IssueError::GrantRevoked)),
-        "a grant revoked before its first token takes no token"
-    );
+    let why = "a grant revoked before its first token takes no token";
+    assert_refused(&store, n.token("later"), &client, never_seen, why).await;
 }
 
 pub(super) async fn revocation_races_registration<S: TokenStore>(store: S) {

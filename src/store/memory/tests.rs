@@ -57,29 +57,27 @@ async fn purge_frees_expired_entries() {
     assert!(lock(&store.inner.owners).is_empty());
 }
 
+/// Issues the access tokens `{prefix}0` to `{prefix}{count - 1}` of client `c`, each in a
+/// grant of its own.
+async fn issue_many(store: &MemoryStore, prefix: &str, count: usize, expires: SystemTime) {
+    for i in 0..count {
+        let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires);
+        let token = TokenHash::of(&format!("{prefix}{i}"));
+        store.issue(token, record).await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn issuing_purges_one_shard_per_second_of_the_clock() {
     let clock = crate::store::ManualClock::new();
     let store = MemoryStore::with_clock(clock.clone());
     let expires = clock.now() + Duration::from_secs(10);
-    for i in 0..(SHARDS * 100) {
-        let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires);
-        store
-            .issue(TokenHash::of(&format!("t{i}")), record)
-            .await
-            .unwrap();
-    }
+    issue_many(&store, "t", SHARDS * 100, expires).await;
     let issued = store.len();
     clock.advance(Duration::from_secs(11));
     // Within one second of the clock, one shard is purged however many tokens are issued.
     let later = clock.now() + Duration::from_secs(60);
-    for i in 0..100 {
-        let record = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), later);
-        store
-            .issue(TokenHash::of(&format!("u{i}")), record)
-            .await
-            .unwrap();
-    }
+    issue_many(&store, "u", 100, later).await;
     let after_one = store.len();
     assert!(after_one < issued + 100, "one shard was purged");
     assert!(

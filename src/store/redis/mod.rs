@@ -165,15 +165,11 @@ struct Config {
     node: String,
 }
 
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The connection info may hold a password: never shown.
-        f.debug_struct("RedisStore")
-            .field("key_tag", &self.config.tag)
-            .field("operation_timeout", &self.config.operation_timeout)
-            .finish_non_exhaustive()
-    }
-}
+// The connection info may hold a password: never shown.
+debug_fields!(RedisStore {
+    key_tag: config.tag,
+    operation_timeout: config.operation_timeout
+});
 
 /// Configures and connects a [`RedisStore`].
 #[derive(Debug, Clone)]
@@ -215,33 +211,23 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The longest an operation may take, reconnection included (default 2 s); past it the
-    /// operation fails with a [`StoreError`].
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
+    setters! {
+        /// The longest an operation may take, reconnection included (default 2 s); past it the
+        /// operation fails with a [`StoreError`].
+        pub fn operation_timeout(timeout: Duration) => operation_timeout;
 
-    /// The longest one connection attempt may take (default 500 ms).
-    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
-        self
-    }
+        /// The longest one connection attempt may take (default 500 ms).
+        pub fn connection_timeout(timeout: Duration) => connection_timeout;
 
-    /// How many times a lost connection is retried, with exponential back-off from 50 ms,
-    /// before the waiting operations fail (default 2); the next operation starts a new
-    /// round.
-    pub fn reconnect_attempts(mut self, attempts: usize) -> Self {
-        self.reconnect_attempts = attempts;
-        self
-    }
+        /// How many times a lost connection is retried, with exponential back-off from 50 ms,
+        /// before the waiting operations fail (default 2); the next operation starts a new
+        /// round.
+        pub fn reconnect_attempts(attempts: usize) => reconnect_attempts;
 
-    /// The least time a revoked grant is remembered (default one hour), so that a token
-    /// registered into it later is refused; a grant whose tokens live longer is remembered
-    /// until the last of them expires.
-    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
-        self.tombstone_ttl = ttl;
-        self
+        /// The least time a revoked grant is remembered (default one hour), so that a token
+        /// registered into it later is refused; a grant whose tokens live longer is remembered
+        /// until the last of them expires.
+        pub fn tombstone_ttl(ttl: Duration) => tombstone_ttl;
     }
 
     fn parts(
