@@ -208,33 +208,23 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// The longest an operation may take, waiting for a connection and connecting included
-    /// (default 2 s); past it the operation fails with a [`StoreError`].
-    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
-        self
-    }
+    setters! {
+        /// The longest an operation may take, waiting for a connection and connecting
+        /// included (default 2 s); past it the operation fails with a [`StoreError`].
+        pub fn operation_timeout(timeout: Duration) => operation_timeout;
 
-    /// The least time a revoked grant is remembered (default one hour), so that a token
-    /// registered into it later is refused; a grant whose tokens live longer is remembered
-    /// until the last of them expires. Cut-offs are kept as long, at least.
-    pub fn tombstone_ttl(mut self, ttl: Duration) -> Self {
-        self.tombstone_ttl = ttl;
-        self
-    }
+        /// The least time a revoked grant is remembered (default one hour), so that a token
+        /// registered into it later is refused; a grant whose tokens live longer is
+        /// remembered until the last of them expires. Cut-offs are kept as long, at least.
+        pub fn tombstone_ttl(ttl: Duration) => tombstone_ttl;
 
-    /// How long the outbox keeps each revocation's row (default a day): at least the
-    /// longest lifetime of a token whose revocation a replica may still need to learn.
-    pub fn log_retention(mut self, retention: Duration) -> Self {
-        self.log_retention = retention;
-        self
-    }
+        /// How long the outbox keeps each revocation's row (default a day): at least the
+        /// longest lifetime of a token whose revocation a replica may still need to learn.
+        pub fn log_retention(retention: Duration) => log_retention;
 
-    /// How often the store deletes expired rows (default a minute; `Duration::ZERO` never,
-    /// leaving it to [`PostgresStore::purge_expired`] called by the host).
-    pub fn purge_interval(mut self, interval: Duration) -> Self {
-        self.purge_interval = interval;
-        self
+        /// How often the store deletes expired rows (default a minute; `Duration::ZERO`
+        /// never, leaving it to [`PostgresStore::purge_expired`] called by the host).
+        pub fn purge_interval(interval: Duration) => purge_interval;
     }
 
     /// Connects to PostgreSQL (a URL such as `postgres://user:password@host:5432/db`, or
