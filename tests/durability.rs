@@ -188,7 +188,7 @@ enum Fate {
 async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
     let Some(database) = Database::create() else {
         skip_or_fail(
-            "SKIP_POSTGRES",
+            "SKIP_POSTGRES_TESTS",
             "no PostgreSQL answers at DATABASE_URL's server",
         );
         return;
