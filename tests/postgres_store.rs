@@ -12,6 +12,8 @@
 #![cfg(feature = "postgres")]
 
 mod common;
+
+use common::{endpoint, in_secs, random_token, revoke_over_http};
 #[path = "postgres_store/proxy.rs"]
 mod proxy;
 
@@ -24,13 +26,11 @@ use std::{
 
 use http::StatusCode;
 use tower_oauth_revoke::{
-    client_auth::{Client, MemoryClientRegistry},
     events::{Initiator, Revoked},
     store::{
         conformance, GrantId, IssueError, MemoryStore, PostgresStore, RevocationOutcome,
         RevocationRequest, TokenHash, TokenKind, TokenRecord, TokenStore,
     },
-    RevocationEndpoint,
 };
 
 fn database_url() -> String {
@@ -75,33 +75,6 @@ impl Drop for Schema {
             .arg(format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0))
             .status();
     }
-}
-
-fn in_secs(secs: u64) -> SystemTime {
-    SystemTime::now() + Duration::from_secs(secs)
-}
-
-fn endpoint<S: TokenStore>(store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
-    RevocationEndpoint::builder(
-        MemoryClientRegistry::new([Client::confidential("app", "app-secret")]),
-        store,
-    )
-    .build()
-    .unwrap()
-}
-
-async fn revoke_over_http(addr: SocketAddr, token: &str) -> common::Reply {
-    common::post_form(
-        addr,
-        "/oauth2/revoke",
-        &[("authorization", &common::basic("app", "app-secret"))],
-        &format!("token={token}"),
-    )
-    .await
-}
-
-fn random_token(name: &str) -> String {
-    format!("{name}-{:032x}", rand::random::<u128>())
 }
 
 async fn issue(store: &impl TokenStore, token: &str, kind: TokenKind, grant: GrantId) {

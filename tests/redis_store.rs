@@ -9,22 +9,22 @@
 
 mod common;
 
+use common::{endpoint, in_secs, random_token, revoke_over_http};
+
 use std::{
     net::{SocketAddr, TcpListener},
     process::{Child, Command, Stdio},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use http::StatusCode;
 use redis::AsyncCommands;
 use tower_oauth_revoke::{
-    client_auth::{Client, MemoryClientRegistry},
     events::Initiator,
     store::{
         conformance, GrantId, IssueError, RedisStore, RevocationOutcome, RevocationRequest,
         TokenHash, TokenKind, TokenRecord, TokenStore,
     },
-    RevocationEndpoint,
 };
 
 fn redis_url() -> String {
@@ -82,33 +82,6 @@ async fn delete_keys(url: &str, prefix: &str) {
         let mut conn = raw_connection(url).await;
         let _: () = conn.del(keys).await.unwrap();
     }
-}
-
-fn in_secs(secs: u64) -> SystemTime {
-    SystemTime::now() + Duration::from_secs(secs)
-}
-
-fn endpoint<S: TokenStore>(store: S) -> RevocationEndpoint<MemoryClientRegistry, S> {
-    RevocationEndpoint::builder(
-        MemoryClientRegistry::new([Client::confidential("app", "app-secret")]),
-        store,
-    )
-    .build()
-    .unwrap()
-}
-
-async fn revoke_over_http(addr: SocketAddr, token: &str) -> common::Reply {
-    common::post_form(
-        addr,
-        "/oauth2/revoke",
-        &[("authorization", &common::basic("app", "app-secret"))],
-        &format!("token={token}"),
-    )
-    .await
-}
-
-fn random_token(name: &str) -> String {
-    format!("{name}-{:032x}", rand::random::<u128>())
 }
 
 #[tokio::test]

@@ -331,3 +331,40 @@ impl Drop for LoggedServer {
         }
     }
 }
+
+/// A time `secs` seconds from now.
+pub fn in_secs(secs: u64) -> std::time::SystemTime {
+    std::time::SystemTime::now() + std::time::Duration::from_secs(secs)
+}
+
+/// The revocation endpoint over `store`, with one confidential client, `app` (secret
+/// `app-secret`).
+pub fn endpoint<S: TokenStore>(
+    store: S,
+) -> tower_oauth_revoke::RevocationEndpoint<tower_oauth_revoke::client_auth::MemoryClientRegistry, S>
+{
+    tower_oauth_revoke::RevocationEndpoint::builder(
+        tower_oauth_revoke::client_auth::MemoryClientRegistry::new([
+            tower_oauth_revoke::client_auth::Client::confidential("app", "app-secret"),
+        ]),
+        store,
+    )
+    .build()
+    .unwrap()
+}
+
+/// `POST /oauth2/revoke` of `token` as `app`, to the server at `addr`.
+pub async fn revoke_over_http(addr: SocketAddr, token: &str) -> Reply {
+    post_form(
+        addr,
+        "/oauth2/revoke",
+        &[("authorization", &basic("app", "app-secret"))],
+        &format!("token={token}"),
+    )
+    .await
+}
+
+/// A token named `name`, unique to this run.
+pub fn random_token(name: &str) -> String {
+    format!("{name}-{:032x}", rand::random::<u128>())
+}
