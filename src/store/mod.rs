@@ -22,6 +22,8 @@
 //!       |                 revoke_grants, cut_off, grants (a page of a scope's grants)
 //!   MemoryStore           under its sharded locks
 //!   RedisStore            one Lua script a primitive
+//!   PostgresStore         one PL/pgSQL function a primitive, one transaction with its
+//!                         outbox row
 //!   PostgresStore         one PL/pgSQL function call a primitive
 //! ```
 //!
