@@ -24,7 +24,6 @@
 //!   RedisStore            one Lua script a primitive
 //!   PostgresStore         one PL/pgSQL function a primitive, one transaction with its
 //!                         outbox row
-//!   PostgresStore         one PL/pgSQL function call a primitive
 //! ```
 //!
 //! Every [`backend::Backend`] is a `TokenStore`: a new backend implements the primitives
