@@ -331,7 +331,8 @@ pub trait TokenStore: Clone + Send + Sync + 'static {
     /// ([`MemoryStore`]) has nothing that survives it anyway, and the receivers that polled
     /// or were pushed its events since it started know them all. `PostgresStore` reads its
     /// outbox (`revocation_log`, kept for its `log_retention`, a day by default: set it to
-    /// at least the longest token lifetime).
+    /// at least the longest token lifetime), `RedisStore` its log stream (`{P}:log`, kept a
+    /// day).
     fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
         std::future::ready(Ok(Vec::new()))
     }
