@@ -717,3 +717,71 @@ async fn expired_rows_and_old_outbox_rows_are_purged_in_batches() {
     // Nothing left to purge.
     assert_eq!(store.purge_expired().await.unwrap().rows, 0);
 }
+
+#[tokio::test]
+async fn the_history_is_every_revocation_still_in_force_oldest_first() {
+    let Some((store, schema)) = shared_store("history").await else {
+        return;
+    };
+    assert!(store.history().await.unwrap().is_empty(), "a new store");
+    // An access JWT alone, a grant by its refresh token, a subject's cut-off.
+    let (access, refresh) = (random_token("access"), random_token("refresh"));
+    let (g1, g2) = (GrantId::random(), GrantId::random());
+    issue(&store, &access, TokenKind::AccessToken, g1).await;
+    issue(&store, &refresh, TokenKind::RefreshToken, g2).await;
+    let mut request = RevocationRequest::new("app");
+    request.jti = Some("jwt-1");
+    let outcome = store.revoke(&TokenHash::of(&access), request).await;
+    assert!(matches!(outcome, Ok(RevocationOutcome::Revoked { .. })));
+    let outcome = store
+        .revoke(&TokenHash::of(&refresh), RevocationRequest::new("app"))
+        .await;
+    assert!(matches!(outcome, Ok(RevocationOutcome::Revoked { .. })));
+    // A token that expires in a second, revoked: out of the history once expired.
+    let brief = random_token("brief");
+    store
+        .issue(
+            TokenHash::of(&brief),
+            TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), in_secs(1)),
+        )
+        .await
+        .unwrap();
+    let outcome = store
+        .revoke(&TokenHash::of(&brief), RevocationRequest::new("app"))
+        .await;
+    assert!(matches!(outcome, Ok(RevocationOutcome::Revoked { .. })));
+    store
+        .revoke_subject("alice", Initiator::System)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.history().await.unwrap().len(),
+        4,
+        "all four, before the expiry"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    // Read by a store recreated over the same data: the history is durable.
+    let again = PostgresStore::builder()
+        .schema(&schema.0)
+        .connect(&database_url())
+        .await
+        .unwrap();
+    for history in [
+        store.history().await.unwrap(),
+        again.history().await.unwrap(),
+    ] {
+        let kinds: Vec<_> = history.iter().map(|e| e.revoked.clone()).collect();
+        assert_eq!(kinds.len(), 3, "{kinds:?}");
+        assert!(
+            matches!(kinds[0], Revoked::Token { grant, .. } if grant == g1),
+            "oldest first"
+        );
+        assert_eq!(history[0].jti.as_deref(), Some("jwt-1"));
+        assert_eq!(kinds[1], Revoked::Grant { grant: g2 });
+        assert_eq!(kinds[2], Revoked::Subject);
+        assert_eq!(history[2].subject.as_deref(), Some("alice"));
+        assert_eq!(history[2].expires_at, None, "a cut-off has no end");
+        assert!(history.iter().all(|e| e.relayed), "never pushed again");
+    }
+}

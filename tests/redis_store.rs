@@ -20,7 +20,7 @@ use std::{
 use http::StatusCode;
 use redis::AsyncCommands;
 use tower_oauth_revoke::{
-    events::Initiator,
+    events::{Initiator, Revoked},
     store::{
         conformance, GrantId, IssueError, RedisStore, RevocationOutcome, RevocationRequest,
         TokenHash, TokenKind, TokenRecord, TokenStore,
@@ -843,4 +843,77 @@ async fn a_node_whose_relay_connection_is_killed_misses_no_event() {
         assert_eq!(event.revoked.grant(), Some(grant), "in order, none missed");
         assert!(event.relayed);
     }
+}
+
+#[tokio::test]
+async fn the_history_is_every_revocation_still_in_force_oldest_first() {
+    let Some((store, prefix)) = shared_store("history").await else {
+        return;
+    };
+    assert!(store.history().await.unwrap().is_empty(), "a new store");
+    let revoke = |token: String| {
+        let store = store.clone();
+        async move {
+            let outcome = store
+                .revoke(&TokenHash::of(&token), RevocationRequest::new("app"))
+                .await;
+            assert!(matches!(outcome, Ok(RevocationOutcome::Revoked { .. })));
+        }
+    };
+    // A token that expires in seconds (whole seconds in Redis), revoked first: out of the
+    // history once expired.
+    let brief = random_token("brief");
+    let expired = Instant::now() + Duration::from_millis(4100);
+    let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), in_secs(4));
+    store.issue(TokenHash::of(&brief), record).await.unwrap();
+    revoke(brief).await;
+    // More than one page of the log: 1,001 access tokens, then a grant and a cut-off.
+    let mut grants = Vec::new();
+    for _ in 0..1001 {
+        let (token, grant) = (random_token("access"), GrantId::random());
+        let record = TokenRecord::new(TokenKind::AccessToken, "app", grant, in_secs(600));
+        store.issue(TokenHash::of(&token), record).await.unwrap();
+        revoke(token).await;
+        grants.push(grant);
+    }
+    let (refresh, g) = (random_token("refresh"), GrantId::random());
+    let record = TokenRecord::new(TokenKind::RefreshToken, "app", g, in_secs(600));
+    store
+        .issue(TokenHash::of(&refresh), record.with_owner("alice"))
+        .await
+        .unwrap();
+    revoke(refresh).await;
+    // A cut-off is written only over a live grant.
+    let record = TokenRecord::new(
+        TokenKind::AccessToken,
+        "app",
+        GrantId::random(),
+        in_secs(600),
+    );
+    let alive = random_token("alive");
+    store
+        .issue(TokenHash::of(&alive), record.with_owner("alice"))
+        .await
+        .unwrap();
+    store
+        .revoke_subject("alice", Initiator::System)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.history().await.unwrap().len(),
+        1004,
+        "before the expiry"
+    );
+    tokio::time::sleep_until(expired.into()).await;
+
+    let history = store.history().await.unwrap();
+    assert_eq!(history.len(), 1003);
+    for (event, grant) in history.iter().zip(&grants) {
+        assert_eq!(event.revoked.grant(), Some(*grant), "oldest first");
+    }
+    assert_eq!(history[1001].revoked, Revoked::Grant { grant: g });
+    assert_eq!(history[1002].revoked, Revoked::Subject);
+    assert_eq!(history[1002].expires_at, None, "a cut-off has no end");
+    assert!(history.iter().all(|e| e.relayed), "never pushed again");
+    delete_keys(&redis_url(), &prefix).await;
 }

@@ -14,19 +14,38 @@
 //! curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:9444/api   # 200
 //! ```
 //!
+//! With `--sync`, the server starts with what was revoked before it: it reads the issuer's
+//! snapshot (`GET /oauth2/events/snapshot`, the revocations still in force as SETs),
+//! verifies every SET as it verifies a pushed or polled one, and applies them to its
+//! replica; until then every JWT gets 503, never 200 (an opaque token is introspected, so
+//! it needs no snapshot). A failed read is tried again with back-off (250 ms doubling to
+//! 5 s), JWTs answered 503 meanwhile. Use it with `--poll`: the issuer's poll queue holds
+//! every SET since the issuer started, so whatever is revoked between the snapshot and the
+//! first poll is polled too (a revocation in both is applied twice, to no effect: the
+//! replica is idempotent).
+//!
 //! Without events, a revoked opaque token is refused once the cache's TTL has passed
 //! (`--cache-ttl`), a JWT at its own `exp`; while the issuer is unreachable, tokens not yet
 //! confirmed get 503.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use axum::{extract::Request, routing::get, Json, Router};
 use clap::Parser;
 use tower_oauth_revoke::{
-    guard::{remote::RemoteGuard, BearerGuardLayer},
+    guard::{remote::RemoteGuard, BearerGuardLayer, TokenCheck, TokenCheckError},
+    jwt::looks_like_jwt,
     serve::Server,
     set::{
-        receive::{Poller, PushReceiver, SetVerifier},
+        receive::{fetch_snapshot, Poller, PushReceiver, SetVerifier},
         replica::{RemoteTokenCheck, Revocations},
         ReceivedEvent,
     },
@@ -59,6 +78,67 @@ struct Args {
     /// Also poll the issuer's /oauth2/events for revocation events (RFC 8936, long polling).
     #[arg(long)]
     poll: bool,
+    /// Start from the issuer's snapshot of what is still revoked: JWTs get 503 until it is
+    /// read, verified and applied (use with --poll).
+    #[arg(long)]
+    sync: bool,
+}
+
+/// The guard's check, holding back JWTs (503) until the snapshot is applied.
+#[derive(Debug, Clone)]
+struct Synced {
+    check: RemoteTokenCheck,
+    ready: Arc<AtomicBool>,
+}
+
+impl TokenCheck for Synced {
+    fn check(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static {
+        let held = looks_like_jwt(token) && !self.ready.load(Ordering::Acquire);
+        let check = self.check.check(token);
+        async move {
+            if held {
+                return Err(TokenCheckError);
+            }
+            check.await
+        }
+    }
+}
+
+/// Reads, verifies and applies the issuer's snapshot, trying again with back-off until it
+/// is; then opens the gate.
+async fn sync(
+    verifier: SetVerifier,
+    endpoint: http::Uri,
+    args: (String, String),
+    guard: RemoteTokenCheck,
+    ready: Arc<AtomicBool>,
+) {
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let started = std::time::Instant::now();
+        match fetch_snapshot(&verifier, endpoint.clone(), &args.0, &args.1).await {
+            Ok(events) => {
+                for event in &events {
+                    guard.apply(event);
+                }
+                ready.store(true, Ordering::Release);
+                tracing::info!(
+                    events = events.len(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "applied the issuer's snapshot"
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the issuer's snapshot yet; JWTs get 503");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -111,7 +191,28 @@ async fn run(args: Args) -> Result<(), String> {
         );
         tokio::spawn(poller.run());
     }
+    let ready = Arc::new(AtomicBool::new(!args.sync));
+    if args.sync {
+        let endpoint = format!(
+            "{}/oauth2/events/snapshot",
+            args.issuer.trim_end_matches('/')
+        )
+        .parse()
+        .map_err(|e| format!("--issuer: {e}"))?;
+        let credentials = (args.client_id.clone(), args.client_secret.clone());
+        tokio::spawn(sync(
+            verifier.clone(),
+            endpoint,
+            credentials,
+            guard.clone(),
+            ready.clone(),
+        ));
+    }
     let events = PushReceiver::new(verifier, apply);
+    let guard = Synced {
+        check: guard,
+        ready,
+    };
 
     let app = Router::new()
         .route(

@@ -8,9 +8,11 @@
 //! - [`push::Pusher`] POSTs them to receivers, at least once, in order, retried with
 //!   back-off, in bounded memory, never blocking a revocation.
 //! - [`deliver`] wires a store's events to both.
+//! - [`snapshot::SnapshotService`] serves a store's [history](crate::store::TokenStore::history)
+//!   as SETs, for a resource server that starts after the revocations.
 //! - [`receive`] is the resource server's side: [`receive::SetVerifier`] checks SETs
 //!   against the issuer's JWKS, [`receive::PushReceiver`] takes pushes,
-//!   [`receive::Poller`] polls.
+//!   [`receive::Poller`] polls, [`receive::fetch_snapshot`] reads a snapshot.
 //!
 //! # The SET
 //!
@@ -65,6 +67,7 @@ pub mod poll;
 pub mod push;
 pub mod receive;
 pub mod replica;
+pub mod snapshot;
 
 /// One access token was revoked alone.
 pub const TOKEN_REVOKED: &str = "urn:tower-oauth-revoke:secevent:token-revoked";

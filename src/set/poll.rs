@@ -181,7 +181,7 @@ impl<R: ClientRegistry + Clone> PollService<R> {
     }
 }
 
-fn json_response(status: StatusCode, body: Value) -> Response<crate::body::Body> {
+pub(super) fn json_response(status: StatusCode, body: Value) -> Response<crate::body::Body> {
     let mut response = Response::new(crate::body::Body::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -193,7 +193,11 @@ fn json_response(status: StatusCode, body: Value) -> Response<crate::body::Body>
     response
 }
 
-fn poll_error(status: StatusCode, err: &str, description: &str) -> Response<crate::body::Body> {
+pub(super) fn poll_error(
+    status: StatusCode,
+    err: &str,
+    description: &str,
+) -> Response<crate::body::Body> {
     json_response(status, json!({"err": err, "description": description}))
 }
 

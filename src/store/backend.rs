@@ -17,7 +17,7 @@
 
 use std::{future::Future, sync::Arc, time::SystemTime};
 
-use crate::events::{Events, Initiator};
+use crate::events::{Events, Initiator, RevocationEvent};
 
 use super::{GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord};
 
@@ -91,6 +91,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
         scope: Bulk<'_>,
         cursor: Option<u64>,
     ) -> impl Future<Output = Result<GrantPage, StoreError>> + Send;
+
+    /// The retained changes still in force, oldest first: what
+    /// [`TokenStore::history`](super::TokenStore::history) returns. The default is none: a
+    /// backend without a durable log of changes keeps nothing that outlives it.
+    fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
 }
 
 /// A token and its grant, as a backend holds them.

@@ -70,7 +70,7 @@
 
 use std::{fmt, future::Future, sync::Arc, time::SystemTime};
 
-use crate::events::{Events, Initiator};
+use crate::events::{Events, Initiator, RevocationEvent};
 
 #[cfg(feature = "redis")]
 pub(crate) use crate::token::hex_string;
@@ -321,6 +321,23 @@ pub trait TokenStore: Clone + Send + Sync + 'static {
         owner: &str,
     ) -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
 
+    /// The retained revocations still in force, oldest first: every change of the store's
+    /// durable log whose `expires_at` is still ahead (what it revoked has not expired yet)
+    /// or absent (a bulk revocation's cut-off). What a new resource server reads to start
+    /// with the revocations made before it (`set::snapshot`, feature
+    /// `set`); each event is built by the same rules as the one emitted when the change was
+    /// made.
+    ///
+    /// The default is `Ok` and empty: a store without a durable log of changes
+    /// ([`MemoryStore`]) has nothing that survives it anyway, and the receivers that polled
+    /// or were pushed its events since it started know them all. `PostgresStore` reads its
+    /// outbox (`revocation_log`, kept for its `log_retention`, a day by default: set it to
+    /// at least the longest token lifetime), `RedisStore` its log stream (`{P}:log`, kept a
+    /// day).
+    fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+
     /// Makes a new token ([`generate_token`]), registers it with `record`, and returns it:
     /// what a token endpoint does for each token it issues. Only the token's hash reaches
     /// the store.
@@ -376,5 +393,6 @@ impl<T: TokenStore> TokenStore for Arc<T> {
             -> impl Future<Output = Result<usize, StoreError>> + Send;
         fn clients_of_owner(&self, owner: &str)
             -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
+        fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send;
     }
 }

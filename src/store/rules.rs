@@ -4,7 +4,7 @@
 //! decides the outcome a caller sees, counts what a bulk revocation covered, and turns every
 //! change into its one [`RevocationEvent`], emitted here and nowhere else on this node.
 
-use std::{collections::BTreeMap, sync::Arc, time::SystemTime};
+use std::{collections::BTreeMap, future::Future, sync::Arc, time::SystemTime};
 
 use crate::events::{Initiator, RevocationEvent, Revoked};
 
@@ -212,6 +212,10 @@ impl<B: Backend> TokenStore for B {
 
     async fn revoke_client(&self, client_id: &str, by: Initiator) -> Result<usize, StoreError> {
         revoke_bulk(self, Bulk::Client(client_id), by).await
+    }
+
+    fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
+        Backend::history(self)
     }
 
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {

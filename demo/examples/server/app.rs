@@ -34,6 +34,7 @@ use tower_oauth_revoke::{
         self,
         poll::{PollService, SetQueue},
         push::{PushOptions, Pusher},
+        snapshot::SnapshotService,
         SetIssuer,
     },
     store::TokenRecord,
@@ -101,6 +102,15 @@ pub(crate) fn app(
     let poll = PollService::new(events, registry.clone())
         .realm("demo")
         .limit_failures(limiter.clone());
+    // What is still revoked, for a resource server that starts after the revocations:
+    // the store's durable history as SETs, to the clients that may poll.
+    let snapshot = SnapshotService::new(
+        store.clone(),
+        SetIssuer::new(issuer_url, key.clone()),
+        registry.clone(),
+    )
+    .realm("demo")
+    .limit_failures(limiter.clone());
     let admin = AdminRevocations::new(store.clone(), registry.clone())
         .realm("demo")
         .limit_failures(limiter.clone());
@@ -258,6 +268,7 @@ pub(crate) fn app(
         .route_service("/.well-known/oauth-authorization-server", metadata)
         .route_service("/.well-known/jwks.json", jwks)
         .route_service("/oauth2/events", poll)
+        .route_service("/oauth2/events/snapshot", snapshot)
         .route_service("/admin/revocations", admin)
         .route_service("/userinfo", userinfo)
         .merge(owner_routes)

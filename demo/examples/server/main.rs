@@ -10,8 +10,8 @@
 //! Endpoints: `POST /oauth2/revoke` (RFC 7009, CORS, JSONP), `POST /oauth2/token`
 //! (client_credentials, password, refresh_token), `POST /oauth2/introspect` (RFC 7662),
 //! `GET /.well-known/oauth-authorization-server` (RFC 8414), `GET /.well-known/jwks.json`,
-//! `POST /oauth2/events` (RFC 8936 poll), `POST /admin/revocations` (bulk),
-//! `GET /userinfo` (bearer guard), `GET`/`DELETE /users/me/authorizations` and
+//! `POST /oauth2/events` (RFC 8936 poll), `GET /oauth2/events/snapshot` (the revocations
+//! still in force, as SETs), `POST /admin/revocations` (bulk), `GET /userinfo` (bearer guard), `GET`/`DELETE /users/me/authorizations` and
 //! `DELETE /users/me/authorizations/{client_id}` (the resource owner, by HTTP Basic or the
 //! page's session), and `GET /account`: the resource owner's page (sign in, revoke an app's
 //! access or every app's).

@@ -1,6 +1,6 @@
 //! The token store: memory by default, Redis with `--redis`, PostgreSQL with `--postgres`.
 
-use tower_oauth_revoke::events::{Events, Initiator};
+use tower_oauth_revoke::events::{Events, Initiator, RevocationEvent};
 use tower_oauth_revoke::store::{
     GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
     StoreError, TokenHash, TokenRecord, TokenStore,
@@ -63,6 +63,9 @@ impl TokenStore for DemoStore {
     }
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {
         delegate!(self, s => s.clients_of_owner(owner))
+    }
+    async fn history(&self) -> Result<Vec<RevocationEvent>, StoreError> {
+        delegate!(self, s => s.history())
     }
 }
 

@@ -1,5 +1,6 @@
 //! The receiving side, for resource servers: verify SETs against the issuer's keys, take
-//! pushes ([RFC 8935]), poll ([RFC 8936]).
+//! pushes ([RFC 8935]), poll ([RFC 8936]), read the snapshot of what was revoked before
+//! ([`fetch_snapshot`]).
 //!
 //! [`SetVerifier`] reads the issuer's metadata (`jwks_uri`) and key set, and accepts a SET
 //! only when: it is a JWS of a key in that set (an unknown `kid` refetches the set, at most
@@ -12,6 +13,7 @@
 
 mod poll;
 mod push;
+mod snapshot;
 mod verifier;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 pub use self::{
     poll::Poller,
     push::PushReceiver,
+    snapshot::fetch_snapshot,
     verifier::{KeysUnavailable, SetError, SetVerifier},
 };
 use super::ReceivedEvent;

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::SystemTime};
 use tokio_postgres::Row;
 
 use crate::{
-    events::{Events, Initiator},
+    events::{Events, Initiator, RevocationEvent},
     store::{
         backend::{
             Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held,
@@ -279,5 +279,15 @@ impl Backend for PostgresStore {
             grants,
             next: last.filter(|_| full).map(|id| id as u64),
         })
+    }
+
+    /// The outbox from its first row, on one pooled connection.
+    async fn history(&self) -> Result<Vec<RevocationEvent>, StoreError> {
+        let timeout = self.config.operation_timeout;
+        let client = tokio::time::timeout(timeout, self.pool.get())
+            .await
+            .map_err(|_| StoreError::new("PostgreSQL did not answer in time"))?
+            .map_err(StoreError::new)?;
+        super::relay::history(&client, self.now_arg(), timeout).await
     }
 }

@@ -83,6 +83,44 @@ fn event_of(row: &Row) -> Result<RevocationEvent, StoreError> {
     Ok(event)
 }
 
+/// The events of every outbox row still in force at `now` (what it revoked expires later,
+/// or it is a cut-off), oldest first: [`TokenStore::history`](crate::store::TokenStore::history).
+/// Read from the first row in batches of [`BATCH`], each under `timeout`; every node's rows,
+/// built by the same [`event_of`] as the relayed ones, so each is marked `relayed` (no node
+/// pushes it again). A malformed row is logged and skipped, as the relay does.
+pub(super) async fn history(
+    client: &Client,
+    now: SystemTime,
+    timeout: Duration,
+) -> Result<Vec<RevocationEvent>, StoreError> {
+    let late = || StoreError::new("PostgreSQL did not answer in time");
+    let statement = tokio::time::timeout(timeout, client.prepare(SINCE))
+        .await
+        .map_err(|_| late())?
+        .map_err(StoreError::new)?;
+    let mut last = 0i64;
+    let mut events = Vec::new();
+    loop {
+        let rows = tokio::time::timeout(timeout, client.query(&statement, &[&last, &BATCH]))
+            .await
+            .map_err(|_| late())?
+            .map_err(StoreError::new)?;
+        for row in &rows {
+            last = row.try_get("seq").map_err(StoreError::new)?;
+            match event_of(row) {
+                Ok(event) if event.expires_at.is_none_or(|e| e > now) => events.push(event),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(seq = last, error = %e, "a malformed revocation outbox row")
+                }
+            }
+        }
+        if rows.len() < BATCH as usize {
+            return Ok(events);
+        }
+    }
+}
+
 /// Emits the other nodes' outbox rows after `last`, a batch at a time, until none is left;
 /// moves `last` past every row read.
 async fn read_on(

@@ -28,7 +28,7 @@ use redis::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::events::{Events, Initiator};
+use crate::events::{Events, Initiator, RevocationEvent};
 
 use super::{
     backend::{
@@ -620,6 +620,14 @@ impl Backend for RedisStore {
             grants,
             next: (scanned == PAGE).then_some(offset + scanned),
         })
+    }
+
+    /// The log from its first entry.
+    async fn history(&self) -> Result<Vec<RevocationEvent>, StoreError> {
+        let log = format!("{}log", self.config.tag);
+        let now = SystemTime::now();
+        self.run(|mut conn| async move { relay::history(&mut conn, &log, now).await })
+            .await
     }
 }
 

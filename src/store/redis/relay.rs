@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::{
-    aio::MultiplexedConnection,
+    aio::{ConnectionManager, MultiplexedConnection},
     streams::{StreamRangeReply, StreamReadOptions, StreamReadReply},
     AsyncCommands as _, AsyncConnectionConfig, Client, RedisResult,
 };
@@ -98,6 +98,38 @@ fn decode_event(payload: &str, node: &str) -> Result<Option<RevocationEvent>, ()
     };
     event.relayed = true;
     Ok(Some(event))
+}
+
+/// The events of every entry of the log (`{P}:log`, kept a day) still in force at `now`
+/// (what it revoked expires later, or it is a cut-off), oldest first, every node's: what
+/// [`TokenStore::history`](crate::store::TokenStore::history) returns. Built by the same
+/// [`decode_event`] as the relayed ones, so each is marked `relayed`; read 1,000 entries
+/// at a time; a malformed entry is logged and skipped, as the relay does.
+pub(super) async fn history(
+    conn: &mut ConnectionManager,
+    log: &str,
+    now: SystemTime,
+) -> RedisResult<Vec<RevocationEvent>> {
+    const PAGE: usize = 1000;
+    let mut events = Vec::new();
+    let mut from = "-".to_owned();
+    loop {
+        let page: StreamRangeReply = conn.xrange_count(log, &from, "+", PAGE).await?;
+        for entry in &page.ids {
+            match entry.get::<String>("e").map(|p| decode_event(&p, "")) {
+                Some(Ok(Some(event))) if event.expires_at.is_none_or(|e| e > now) => {
+                    events.push(event)
+                }
+                Some(Ok(_)) => {}
+                _ => tracing::warn!("a malformed revocation event in Redis"),
+            }
+        }
+        match page.ids.last() {
+            // Exclusive of the last entry read (Redis 6.2).
+            Some(last) if page.ids.len() == PAGE => from = format!("({}", last.id),
+            _ => return Ok(events),
+        }
+    }
 }
 
 /// Relays the changes other nodes append to the store's log (the stream `{P}:log`) to this
