@@ -14,7 +14,7 @@ mod common;
 
 use std::{collections::HashMap, process::Command, time::Duration};
 
-use common::{example_binary, skip_or_fail, Process};
+use common::{example_binary, skip_or_fail, Database, Process};
 use serde_json::Value;
 
 const YMX: (&str, &str) = (
@@ -22,52 +22,6 @@ const YMX: (&str, &str) = (
     "FJdj7G956wqKw3d4X0BWONMIu00a",
 );
 const ALICE: (&str, &str) = ("alice", "alice-password");
-
-/// The server of `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`), without
-/// its database name.
-fn server_url() -> String {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    match url.rsplit_once('/') {
-        Some((server, _)) if server.contains("//") && !server.ends_with('/') => server.to_owned(),
-        _ => url,
-    }
-}
-
-/// `psql -c SQL` against the `postgres` database of the server; whether it succeeded.
-fn psql(sql: &str) -> bool {
-    Command::new("psql")
-        .arg(format!("{}/postgres", server_url()))
-        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A database of its own for a test, dropped when the test ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    fn create() -> Option<Self> {
-        let name = format!("tor_durability_{:016x}", rand::random::<u64>());
-        psql(&format!("CREATE DATABASE {name}")).then_some(Self { name })
-    }
-
-    fn url(&self) -> String {
-        format!("{}/{}", server_url(), self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Tokens {
@@ -186,7 +140,7 @@ enum Fate {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
-    let Some(database) = Database::create() else {
+    let Some(database) = Database::create("tor_durability") else {
         skip_or_fail(
             "SKIP_POSTGRES_TESTS",
             "no PostgreSQL answers at DATABASE_URL's server",

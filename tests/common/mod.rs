@@ -368,3 +368,51 @@ pub async fn revoke_over_http(addr: SocketAddr, token: &str) -> Reply {
 pub fn random_token(name: &str) -> String {
     format!("{name}-{:032x}", rand::random::<u128>())
 }
+
+/// The PostgreSQL server of `DATABASE_URL` (default
+/// `postgres://postgres@127.0.0.1:5432/test`), without its database name.
+pub fn postgres_server_url() -> String {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    match url.rsplit_once('/') {
+        Some((server, _)) if server.contains("//") && !server.ends_with('/') => server.to_owned(),
+        _ => url,
+    }
+}
+
+/// `psql -c SQL` against the `postgres` database of that server; whether it succeeded.
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .arg(format!("{}/postgres", postgres_server_url()))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A PostgreSQL database of a test's own, `<prefix>_<random>`, dropped when the test ends.
+pub struct Database {
+    name: String,
+}
+
+impl Database {
+    /// Creates it; `None` when no PostgreSQL answers.
+    pub fn create(prefix: &str) -> Option<Self> {
+        let name = format!("{prefix}_{:016x}", rand::random::<u64>());
+        psql(&format!("CREATE DATABASE {name}")).then_some(Self { name })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("{}/{}", postgres_server_url(), self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
