@@ -9,10 +9,12 @@
 
 mod common;
 
-use common::{endpoint, in_secs, random_token, revoke_over_http};
+use common::{
+    assert_unavailable, endpoint, in_secs, issue_once_back, random_token, revoke_over_http,
+};
 
 use std::{
-    net::{SocketAddr, TcpListener},
+    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -423,47 +425,6 @@ impl Drop for OwnRedis {
             self.signal("-CONT");
         }
         self.kill();
-    }
-}
-
-/// A revocation while the store fails: 503 `temporarily_unavailable` with `Retry-After`,
-/// quickly.
-async fn assert_unavailable(addr: SocketAddr, token: &str) {
-    let started = Instant::now();
-    let reply = revoke_over_http(addr, token).await;
-    let took = started.elapsed();
-    assert_eq!(
-        reply.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        reply.body
-    );
-    assert_eq!(reply.error(), "temporarily_unavailable");
-    assert!(reply.headers.contains_key("retry-after"));
-    assert!(took < Duration::from_secs(2), "answered after {took:?}");
-    eprintln!("503 temporarily_unavailable after {took:?}");
-}
-
-/// Issues until the store answers again, within `limit`.
-async fn issue_once_back(store: &RedisStore, token: &str, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        let issued = store
-            .issue(
-                TokenHash::of(token),
-                TokenRecord::new(
-                    TokenKind::AccessToken,
-                    "app",
-                    GrantId::random(),
-                    in_secs(600),
-                ),
-            )
-            .await;
-        match issued {
-            Ok(()) => return,
-            Err(e) => assert!(Instant::now() < deadline, "the store did not recover: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -416,3 +416,45 @@ impl Drop for Database {
         ));
     }
 }
+
+/// A revocation while the store fails: 503 `temporarily_unavailable` with `Retry-After`,
+/// within two seconds.
+pub async fn assert_unavailable(addr: SocketAddr, token: &str) {
+    let started = std::time::Instant::now();
+    let reply = revoke_over_http(addr, token).await;
+    let took = started.elapsed();
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.error(), "temporarily_unavailable");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "answered after {took:?}"
+    );
+    eprintln!("503 temporarily_unavailable after {took:?}");
+}
+
+/// Issues a token as `app` until the store answers again, within `limit`.
+pub async fn issue_once_back(store: &impl TokenStore, token: &str, limit: std::time::Duration) {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let record = TokenRecord::new(
+            tower_oauth_revoke::store::TokenKind::AccessToken,
+            "app",
+            GrantId::random(),
+            in_secs(600),
+        );
+        match store.issue(TokenHash::of(token), record).await {
+            Ok(()) => return,
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "the store did not recover: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
