@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Applies 0001_store.sql to a scratch database tor_check_<random> on the PostgreSQL at
+# Applies every migration (NNNN_*.sql, in order) to a scratch database tor_check_<random> on the PostgreSQL at
 # PGHOST:PGPORT, else at DATABASE_URL's server (default 127.0.0.1:5432, user postgres, trust
 # auth; see .ci/postgres.sh); checks that a second application fails without effect, runs
-# check.sql (asserts on every function) and races of concurrent calls; drops the database.
+# check.sql and check_delivery.sql (asserts on every function) and races of concurrent calls; drops the database.
 # With --bench N, also times N revocations through tor_revoke.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,15 +30,19 @@ createdb "$db"
 trap 'dropdb --if-exists "$db"' EXIT
 echo "check: database $db on $PGHOST:$PGPORT"
 
-psql_db -1 -f 0001_store.sql
-if psql_db -1 -f 0001_store.sql 2>/dev/null; then
-  echo "check: applying 0001_store.sql twice succeeded" >&2
-  exit 1
-fi
-[[ "$(psql_db -At -c 'select count(*) from schema_version')" == 1 ]]
-echo "check: migration applied once; a second application fails and changes nothing"
+files=( [0-9][0-9][0-9][0-9]_*.sql )
+for file in "${files[@]}"; do
+  psql_db -1 -f "$file"
+  if psql_db -1 -f "$file" 2>/dev/null; then
+    echo "check: applying $file twice succeeded" >&2
+    exit 1
+  fi
+done
+[[ "$(psql_db -At -c 'select count(*) from schema_version')" == "${#files[@]}" ]]
+echo "check: ${#files[@]} migrations applied once each, in order; a second application fails and changes nothing"
 
 psql_db -f check.sql
+psql_db -f check_delivery.sql
 
 # A refresh racing a revocation: the revocation holds the grant's row (as a slow commit
 # would) while a new token of the grant is registered; the registration waits for it and
