@@ -6,13 +6,19 @@ use crate::store::StoreError;
 
 /// The version of the schema this library migrates a database to (the number of the last
 /// file of `migrations/postgres/`).
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Every migration, in order: its version and its SQL (one transaction each).
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    include_str!("../../../migrations/postgres/0001_store.sql"),
-)];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/postgres/0001_store.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/postgres/0002_delivery.sql"),
+    ),
+];
 
 /// As the migration files create it.
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (

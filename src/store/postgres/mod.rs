@@ -30,6 +30,7 @@ use crate::events::Events;
 use super::StoreError;
 
 mod backend;
+mod delivery;
 mod migrate;
 mod purge;
 mod relay;

@@ -39,7 +39,7 @@ pub(super) async fn last_seq(client: &Client) -> Result<i64, StoreError> {
 }
 
 /// The event of an outbox row, built by the same rules as this node's own.
-fn event_of(row: &Row) -> Result<RevocationEvent, StoreError> {
+pub(super) fn event_of(row: &Row) -> Result<RevocationEvent, StoreError> {
     let get = |e: tokio_postgres::Error| StoreError::new(e);
     let text = |column: &str| -> Result<Option<&str>, StoreError> {
         row.try_get::<_, Option<&str>>(column).map_err(get)
