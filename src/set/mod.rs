@@ -63,6 +63,7 @@ use crate::{
     store::{GrantId, TokenHash},
 };
 
+mod follow;
 pub mod poll;
 pub mod push;
 pub mod receive;
@@ -129,6 +130,17 @@ impl SetIssuer {
 
     /// The SET of one event, with a fresh `jti`.
     pub fn encode(&self, event: &RevocationEvent) -> Result<Set, JoseError> {
+        self.encode_with_jti(event, crate::store::generate_token().into())
+    }
+
+    /// The SET of one entry of a store's durable log: its `jti` is the entry's
+    /// ([`Logged::jti`](crate::store::log::Logged::jti)), the same on every delivery, so
+    /// that a receiver drops a repeat.
+    pub fn encode_logged(&self, entry: &crate::store::log::Logged) -> Result<Set, JoseError> {
+        self.encode_with_jti(&entry.event, entry.jti().into())
+    }
+
+    fn encode_with_jti(&self, event: &RevocationEvent, jti: Arc<str>) -> Result<Set, JoseError> {
         let mut subject = Map::new();
         subject.insert("format".into(), "complex".into());
         if let Some(client) = &event.client_id {
@@ -168,7 +180,6 @@ impl SetIssuer {
             payload.insert("expires_at".into(), secs.into());
         }
         payload.insert("initiating_entity".into(), event.initiator.entity().into());
-        let jti: Arc<str> = crate::store::generate_token().into();
         let iat = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)

@@ -30,8 +30,9 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tower_service::Service;
 
-use super::Set;
+use super::{follow::LogQueue, Set, SetIssuer};
 use crate::client_auth::{authenticate_basic, AuthFailureLimiter, ClientRegistry, RemoteAddr};
+use crate::store::{log::EventLog, StoreError, TokenStore};
 
 const MAX_REQUEST: usize = 256 * 1024;
 
@@ -47,10 +48,12 @@ struct Inner {
     retention: Duration,
 }
 
-/// SETs waiting for a poll: bounded, shared by clones.
+/// SETs waiting for a poll: bounded, shared by clones; or, made by
+/// [`follow`](Self::follow), a cursor on a store's durable log.
 #[derive(Clone)]
 pub struct SetQueue {
     inner: Arc<Inner>,
+    log: Option<Arc<LogQueue>>,
 }
 
 impl fmt::Debug for SetQueue {
@@ -78,7 +81,32 @@ impl SetQueue {
                 capacity: capacity.max(1),
                 retention,
             }),
+            log: None,
         }
+    }
+
+    /// A queue that reads `store`'s durable log ([`EventLog`]) instead of memory: cursor
+    /// `name` in the store (one per receiver, or per group of receivers sharing
+    /// acknowledgements), created at the log's end before this returns, so that every
+    /// event logged from then on is kept. Every node serving the same `name` answers the
+    /// same SETs: acknowledgements are recorded in the store, and an unacknowledged SET is
+    /// returned again (with the same `jti`), by any node, after any restart, for as long
+    /// as the store keeps its log. [`push`](Self::push) does nothing on it; capacity and
+    /// retention are the store's.
+    pub async fn follow<S>(store: S, issuer: SetIssuer, name: &str) -> Result<Self, StoreError>
+    where
+        S: EventLog + TokenStore,
+    {
+        let name = format!("poll {name}");
+        store.cursor(&name).await?;
+        let mut queue = Self::new(1, Duration::ZERO);
+        queue.log = Some(Arc::new(LogQueue {
+            events: store.events().clone(),
+            log: Arc::new(store),
+            issuer,
+            name,
+        }));
+        Ok(queue)
     }
 
     /// How long an unacknowledged SET is kept.
@@ -100,8 +128,11 @@ impl SetQueue {
         self.inner.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a SET at the end.
+    /// Adds a SET at the end (unless the queue [follows](Self::follow) a log).
     pub fn push(&self, set: Set) {
+        if self.log.is_some() {
+            return;
+        }
         let mut entries = self.lock();
         if entries.len() >= self.inner.capacity {
             entries.pop_front();
@@ -125,6 +156,25 @@ impl SetQueue {
         let sets: Vec<Set> = entries.iter().take(max).map(|e| e.set.clone()).collect();
         let more = entries.len() > sets.len();
         (sets, more)
+    }
+
+    /// What a poll answers: acknowledges, then up to `max` SETs and whether more are
+    /// left, waiting up to `wait` when there is none.
+    async fn take(
+        &self,
+        ack: &HashSet<String>,
+        max: usize,
+        wait: Option<Duration>,
+    ) -> Result<(Vec<Set>, bool), StoreError> {
+        if let Some(log) = &self.log {
+            return log.poll(ack.iter().map(String::as_str), max, wait).await;
+        }
+        let (mut sets, mut more) = self.poll(ack, max);
+        if let (true, true, Some(wait)) = (sets.is_empty(), max > 0, wait) {
+            self.wait(wait).await;
+            (sets, more) = self.poll(&HashSet::new(), max);
+        }
+        Ok((sets, more))
     }
 
     async fn wait(&self, deadline: Duration) {
@@ -334,11 +384,22 @@ impl<R: ClientRegistry + Clone> PollService<R> {
                 )
             }
         };
-        let (mut sets, mut more) = self.queue.poll(&ack, max);
-        if sets.is_empty() && max > 0 && !immediately {
-            self.queue.wait(self.long_poll).await;
-            (sets, more) = self.queue.poll(&HashSet::new(), max);
-        }
+        let wait = (!immediately).then_some(self.long_poll);
+        let (sets, more) = match self.queue.take(&ack, max, wait).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the event log for a poll");
+                let mut response = poll_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the event log is unavailable; poll again",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+        };
         let mut map = serde_json::Map::new();
         for set in sets {
             map.insert(set.jti.to_string(), Value::String(set.jws.to_string()));

@@ -30,8 +30,8 @@ use hyper_util::{
 };
 use tokio::sync::Notify;
 
-use super::{Set, CONTENT_TYPE};
-use crate::store::GrantId;
+use super::{follow, Set, SetIssuer, CONTENT_TYPE};
+use crate::store::{log::EventLog, GrantId, StoreError, TokenStore};
 
 /// How a [`Pusher`] delivers.
 #[derive(Debug, Clone)]
@@ -46,6 +46,10 @@ pub struct PushOptions {
     pub timeout: Duration,
     /// TLS for `https` receivers (default: the webpki roots).
     pub tls: Option<rustls::ClientConfig>,
+    /// Delivering from a durable log ([`Pusher::follow`]): how long a node's hold on a
+    /// receiver lasts unless renewed (default 5 s). A node that dies holds it that long at
+    /// most; then another node delivers.
+    pub lease: Duration,
 }
 
 impl Default for PushOptions {
@@ -56,6 +60,7 @@ impl Default for PushOptions {
             max_backoff: Duration::from_millis(500),
             timeout: Duration::from_secs(5),
             tls: None,
+            lease: Duration::from_secs(5),
         }
     }
 }
@@ -65,11 +70,11 @@ struct Queued {
     added: Instant,
 }
 
-struct Receiver {
-    url: Uri,
+pub(super) struct Receiver {
+    pub(super) url: Uri,
     queue: Mutex<VecDeque<Queued>>,
     arrived: Notify,
-    delivered: std::sync::atomic::AtomicU64,
+    pub(super) delivered: std::sync::atomic::AtomicU64,
 }
 
 /// Pushes SETs to receivers; see the [module docs](self). Cheap to clone.
@@ -77,6 +82,8 @@ struct Receiver {
 pub struct Pusher {
     receivers: Arc<[Arc<Receiver>]>,
     capacity: usize,
+    /// Delivering from a durable log: nothing is queued in memory.
+    follows: bool,
 }
 
 impl fmt::Debug for Pusher {
@@ -102,7 +109,34 @@ impl fmt::Display for InvalidReceiver {
 
 impl std::error::Error for InvalidReceiver {}
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// Why [`Pusher::follow`] could not start.
+#[derive(Debug)]
+pub enum FollowError {
+    /// A receiver URL cannot be used.
+    Receiver(InvalidReceiver),
+    /// The store did not answer.
+    Store(StoreError),
+}
+
+impl fmt::Display for FollowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FollowError::Receiver(e) => e.fmt(f),
+            FollowError::Store(e) => write!(f, "cannot read the event log: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for FollowError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FollowError::Receiver(e) => Some(e),
+            FollowError::Store(e) => Some(e),
+        }
+    }
+}
+
+pub(super) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -112,6 +146,75 @@ impl Pusher {
     /// Starts one delivery task per receiver URL (`http` or `https`). Must be called within
     /// a Tokio runtime.
     pub fn spawn<I, U>(urls: I, options: PushOptions) -> Result<Self, InvalidReceiver>
+    where
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        let (pusher, client, options) = Self::prepare(urls, options)?;
+        for receiver in pusher.receivers.iter() {
+            tokio::spawn(run(
+                Arc::downgrade(receiver),
+                client.clone(),
+                options.clone(),
+            ));
+        }
+        Ok(pusher)
+    }
+
+    /// Delivers the SETs of `store`'s durable log ([`EventLog`]) to each receiver URL, at
+    /// least once, whatever node dies: each receiver has a cursor in the store, every
+    /// entry up to it delivered; one node at a time holds it (for
+    /// [`PushOptions::lease`], renewed as it delivers) and pushes the entries after it, in
+    /// log order, moving the cursor after each one the receiver took (a 2xx) or refused
+    /// for good (a 400). A node that dies leaves the cursor where it was: another node, or
+    /// the same one restarted, goes on from there once the lease runs out, so a SET may
+    /// come twice (with the same `jti`, by which receivers drop it), never not at all.
+    ///
+    /// Creates each receiver's cursor (at the log's end) before it returns: every event
+    /// logged from then on is delivered. [`push`](Self::push) does nothing on such a
+    /// pusher, and [`pending`](Self::pending) counts nothing: the log is the queue. Must be
+    /// called within a Tokio runtime.
+    pub async fn follow<S, I, U>(
+        store: S,
+        issuer: SetIssuer,
+        urls: I,
+        options: PushOptions,
+    ) -> Result<Self, FollowError>
+    where
+        S: EventLog + TokenStore,
+        I: IntoIterator<Item = U>,
+        U: AsRef<str>,
+    {
+        let (mut pusher, client, options) =
+            Self::prepare(urls, options).map_err(FollowError::Receiver)?;
+        for receiver in pusher.receivers.iter() {
+            store
+                .cursor(&follow::push_cursor(&receiver.url))
+                .await
+                .map_err(FollowError::Store)?;
+        }
+        let follower = Arc::new(follow::Follower {
+            events: store.events().clone(),
+            log: Arc::new(store),
+            issuer,
+            holder: crate::store::generate_token(),
+        });
+        for receiver in pusher.receivers.iter() {
+            tokio::spawn(follow::push(
+                Arc::downgrade(receiver),
+                follower.clone(),
+                client.clone(),
+                options.clone(),
+            ));
+        }
+        pusher.follows = true;
+        Ok(pusher)
+    }
+
+    fn prepare<I, U>(
+        urls: I,
+        options: PushOptions,
+    ) -> Result<(Self, HttpClient, Arc<PushOptions>), InvalidReceiver>
     where
         I: IntoIterator<Item = U>,
         U: AsRef<str>,
@@ -142,25 +245,24 @@ impl Pusher {
             .build(connector);
         let options = Arc::new(PushOptions {
             retention: options.retention.max(Duration::from_secs(300)),
+            lease: options.lease.max(Duration::from_millis(100)),
             ..options
         });
-        for receiver in &receivers {
-            tokio::spawn(run(
-                Arc::downgrade(receiver),
-                client.clone(),
-                options.clone(),
-            ));
-        }
-        Ok(Self {
+        let pusher = Self {
             receivers: receivers.into(),
             capacity: options.capacity.max(1),
-        })
+            follows: false,
+        };
+        Ok((pusher, client, options))
     }
 
     /// Queues a SET for every receiver; never waits. `grant` is what the order guarantee is
     /// about (every SET is delivered in queue order, so this is informative).
     pub fn push(&self, set: Set, grant: Option<GrantId>) {
         let _ = grant;
+        if self.follows {
+            return;
+        }
         for receiver in self.receivers.iter() {
             let mut queue = lock(&receiver.queue);
             if queue.len() >= self.capacity {
@@ -197,13 +299,18 @@ impl Pusher {
     }
 }
 
-enum Attempt {
+pub(super) enum Attempt {
     Delivered,
     Refused(String),
     Failed(String),
 }
 
-async fn attempt(client: &HttpClient, url: &Uri, set: &Set, timeout: Duration) -> Attempt {
+pub(super) async fn attempt(
+    client: &HttpClient,
+    url: &Uri,
+    set: &Set,
+    timeout: Duration,
+) -> Attempt {
     let request = match Request::post(url.clone())
         .header(header::CONTENT_TYPE, CONTENT_TYPE)
         .header(header::ACCEPT, "application/json")
