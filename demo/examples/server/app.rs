@@ -46,7 +46,7 @@ use tower_oauth_revoke::{
 // ---------------------------------------------------------------------------------------
 // The application.
 
-pub(crate) fn app(
+pub(crate) async fn app(
     args: &Args,
     config: &DemoConfig,
     store: DemoStore,
@@ -69,22 +69,51 @@ pub(crate) fn app(
     let jwts = JwtAccessTokens::new(issuer_url, issuer_url, key.clone());
 
     // Every revocation of the store, whatever its path, becomes a SET: kept for polling
-    // (RFC 8936) and pushed to each --event-webhook (RFC 8935). Subscribed before serving.
-    let events = SetQueue::default();
-    let pusher = if args.event_webhooks.is_empty() {
-        None
-    } else {
-        Some(
-            Pusher::spawn(&args.event_webhooks, PushOptions::default())
-                .map_err(|e| format!("--event-webhook: {e}"))?,
-        )
+    // (RFC 8936) and pushed to each --event-webhook (RFC 8935). Set up before serving.
+    let set_issuer = SetIssuer::new(issuer_url, key.clone());
+    let events = match &store {
+        // PostgreSQL: delivered from the durable outbox by cursor, at least once, whatever
+        // node dies and whichever node a receiver polls.
+        DemoStore::Postgres(pg) => {
+            let queue = SetQueue::follow(pg.clone(), set_issuer.clone(), "default")
+                .await
+                .map_err(|e| format!("--postgres: {e}"))?;
+            if !args.event_webhooks.is_empty() {
+                let pusher = Pusher::follow(
+                    pg.clone(),
+                    set_issuer.clone(),
+                    &args.event_webhooks,
+                    PushOptions::default(),
+                )
+                .await
+                .map_err(|e| format!("--event-webhook: {e}"))?;
+                // It delivers for as long as it lives: as long as the store.
+                pg.events().attach(move |_| {
+                    let _ = &pusher;
+                });
+            }
+            queue
+        }
+        // Memory and Redis: from this node's events, as they happen.
+        _ => {
+            let queue = SetQueue::default();
+            let pusher = if args.event_webhooks.is_empty() {
+                None
+            } else {
+                Some(
+                    Pusher::spawn(&args.event_webhooks, PushOptions::default())
+                        .map_err(|e| format!("--event-webhook: {e}"))?,
+                )
+            };
+            set::attach(
+                store.events(),
+                set_issuer.clone(),
+                Some(queue.clone()),
+                pusher,
+            );
+            queue
+        }
     };
-    set::attach(
-        store.events(),
-        SetIssuer::new(issuer_url, key.clone()),
-        Some(events.clone()),
-        pusher,
-    );
     let jwks = key.jwks();
     let jwks = service_fn(move |_req: http::Request<Body>| {
         let mut response = http::Response::new(Full::new(Bytes::from(jwks.clone())));

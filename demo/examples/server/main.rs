@@ -192,7 +192,7 @@ async fn run(args: Args) -> Result<(), String> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{local}");
     let issuer = args.issuer.clone().unwrap_or_else(|| url.clone());
-    let router = app(&args, &config, store, &issuer, key)?;
+    let router = app(&args, &config, store, &issuer, key).await?;
     let shutdown = shutdown_signal()?;
     println!("listening on {url}");
     print_demo_credentials(&config);
