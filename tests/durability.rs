@@ -7,15 +7,25 @@
 //! to revoke still works, and a token whose revocation was cut off by the kill is in one
 //! state or the other, never half (its access and refresh tokens agree).
 //!
+//! Every SET is delivered at least once: the servers push to a receiver served here
+//! (`--event-webhook`), from the durable outbox by cursor; at the end the receiver has had
+//! one grant-revoked SET for every grant found revoked, killed or not (some twice, with the
+//! same `jti`: at least once, not exactly once).
+//!
 //! The database is a fresh one on the PostgreSQL at 127.0.0.1:5432 (`DATABASE_URL`'s server;
 //! `.ci/run` makes sure one answers), dropped at the end.
 
 mod common;
 
-use std::{collections::HashMap, process::Command, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    process::Command,
+    time::Duration,
+};
 
-use common::{example_binary, skip_or_fail, Database, Process};
+use common::{example_binary, set_receiver, skip_or_fail, Database, Process};
 use serde_json::Value;
+use tower_oauth_revoke::set::GRANT_REVOKED;
 
 const YMX: (&str, &str) = (
     "YmxD0jDOIfiBkD8TPLYOfxNSIg4a",
@@ -36,8 +46,16 @@ struct Demo {
 }
 
 impl Demo {
-    fn start(binary: &std::path::Path, database: &str) -> Self {
-        let args = ["--plain", "--listen", "127.0.0.1:0", "--postgres", database];
+    fn start(binary: &std::path::Path, database: &str, webhook: &str) -> Self {
+        let args = [
+            "--plain",
+            "--listen",
+            "127.0.0.1:0",
+            "--postgres",
+            database,
+            "--event-webhook",
+            webhook,
+        ];
         Self {
             process: Process::start(binary, &args),
             http: reqwest::Client::builder()
@@ -116,6 +134,23 @@ impl Demo {
             .as_u16()
     }
 
+    /// Polls the server's SET queue (RFC 8936) as the resource server: the jtis returned.
+    async fn poll(&self, ack: &[String]) -> Vec<String> {
+        let reply = self
+            .http
+            .post(self.url("/oauth2/events"))
+            .basic_auth("resource-server", Some("rs-secret"))
+            .json(&serde_json::json!({"ack": ack, "returnImmediately": true, "maxEvents": 1000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200, "a poll");
+        let body: Value = reply.json().await.unwrap();
+        let mut jtis: Vec<String> = body["sets"].as_object().unwrap().keys().cloned().collect();
+        jtis.sort_by_key(|jti| jti.split('-').next().and_then(|p| p.parse::<u64>().ok()));
+        jtis
+    }
+
     /// Whether the grant of `tokens` is alive: both tokens must agree.
     async fn alive(&self, tokens: &Tokens) -> bool {
         let access = self.userinfo(&tokens.access).await;
@@ -152,8 +187,24 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
         .unwrap();
     const ROUNDS: usize = 5;
     const GRANTS: usize = 24;
+    // The receiver: the grants of the grant-revoked SETs pushed, and each SET's jti.
+    let (hook, mut pushes) = set_receiver().await;
+    let webhook = format!("http://{hook}/events");
+    let (got, mut seen) = tokio::sync::watch::channel((HashSet::new(), Vec::new()));
+    tokio::spawn(async move {
+        while let Some(claims) = pushes.recv().await {
+            let grant = claims["events"][GRANT_REVOKED]["subject"]["grant"]["id"].as_str();
+            let (Some(grant), Some(jti)) = (grant, claims["jti"].as_str()) else {
+                continue;
+            };
+            got.send_modify(|(grants, jtis): &mut (HashSet<String>, Vec<String>)| {
+                grants.insert(grant.to_owned());
+                jtis.push(jti.to_owned());
+            });
+        }
+    });
     let mut fates: Vec<(Tokens, Fate)> = Vec::new();
-    let mut demo = Demo::start(&binary, &database.url());
+    let mut demo = Demo::start(&binary, &database.url(), &webhook);
     for round in 0..ROUNDS {
         // New grants this round, on the server as it is now.
         let mut fresh = Vec::new();
@@ -209,7 +260,7 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
             fates.push((tokens, fate));
         }
         // Started again on the same database: everything promised holds.
-        let again = Demo::start(&binary, &database.url());
+        let again = Demo::start(&binary, &database.url(), &webhook);
         let (mut revoked, mut kept, mut in_flight) = (0, 0, 0);
         for (tokens, fate) in &fates {
             let alive = again.alive(tokens).await;
@@ -231,5 +282,132 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
         );
         demo = again;
     }
+    // Every grant revoked, answered or cut off by a kill, has had its SET pushed.
+    let mut revoked = 0;
+    for (tokens, _) in &fates {
+        if !demo.alive(tokens).await {
+            revoked += 1;
+        }
+    }
+    let pushed = tokio::time::timeout(
+        Duration::from_secs(60),
+        seen.wait_for(|(grants, _)| grants.len() >= revoked),
+    )
+    .await
+    .map(|seen| seen.map(|s| s.clone()));
+    let (grants, jtis) = match pushed {
+        Ok(Ok(seen)) => seen,
+        _ => {
+            let (grants, _) = seen.borrow().clone();
+            panic!(
+                "{} of the {revoked} revoked grants had their SET pushed",
+                grants.len()
+            )
+        }
+    };
+    assert_eq!(grants.len(), revoked, "a SET for a grant nobody revoked");
+    let distinct: HashSet<&String> = jtis.iter().collect();
+    eprintln!(
+        "{revoked} revoked grants, each pushed at least once: {} SETs received, {} distinct \
+         jtis ({} pushed again after a kill)",
+        jtis.len(),
+        distinct.len(),
+        jtis.len() - distinct.len()
+    );
+    assert_eq!(
+        distinct.len(),
+        revoked,
+        "one jti per revocation, on every delivery"
+    );
     demo.kill();
+}
+
+/// Two servers on one database: a revocation at either is pushed once, by one of them (the
+/// holder of the receiver's cursor), in order; both answer the same poll queue, with the
+/// same jtis, and acknowledgements made at one hold at the other and after both are killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue() {
+    let Some(database) = Database::create("tor_two_nodes") else {
+        skip_or_fail(
+            "SKIP_POSTGRES_TESTS",
+            "no PostgreSQL answers at DATABASE_URL's server",
+        );
+        return;
+    };
+    let binary = tokio::task::spawn_blocking(|| example_binary("server"))
+        .await
+        .unwrap();
+    let (hook, mut pushes) = set_receiver().await;
+    let webhook = format!("http://{hook}/events");
+    let mut a = Demo::start(&binary, &database.url(), &webhook);
+    let mut b = Demo::start(&binary, &database.url(), &webhook);
+
+    // Revoked at A and at B in turn: each pushed once, in the order revoked.
+    let mut revoked = Vec::new();
+    for i in 0..10 {
+        let at = if i % 2 == 0 { &a } else { &b };
+        let tokens = at.password_grant().await;
+        assert_eq!(at.revoke(&tokens.refresh).await, Some(200));
+        revoked.push(tokens);
+    }
+    let mut jtis = Vec::new();
+    while jtis.len() < revoked.len() {
+        let claims = tokio::time::timeout(Duration::from_secs(20), pushes.recv())
+            .await
+            .expect("every SET pushed in time")
+            .unwrap();
+        jtis.push(claims["jti"].as_str().unwrap().to_owned());
+    }
+    // One more, pushed after every earlier one: none of those came twice meanwhile.
+    let last = a.password_grant().await;
+    assert_eq!(b.revoke(&last.refresh).await, Some(200));
+    let claims = tokio::time::timeout(Duration::from_secs(20), pushes.recv())
+        .await
+        .expect("the last SET pushed in time")
+        .unwrap();
+    jtis.push(claims["jti"].as_str().unwrap().to_owned());
+    let distinct: HashSet<&String> = jtis.iter().collect();
+    assert_eq!(distinct.len(), 11, "each SET pushed once: {jtis:?}");
+    assert!(pushes.try_recv().is_err(), "nothing pushed twice");
+
+    // One poll queue: the same SETs, with the pushed jtis, at either server.
+    let at_a = a.poll(&[]).await;
+    assert_eq!(
+        at_a, jtis,
+        "polled at A: every SET, in order, with its one jti"
+    );
+    assert_eq!(b.poll(&[]).await, at_a, "polled at B: the same");
+    // Acknowledged at A (five of them, not the first): gone at B as well.
+    let acked: Vec<String> = at_a[1..6].to_vec();
+    let left = a.poll(&acked).await;
+    let expected: Vec<String> = at_a
+        .iter()
+        .filter(|jti| !acked.contains(jti))
+        .cloned()
+        .collect();
+    assert_eq!(left, expected);
+    assert_eq!(b.poll(&[]).await, expected, "acknowledged at A, gone at B");
+    // Both killed; what was not acknowledged is still there after a restart.
+    a.kill();
+    b.kill();
+    let c = Demo::start(&binary, &database.url(), &webhook);
+    assert_eq!(c.poll(&[]).await, expected, "kept across a restart");
+    let all: Vec<String> = expected.clone();
+    assert!(c.poll(&all).await.is_empty(), "everything acknowledged");
+    // An acknowledgement of something that is not a SET of this queue changes nothing.
+    let again = c.password_grant().await;
+    assert_eq!(c.revoke(&again.refresh).await, Some(200));
+    let one = c
+        .poll(&[
+            "1-00000000000000000000000000000000".to_owned(),
+            "x".to_owned(),
+        ])
+        .await;
+    assert_eq!(
+        one.len(),
+        1,
+        "a forged acknowledgement acknowledges nothing"
+    );
+    let mut c = c;
+    c.kill();
 }

@@ -458,3 +458,43 @@ pub async fn issue_once_back(store: &impl TokenStore, token: &str, limit: std::t
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A push receiver (RFC 8935) on a free 127.0.0.1 port: each SET POSTed to it is answered
+/// 202 and its claims sent on (read, not verified: what the test observes, never state).
+/// `POST http://ADDR/events`.
+pub async fn set_receiver() -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let service = tower::service_fn(move |req: Request<Incoming>| {
+        let tx = tx.clone();
+        async move {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes());
+            let claims = body
+                .ok()
+                .and_then(|jws| set_claims(&String::from_utf8_lossy(&jws)));
+            let status = match claims {
+                Some(claims) => {
+                    let _ = tx.send(claims);
+                    StatusCode::ACCEPTED
+                }
+                None => StatusCode::BAD_REQUEST,
+            };
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = status;
+            Ok::<_, Infallible>(response)
+        }
+    });
+    (serve(service).await, rx)
+}
+
+/// The claims of a compact JWS, unverified.
+pub fn set_claims(jws: &str) -> Option<serde_json::Value> {
+    use base64::Engine as _;
+    let payload = jws.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
