@@ -47,7 +47,11 @@ struct Demo {
 
 impl Demo {
     fn start(binary: &std::path::Path, database: &str, webhook: &str) -> Self {
-        let args = [
+        Self::start_with(binary, database, webhook, &[])
+    }
+
+    fn start_with(binary: &std::path::Path, database: &str, webhook: &str, more: &[&str]) -> Self {
+        let mut args = vec![
             "--plain",
             "--listen",
             "127.0.0.1:0",
@@ -56,6 +60,7 @@ impl Demo {
             "--event-webhook",
             webhook,
         ];
+        args.extend_from_slice(more);
         Self {
             process: Process::start(binary, &args),
             http: reqwest::Client::builder()
@@ -136,10 +141,15 @@ impl Demo {
 
     /// Polls the server's SET queue (RFC 8936) as the resource server: the jtis returned.
     async fn poll(&self, ack: &[String]) -> Vec<String> {
+        self.poll_as(("resource-server", "rs-secret"), ack).await
+    }
+
+    /// Polls as `who`: the jtis returned, in log order.
+    async fn poll_as(&self, who: (&str, &str), ack: &[String]) -> Vec<String> {
         let reply = self
             .http
             .post(self.url("/oauth2/events"))
-            .basic_auth("resource-server", Some("rs-secret"))
+            .basic_auth(who.0, Some(who.1))
             .json(&serde_json::json!({"ack": ack, "returnImmediately": true, "maxEvents": 1000}))
             .send()
             .await
@@ -410,4 +420,70 @@ async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue
     );
     let mut c = c;
     c.kill();
+}
+
+/// Every client that reads events has its own queue in the store: one acknowledging
+/// takes nothing from another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_receiving_client_polls_its_own_queue() {
+    let Some(database) = Database::create("tor_receivers") else {
+        skip_or_fail(
+            "SKIP_POSTGRES_TESTS",
+            "no PostgreSQL answers at DATABASE_URL's server",
+        );
+        return;
+    };
+    let binary = tokio::task::spawn_blocking(|| example_binary("server"))
+        .await
+        .unwrap();
+    let config = std::env::temp_dir().join(format!("tor-receivers-{}.toml", rand::random::<u64>()));
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[clients]]
+id = "{}"
+secret = "{}"
+[[clients]]
+id = "rs-one"
+secret = "one-secret"
+introspect = true
+[[clients]]
+id = "rs-two"
+secret = "two-secret"
+introspect = true
+[[users]]
+name = "{}"
+password = "{}"
+"#,
+            YMX.0, YMX.1, ALICE.0, ALICE.1
+        ),
+    )
+    .unwrap();
+    let (hook, _pushes) = set_receiver().await;
+    let webhook = format!("http://{hook}/events");
+    let config_path = config.to_str().unwrap().to_owned();
+    let mut demo = Demo::start_with(
+        &binary,
+        &database.url(),
+        &webhook,
+        &["--config", &config_path],
+    );
+    for _ in 0..3 {
+        let tokens = demo.password_grant().await;
+        assert_eq!(demo.revoke(&tokens.refresh).await, Some(200));
+    }
+    let one = demo.poll_as(("rs-one", "one-secret"), &[]).await;
+    assert_eq!(one.len(), 3, "every SET for rs-one");
+    assert!(demo
+        .poll_as(("rs-one", "one-secret"), &one)
+        .await
+        .is_empty());
+    let two = demo.poll_as(("rs-two", "two-secret"), &[]).await;
+    assert_eq!(
+        two, one,
+        "rs-one's acknowledgements took nothing from rs-two"
+    );
+    demo.kill();
+    let _ = std::fs::remove_file(&config);
 }

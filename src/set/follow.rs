@@ -155,37 +155,49 @@ pub(super) async fn push(
     }
 }
 
-/// A poll queue's reads from the log: cursor `name`.
+/// A poll queue's reads from the log: one cursor per receiving client,
+/// `"<prefix> <client id>"`.
 pub(super) struct LogQueue {
     pub(super) log: Arc<dyn EventLog>,
     pub(super) events: Events,
     pub(super) issuer: SetIssuer,
-    pub(super) name: String,
+    pub(super) prefix: String,
 }
 
 impl LogQueue {
-    /// Records the acknowledged `jti`s (those not of this log's form are not this log's),
+    fn cursor(&self, client: &str) -> String {
+        format!("{} {client}", self.prefix)
+    }
+
+    /// Creates `client`'s cursor at the log's end, if it has none: its position.
+    pub(super) async fn open(&self, client: &str) -> Result<u64, StoreError> {
+        self.log.cursor(&self.cursor(client)).await
+    }
+
+    /// For `client`: records the acknowledged `jti`s (those not of this log's form are not this log's),
     /// then returns up to `max` SETs not acknowledged, oldest first, and whether more are
     /// left; waits up to `wait` for one when there is none.
     pub(super) async fn poll(
         &self,
+        client: &str,
         ack: impl Iterator<Item = &str>,
         max: usize,
         wait: Option<Duration>,
     ) -> Result<(Vec<Set>, bool), StoreError> {
+        let name = self.cursor(client);
         let acknowledged: Vec<(u64, u128)> = ack.filter_map(Logged::parse_jti).collect();
         if !acknowledged.is_empty() {
-            self.log.acknowledge(&self.name, &acknowledged).await?;
+            self.log.acknowledge(&name, &acknowledged).await?;
         }
         if max == 0 {
             return Ok((Vec::new(), false));
         }
         // Subscribed before reading: what is logged after the read wakes the wait.
         let mut events = self.events.subscribe();
-        let mut entries = self.log.unacknowledged(&self.name, max + 1).await?;
+        let mut entries = self.log.unacknowledged(&name, max + 1).await?;
         if let (true, Some(wait)) = (entries.is_empty(), wait) {
             if next_event(&mut events, wait).await {
-                entries = self.log.unacknowledged(&self.name, max + 1).await?;
+                entries = self.log.unacknowledged(&name, max + 1).await?;
             }
         }
         let more = entries.len() > max;

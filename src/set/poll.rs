@@ -9,8 +9,10 @@
 //! [`SetQueue::retention`] (default one hour). Without `returnImmediately: true` a poll
 //! with nothing to return waits up to 15 s for an event (long polling).
 //!
-//! One queue serves one receiver (or receivers that share acknowledgements); give each
-//! receiver its own queue and endpoint otherwise.
+//! A queue in memory ([`SetQueue::new`]) serves one receiver (or receivers that share
+//! acknowledgements); give each receiver its own queue and endpoint otherwise. A queue that
+//! [follows](SetQueue::follow) a store's durable log keeps one cursor per receiving client,
+//! in the store: each client gets every SET and acknowledges its own.
 //!
 //! [RFC 8936]: https://www.rfc-editor.org/rfc/rfc8936
 
@@ -85,28 +87,39 @@ impl SetQueue {
         }
     }
 
-    /// A queue that reads `store`'s durable log ([`EventLog`]) instead of memory: cursor
-    /// `name` in the store (one per receiver, or per group of receivers sharing
-    /// acknowledgements), created at the log's end before this returns, so that every
-    /// event logged from then on is kept. Every node serving the same `name` answers the
-    /// same SETs: acknowledgements are recorded in the store, and an unacknowledged SET is
-    /// returned again (with the same `jti`), by any node, after any restart, for as long
-    /// as the store keeps its log. [`push`](Self::push) does nothing on it; capacity and
-    /// retention are the store's.
-    pub async fn follow<S>(store: S, issuer: SetIssuer, name: &str) -> Result<Self, StoreError>
+    /// A queue that reads `store`'s durable log ([`EventLog`]) instead of memory, with a
+    /// cursor in the store for each receiving client (`"poll <name> <client id>"`): every
+    /// client gets every SET, and acknowledges only its own. A client's cursor is created
+    /// at the log's end by its first poll, or earlier by [`open`](Self::open) (the
+    /// [snapshot](super::snapshot::SnapshotService) a new receiver reads first opens it
+    /// before it reads the history, so that nothing falls between the two). Every node
+    /// serving the same `name` answers a client the same SETs: acknowledgements are
+    /// recorded in the store, and an unacknowledged SET is returned again (with the same
+    /// `jti`), by any node, after any restart, for as long as the store keeps its log.
+    /// [`push`](Self::push) does nothing on it; capacity and retention are the store's.
+    pub fn follow<S>(store: S, issuer: SetIssuer, name: &str) -> Self
     where
         S: EventLog + TokenStore,
     {
-        let name = format!("poll {name}");
-        store.cursor(&name).await?;
         let mut queue = Self::new(1, Duration::ZERO);
         queue.log = Some(Arc::new(LogQueue {
             events: store.events().clone(),
             log: Arc::new(store),
             issuer,
-            name,
+            prefix: format!("poll {name}"),
         }));
-        Ok(queue)
+        queue
+    }
+
+    /// Creates `client`'s cursor, if the queue [follows](Self::follow) a log and the
+    /// client has none: every SET logged from then on is kept for it. Its position in the
+    /// log, or `None` for a queue in memory (which keeps every SET since it was made, for
+    /// every client).
+    pub async fn open(&self, client: &str) -> Result<Option<u64>, StoreError> {
+        match &self.log {
+            Some(log) => log.open(client).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     /// How long an unacknowledged SET is kept.
@@ -162,12 +175,15 @@ impl SetQueue {
     /// left, waiting up to `wait` when there is none.
     async fn take(
         &self,
+        client: &str,
         ack: &HashSet<String>,
         max: usize,
         wait: Option<Duration>,
     ) -> Result<(Vec<Set>, bool), StoreError> {
         if let Some(log) = &self.log {
-            return log.poll(ack.iter().map(String::as_str), max, wait).await;
+            return log
+                .poll(client, ack.iter().map(String::as_str), max, wait)
+                .await;
         }
         let (mut sets, mut more) = self.poll(ack, max);
         if let (true, true, Some(wait)) = (sets.is_empty(), max > 0, wait) {
@@ -385,7 +401,7 @@ impl<R: ClientRegistry + Clone> PollService<R> {
             }
         };
         let wait = (!immediately).then_some(self.long_poll);
-        let (sets, more) = match self.queue.take(&ack, max, wait).await {
+        let (sets, more) = match self.queue.take(client.client().id(), &ack, max, wait).await {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the event log for a poll");

@@ -29,7 +29,7 @@ use serde_json::{json, Value};
 use tower_service::Service;
 
 use super::{
-    poll::{json_response, poll_error},
+    poll::{json_response, poll_error, SetQueue},
     SetIssuer,
 };
 use crate::{
@@ -41,6 +41,7 @@ use crate::{
 #[derive(Clone)]
 pub struct SnapshotService<S, R> {
     store: S,
+    queue: Option<SetQueue>,
     issuer: SetIssuer,
     registry: R,
     limiter: Option<AuthFailureLimiter>,
@@ -55,6 +56,7 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
     pub fn new(store: S, issuer: SetIssuer, registry: R) -> Self {
         Self {
             store,
+            queue: None,
             issuer,
             registry,
             limiter: None,
@@ -67,6 +69,11 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
         pub fn limit_failures(limiter: AuthFailureLimiter) => limiter = Some(limiter);
         /// The realm of the `WWW-Authenticate` challenge.
         pub fn realm(realm: &str) => realm = realm.into();
+        /// The poll queue the receivers read after the snapshot: for one that
+        /// [follows](SetQueue::follow) a durable log, the receiver's cursor is opened
+        /// ([`SetQueue::open`]) before the history is read, so that every revocation is in
+        /// the snapshot, in the queue, or in both (applied twice, to no effect).
+        pub fn queue(queue: SetQueue) => queue = Some(queue);
     }
 
     async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body> {
@@ -100,6 +107,16 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
                 "access_denied",
                 "this client may not read security events",
             );
+        }
+        if let Some(queue) = &self.queue {
+            if let Err(e) = queue.open(client.client().id()).await {
+                tracing::warn!(error = %e, "cannot open a receiver's poll cursor");
+                return poll_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the event log cannot be read",
+                );
+            }
         }
         let history = match self.store.history().await {
             Ok(history) => history,

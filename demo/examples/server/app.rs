@@ -75,9 +75,14 @@ pub(crate) async fn app(
         // PostgreSQL: delivered from the durable outbox by cursor, at least once, whatever
         // node dies and whichever node a receiver polls.
         DemoStore::Postgres(pg) => {
-            let queue = SetQueue::follow(pg.clone(), set_issuer.clone(), "default")
-                .await
-                .map_err(|e| format!("--postgres: {e}"))?;
+            let queue = SetQueue::follow(pg.clone(), set_issuer.clone(), "default");
+            // Each client that may read events has its own cursor from the first start on.
+            for client in config.clients.iter().filter(|c| c.introspect) {
+                queue
+                    .open(&client.id)
+                    .await
+                    .map_err(|e| format!("--postgres: {e}"))?;
+            }
             if !args.event_webhooks.is_empty() {
                 let pusher = Pusher::follow(
                     pg.clone(),
@@ -128,7 +133,7 @@ pub(crate) async fn app(
         );
         async move { Ok::<_, Infallible>(response) }
     });
-    let poll = PollService::new(events, registry.clone())
+    let poll = PollService::new(events.clone(), registry.clone())
         .realm("demo")
         .limit_failures(limiter.clone());
     // What is still revoked, for a resource server that starts after the revocations:
@@ -138,6 +143,9 @@ pub(crate) async fn app(
         SetIssuer::new(issuer_url, key.clone()),
         registry.clone(),
     )
+    // A receiver's poll cursor is opened before its snapshot is read: nothing falls
+    // between the two.
+    .queue(events.clone())
     .realm("demo")
     .limit_failures(limiter.clone());
     let admin = AdminRevocations::new(store.clone(), registry.clone())
