@@ -63,6 +63,7 @@ use crate::{
     store::{GrantId, TokenHash},
 };
 
+pub mod compact;
 mod follow;
 pub mod poll;
 pub mod push;
@@ -121,6 +122,11 @@ impl SetIssuer {
             issuer: issuer.into(),
             key,
         }
+    }
+
+    /// The issuer (`iss`).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
     }
 
     /// The signing key.
@@ -288,14 +294,17 @@ impl ReceivedEvent {
                 .and_then(|e| e.as_u64())
                 .map(|secs| UNIX_EPOCH + Duration::from_secs(secs)),
         };
-        // Each type names what it needs.
-        let complete = match kind {
-            ReceivedKind::Token => event.token.is_some() || event.jti.is_some(),
-            ReceivedKind::Grant => event.grant.is_some(),
-            ReceivedKind::Subject => event.user.is_some(),
-            ReceivedKind::Client => event.client_id.is_some(),
-        };
-        complete.then_some(event)
+        event.is_complete().then_some(event)
+    }
+
+    /// Whether it names what its type needs.
+    fn is_complete(&self) -> bool {
+        match self.kind {
+            ReceivedKind::Token => self.token.is_some() || self.jti.is_some(),
+            ReceivedKind::Grant => self.grant.is_some(),
+            ReceivedKind::Subject => self.user.is_some(),
+            ReceivedKind::Client => self.client_id.is_some(),
+        }
     }
 }
 

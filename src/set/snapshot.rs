@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use tower_service::Service;
 
 use super::{
+    compact,
     poll::{json_response, poll_error, SetQueue},
     SetIssuer,
 };
@@ -129,6 +130,9 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
                 );
             }
         };
+        if wants_compact(req.headers()) {
+            return self.compact(&history);
+        }
         // All or nothing: a snapshot missing one revocation would let its token through.
         let mut sets = Vec::with_capacity(history.len());
         for event in &history {
@@ -145,6 +149,66 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
             }
         }
         json_response(StatusCode::OK, json!({ "sets": sets }))
+    }
+}
+
+/// Whether the request asks for the [compact](super::compact) form.
+fn wants_compact(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| {
+            let media = v.split(';').next().unwrap_or("").trim();
+            media.eq_ignore_ascii_case(compact::CONTENT_TYPE)
+        })
+}
+
+impl<S: TokenStore, R> SnapshotService<S, R> {
+    /// The [compact](super::compact) snapshot of `history`: one line each, one signature.
+    fn compact(&self, history: &[crate::events::RevocationEvent]) -> Response<crate::body::Body> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let mut body = Vec::with_capacity(history.len() * 128);
+        for event in history {
+            compact::write_line(&mut body, event);
+        }
+        let digest = sha2::Sha256::digest(&body);
+        let iat = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let claims = json!({
+            "iss": self.issuer.issuer(),
+            "iat": iat,
+            "jti": crate::store::generate_token(),
+            "count": history.len(),
+            "sha256": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest),
+        });
+        let signature = match self.issuer.key().sign(compact::TYP, &claims) {
+            Ok(jws) => jws,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign a snapshot");
+                return poll_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "cannot sign the snapshot",
+                );
+            }
+        };
+        let mut response = Response::new(crate::body::Body::new(bytes::Bytes::from(body)));
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(compact::CONTENT_TYPE),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(value) = HeaderValue::from_str(&signature) {
+            headers.insert(compact::SIGNATURE_HEADER, value);
+        }
+        headers.insert(header::VARY, HeaderValue::from_static("accept"));
+        response
     }
 }
 
@@ -300,6 +364,46 @@ mod tests {
         assert_eq!(read[0].jti.as_deref(), Some("jwt-1"));
         assert_eq!(read[1].kind, ReceivedKind::Subject);
         assert_eq!(read[1].user.as_deref(), Some("alice"));
+
+        // The compact form: one line an event, one signature over their digest.
+        let req = Request::get("/oauth2/events/snapshot")
+            .header(header::AUTHORIZATION, rs.clone())
+            .header(header::ACCEPT, "application/x-ndjson")
+            .body(())
+            .unwrap();
+        let response = service.call(req).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            compact::CONTENT_TYPE
+        );
+        let signature = response.headers()[compact::SIGNATURE_HEADER]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let claims: Value = keys.verify(&signature, compact::TYP).unwrap();
+        assert_eq!(claims["count"], 2);
+        assert_eq!(claims["iss"], "https://as.example");
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        assert_eq!(
+            claims["sha256"],
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(&body))
+        );
+        assert!(
+            keys.verify::<Value>(&signature, TYP).is_err(),
+            "a snapshot's signature is not a SET"
+        );
+        let lines: Vec<ReceivedEvent> = body
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| compact::read_line(l, String::new()).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].grant, Some(grant));
+        assert_eq!(lines[0].jti.as_deref(), Some("jwt-1"));
+        assert_eq!(lines[1].kind, ReceivedKind::Subject);
 
         let post = Request::post("/oauth2/events/snapshot")
             .header(header::AUTHORIZATION, rs)

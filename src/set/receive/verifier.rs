@@ -222,6 +222,28 @@ impl SetVerifier {
     /// Verifies a SET; see the [module docs](super) for what is checked. A `jti` is
     /// remembered only once the SET passed every check.
     pub async fn verify(&self, jws: &str) -> Result<ReceivedEvent, SetError> {
+        let claims = self.verify_signed(jws, TYP).await?;
+        let event = ReceivedEvent::from_claims(&claims).ok_or_else(|| {
+            SetError::new("invalid_request", "no revocation event of a known type")
+        })?;
+        let mut seen = lock(&self.inner.seen);
+        if seen.len() >= REPLAY_CAPACITY {
+            seen.retain(|_, at| at.elapsed() < REPLAY_WINDOW);
+        }
+        if seen.contains_key(&event.set_id) {
+            return Err(SetError::new(
+                "invalid_request",
+                "this SET was already received",
+            ));
+        }
+        seen.insert(event.set_id.clone(), Instant::now());
+        Ok(event)
+    }
+
+    /// The claims of a JWS of header `typ` signed by a key of the issuer's set (fetched
+    /// again for an unknown `kid`) with that key's algorithm, of `iss` the issuer and an
+    /// `iat` not in the future.
+    pub(super) async fn verify_signed(&self, jws: &str, typ: &str) -> Result<Value, SetError> {
         let keys = self.keys();
         if keys.is_empty() || keys.names_unknown_key(jws) {
             if let Err(e) = self.refresh_keys(false).await {
@@ -229,7 +251,7 @@ impl SetVerifier {
             }
         }
         let keys = self.keys();
-        let claims: Value = keys.verify(jws, TYP).map_err(|e| {
+        let claims: Value = keys.verify(jws, typ).map_err(|e| {
             let err = if keys.names_unknown_key(jws) {
                 "invalid_key"
             } else {
@@ -256,21 +278,7 @@ impl SetVerifier {
                 ))
             }
         }
-        let event = ReceivedEvent::from_claims(&claims).ok_or_else(|| {
-            SetError::new("invalid_request", "no revocation event of a known type")
-        })?;
-        let mut seen = lock(&self.inner.seen);
-        if seen.len() >= REPLAY_CAPACITY {
-            seen.retain(|_, at| at.elapsed() < REPLAY_WINDOW);
-        }
-        if seen.contains_key(&event.set_id) {
-            return Err(SetError::new(
-                "invalid_request",
-                "this SET was already received",
-            ));
-        }
-        seen.insert(event.set_id.clone(), Instant::now());
-        Ok(event)
+        Ok(claims)
     }
 }
 
