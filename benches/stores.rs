@@ -43,7 +43,7 @@
 //! | `STORES_PG_POOL` | = connections | `PostgresStore::pool_size` |
 //! | `STORES_ONLY` | `memory,redis,postgres` | the stores to run (memory is the baseline of the ratios) |
 //! | `STORES_FLOOR` | 1 | 0: no pgbench floors |
-//! | `STORES_PG_ASYNC` | 0 | 1: also PostgreSQL on a second scratch database with `synchronous_commit = off`, to show what the commit's flush costs. **Not durable**: a measurement, never a configuration of the store |
+//! | `STORES_PG_ASYNC` | 0 | 1: also PostgreSQL on a second scratch database with `synchronous_commit = off`, to show what the commit's flush costs (at the first connection count of a sweep). **Not durable**: a measurement, never a configuration of the store |
 //! | `STORES_SERVER_THREADS` | 1 | the node's runtime worker threads |
 //! | `STORES_CLIENT_THREADS` | 1 | the load generator's runtime threads |
 
@@ -344,7 +344,11 @@ async fn sample_waits(
     name: String,
     running: Arc<AtomicBool>,
 ) -> BTreeMap<String, u64> {
-    let client = pg_connect(&url).await;
+    let Ok((client, connection)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await
+    else {
+        return BTreeMap::new();
+    };
+    tokio::spawn(connection);
     let statement = client
         .prepare(
             "SELECT state, wait_event_type, wait_event FROM pg_stat_activity \
@@ -765,6 +769,8 @@ async fn server_main() {
     for &conns in &sweep {
         let pool: usize = env_or("STORES_PG_POOL", conns);
         targets.retain(|t| matches!(t.kind, Kind::Memory | Kind::Redis));
+        // The previous pools close with their servers.
+        tokio::time::sleep(Duration::from_millis(500)).await;
         if let Some(db) = &database {
             targets.push(postgres_target(Kind::Postgres, db, pool).await);
             if floors {
@@ -781,7 +787,9 @@ async fn server_main() {
                 }
             }
         }
-        if let Some(db) = &async_database {
+        // The second PostgreSQL store at the first connection count only: two pools of 64
+        // would not fit under the server's default 100 connections.
+        if let Some(db) = async_database.as_ref().filter(|_| conns == sweep[0]) {
             targets.push(postgres_target(Kind::PostgresAsync, db, pool).await);
         }
         targets.sort_by_key(|t| t.kind);
