@@ -396,7 +396,7 @@ async fn redis_script_stats(url: &str) -> (f64, f64) {
     let line = info.lines().find(|l| l.starts_with("cmdstat_evalsha:"));
     let field = |name: &str| -> f64 {
         line.and_then(|l| {
-            l.split(|c| c == ':' || c == ',')
+            l.split([':', ','])
                 .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
                 .and_then(|v| v.parse().ok())
         })
