@@ -7,7 +7,7 @@ use std::{
 };
 
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls, Row};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Row, Statement};
 
 use crate::{
     events::{Events, RevocationEvent},
@@ -122,17 +122,18 @@ pub(super) async fn history(
 }
 
 /// Emits the other nodes' outbox rows after `last`, a batch at a time, until none is left;
-/// moves `last` past every row read.
+/// moves `last` past every row read. `since` is [`SINCE`], prepared once per connection:
+/// each wake-up is then one round trip.
 async fn read_on(
     client: &Client,
+    since: &Statement,
     node: &str,
     events: &Events,
     last: &mut i64,
 ) -> Result<(), StoreError> {
-    let statement = client.prepare(SINCE).await.map_err(StoreError::new)?;
     loop {
         let rows = client
-            .query(&statement, &[&*last, &BATCH])
+            .query(since, &[&*last, &BATCH])
             .await
             .map_err(StoreError::new)?;
         for row in &rows {
@@ -182,12 +183,13 @@ async fn listen(
             .batch_execute("LISTEN tor_revocations")
             .await
             .map_err(StoreError::new)?;
+        let since = client.prepare(SINCE).await.map_err(StoreError::new)?;
         // Listening: what was committed while not is read now.
-        read_on(&client, &node, events, last).await?;
+        read_on(&client, &since, &node, events, last).await?;
         *delay = Duration::from_millis(50);
         loop {
             match tokio::time::timeout(Duration::from_secs(1), woken.recv()).await {
-                Ok(Some(())) => read_on(&client, &node, events, last).await?,
+                Ok(Some(())) => read_on(&client, &since, &node, events, last).await?,
                 Ok(None) => return Err(StoreError::new("the listening connection closed")),
                 Err(_) if config.strong_count() == 0 => return Ok(true),
                 Err(_) => {}
