@@ -2,7 +2,8 @@
 //!
 //! [`JwtAccessTokens`] signs access tokens (JWS `EdDSA`, header `typ` `at+jwt`) with claims
 //! `iss`, `sub` (the user, or the client id for `client_credentials`), `client_id`, `aud`,
-//! `exp`, `iat` (with a fraction of a second), `jti`, and `grant_id` (the 16 hex digits of
+//! `exp`, `iat` (whole seconds, as RFC 7519's NumericDate is most often read), `jti`, and
+//! `grant_id` (the 16 hex digits of
 //! the [`GrantId`]: a grant's revocation reaches its JWTs). What revocation needs is
 //! registered in the store under [`jwt_key`]`(iss, jti)`: the JWT itself is never stored,
 //! and the entry lives until the token's own `exp`, as any token's does.
@@ -75,8 +76,11 @@ pub struct AccessClaims {
     pub aud: serde_json::Value,
     /// Expiry, in seconds since the epoch.
     pub exp: u64,
-    /// Issue time, in seconds since the epoch, with a fraction.
-    pub iat: f64,
+    /// Issue time, in whole seconds since the epoch. A fractional `iat` of another
+    /// issuer reads rounded down: the token then looks older, so that a cut-off covers it
+    /// rather than misses it.
+    #[serde(deserialize_with = "numeric_date")]
+    pub iat: u64,
     /// The token's unique id.
     pub jti: String,
     /// The grant: 16 hex digits.
@@ -91,9 +95,9 @@ impl AccessClaims {
             .map(GrantId::from_u64)
     }
 
-    /// When it was issued.
+    /// When it was issued (to the second).
     pub fn issued_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_micros((self.iat.max(0.0) * 1e6).round() as u64)
+        UNIX_EPOCH + Duration::from_secs(self.iat)
     }
 
     /// The store's key of this token: [`jwt_key`]`(iss, jti)`.
@@ -115,6 +119,39 @@ impl AccessClaims {
         }
         record
     }
+}
+
+/// A NumericDate ([RFC 7519 §2]): an integer, or a number with a fraction, rounded down;
+/// neither negative nor beyond `u64`.
+///
+/// [RFC 7519 §2]: https://www.rfc-editor.org/rfc/rfc7519#section-2
+fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative NumericDate")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::custom("a negative NumericDate"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            // 2^64 as f64: every value in the range floors into a u64 (NaN is in no range).
+            if (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(v.floor() as u64)
+            } else {
+                Err(E::custom("a NumericDate out of range"))
+            }
+        }
+    }
+    d.deserialize_any(Visitor)
+}
+
+fn whole_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
 }
 
 fn now_secs() -> u64 {
@@ -263,23 +300,57 @@ impl JwtAccessTokens {
 
     /// Signs a JWT for `record` (its kind must be an access token) and registers it in
     /// `store` under [`jwt_key`]. Fails as [`TokenStore::issue`] does.
+    ///
+    /// `iat` is the record's [`issued_at`](TokenRecord::issued_at) in whole seconds and
+    /// `exp` its [`expires_at`](TokenRecord::expires_at), so that `exp - iat` is the
+    /// lifetime the caller gave, and introspection reports the same `iat`. A resource
+    /// server judges a bulk revocation by `iat` (revoked when `iat` is at or before the
+    /// cut-off): a token whose grant outlived a cut-off made earlier in the same second
+    /// would look covered. Such a token is not handed out: after registering a token, its
+    /// grant's state is read ([`TokenStore::grant_state`]), and if a cut-off of its subject
+    /// or client falls in the token's second, the token is dropped (nobody holds it; its
+    /// entry expires) and a new one is made at the start of the next second. That costs
+    /// under a second, once, to a token issued right after a bulk revocation of its user or
+    /// client; any other token is issued at once.
     pub async fn issue<S: TokenStore>(
         &self,
         store: &S,
-        record: TokenRecord,
+        mut record: TokenRecord,
     ) -> Result<String, IssueError> {
-        let jti = crate::store::generate_token();
-        let iat = record
-            .issued_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_micros() as f64
-            / 1e6;
-        let exp = record
-            .expires_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        // A cut-off every second could go on for ever: after three seconds the token is
+        // handed out as it is (a resource server may then refuse it: never the reverse).
+        for _ in 0..3 {
+            let (token, key) = self.sign_and_register(store, record.clone()).await?;
+            let iat_us = u64::try_from(u128::from(whole_secs(record.issued_at)) * 1_000_000)
+                .unwrap_or(u64::MAX);
+            let Some(grant) = store.grant_state(&key).await? else {
+                return Ok(token);
+            };
+            let in_its_second =
+                |cut: Option<u64>| cut.is_some_and(|t| t >= iat_us && t < grant.created_us);
+            if grant.is_cut_off()
+                || !(in_its_second(grant.subject_cut_off) || in_its_second(grant.client_cut_off))
+            {
+                return Ok(token);
+            }
+            let next = UNIX_EPOCH + Duration::from_secs(whole_secs(record.issued_at) + 1);
+            let wait = next
+                .duration_since(record.issued_at)
+                .unwrap_or(Duration::ZERO);
+            tokio::time::sleep(wait).await;
+            record.issued_at = next;
+            record.expires_at += wait;
+        }
+        self.sign_and_register(store, record)
+            .await
+            .map(|(token, _)| token)
+    }
+
+    async fn sign_and_register<S: TokenStore>(
+        &self,
+        store: &S,
+        record: TokenRecord,
+    ) -> Result<(String, TokenHash), IssueError> {
         let claims = AccessClaims {
             iss: self.issuer.to_string(),
             sub: record
@@ -289,21 +360,22 @@ impl JwtAccessTokens {
                 .to_owned(),
             client_id: record.client_id.to_string(),
             aud: serde_json::Value::String(self.audience.to_string()),
-            exp,
-            iat,
-            jti,
+            exp: whole_secs(record.expires_at),
+            iat: whole_secs(record.issued_at),
+            jti: crate::store::generate_token(),
             grant_id: record.grant.to_string(),
         };
         let token = self
             .key
             .sign(TYP, &claims)
             .map_err(|e| IssueError::Store(crate::store::StoreError::new(e.to_string())))?;
+        let key = claims.store_key();
         let record = TokenRecord {
             kind: TokenKind::AccessToken,
             ..record
         };
-        store.issue(claims.store_key(), record).await?;
-        Ok(token)
+        store.issue(key, record).await?;
+        Ok((token, key))
     }
 
     /// Checks a JWT of this issuer locally (signature, `typ`, `iss`, `exp`, `nbf`); `None`

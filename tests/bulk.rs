@@ -45,6 +45,7 @@ async fn server_binary() -> std::path::PathBuf {
 struct Tokens {
     access: String,
     refresh: String,
+    expires_in: u64,
 }
 
 /// A demo server process and a client for it.
@@ -92,6 +93,7 @@ impl Demo {
         let tokens = Tokens {
             access: body["access_token"].as_str().unwrap().to_owned(),
             refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+            expires_in: body["expires_in"].as_u64().unwrap(),
         };
         assert_eq!(
             tokens.access.starts_with("eyJ"),
@@ -250,6 +252,7 @@ async fn a_token_issued_right_after_a_cut_off_works(demo: &Demo) {
         let before = SystemTime::now();
         let revoked = demo.revoked_grants(&[("subject", ALICE.0)]).await;
         assert!(revoked <= 1, "at most the previous attempt's grant");
+        let requested = SystemTime::now();
         let fresh = demo.password(OTHER, ALICE).await;
         let after = SystemTime::now();
         demo.assert_alive(
@@ -258,7 +261,25 @@ async fn a_token_issued_right_after_a_cut_off_works(demo: &Demo) {
             "alice's token issued right after the cut-off",
         )
         .await;
-        if unix_second(before) == unix_second(after) {
+        if demo.jwt {
+            // A JWT's `iat` is whole seconds: one asked for in its cut-off's second is
+            // dated the next second, so that a resource server judging by `iat` does not
+            // take it for covered.
+            if unix_second(before) == unix_second(requested) {
+                let claims = common::set_claims(&fresh.access).expect("a JWT");
+                let iat = claims["iat"].as_u64().expect("an integer iat");
+                assert!(
+                    iat > unix_second(requested),
+                    "a JWT asked for in its cut-off's second is dated after it (iat {iat})"
+                );
+                assert_eq!(
+                    claims["exp"].as_u64().unwrap() - iat,
+                    fresh.expires_in,
+                    "exp - iat is the expires_in the token endpoint answered"
+                );
+                return;
+            }
+        } else if unix_second(before) == unix_second(after) {
             return;
         }
     }

@@ -71,6 +71,7 @@
 use std::{fmt, future::Future, sync::Arc, time::SystemTime};
 
 use crate::events::{Events, Initiator, RevocationEvent};
+use backend::GrantState;
 
 #[cfg(feature = "redis")]
 pub(crate) use crate::token::hex_string;
@@ -339,6 +340,20 @@ pub trait TokenStore: Clone + Send + Sync + 'static {
         std::future::ready(Ok(Vec::new()))
     }
 
+    /// The revocation state of the grant of `token`, live or not, with the cut-offs that
+    /// apply to it; `None` when the store holds neither the token nor its grant, or does
+    /// not tell (the default). An issuer that writes whole-second issue times reads it to
+    /// keep a token clear of a cut-off made earlier in the same second
+    /// ([`JwtAccessTokens::issue`](crate::jwt::JwtAccessTokens::issue)). Every
+    /// [`Backend`](backend::Backend) tells.
+    fn grant_state(
+        &self,
+        token: &TokenHash,
+    ) -> impl Future<Output = Result<Option<GrantState>, StoreError>> + Send {
+        let _ = token;
+        std::future::ready(Ok(None))
+    }
+
     /// Makes a new token ([`generate_token`]), registers it with `record`, and returns it:
     /// what a token endpoint does for each token it issues. Only the token's hash reaches
     /// the store.
@@ -395,5 +410,7 @@ impl<T: TokenStore> TokenStore for Arc<T> {
         fn clients_of_owner(&self, owner: &str)
             -> impl Future<Output = Result<Vec<OwnerGrants>, StoreError>> + Send;
         fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send;
+        fn grant_state(&self, token: &TokenHash)
+            -> impl Future<Output = Result<Option<GrantState>, StoreError>> + Send;
     }
 }

@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, future::Future, sync::Arc, time::SystemTime};
 use crate::events::{Initiator, RevocationEvent, Revoked};
 
 use super::{
-    backend::{Applied, Backend, Bulk, CutOff, Facts, GrantTarget, TokenRule},
+    backend::{Applied, Backend, Bulk, CutOff, Facts, GrantState, GrantTarget, TokenRule},
     Events, GrantId, IssueError, OwnerGrants, RevocationOutcome, RevocationRequest,
     RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord, TokenStore,
 };
@@ -216,6 +216,10 @@ impl<B: Backend> TokenStore for B {
 
     fn history(&self) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
         Backend::history(self)
+    }
+
+    async fn grant_state(&self, token: &TokenHash) -> Result<Option<GrantState>, StoreError> {
+        Ok(self.lookup(token).await?.map(|held| held.grant))
     }
 
     async fn clients_of_owner(&self, owner: &str) -> Result<Vec<OwnerGrants>, StoreError> {

@@ -2,8 +2,8 @@
 
 use tower_oauth_revoke::events::{Events, Initiator, RevocationEvent};
 use tower_oauth_revoke::store::{
-    GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome, RevocationRequest,
-    StoreError, TokenHash, TokenRecord, TokenStore,
+    backend::GrantState, GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome,
+    RevocationRequest, StoreError, TokenHash, TokenRecord, TokenStore,
 };
 
 #[derive(Clone)]
@@ -66,6 +66,9 @@ impl TokenStore for DemoStore {
     }
     async fn history(&self) -> Result<Vec<RevocationEvent>, StoreError> {
         delegate!(self, s => s.history())
+    }
+    async fn grant_state(&self, token: &TokenHash) -> Result<Option<GrantState>, StoreError> {
+        delegate!(self, s => s.grant_state(token))
     }
 }
 
