@@ -39,9 +39,9 @@ const NO_OWNER: u32 = u32::MAX;
 /// - Expired entries are purged incrementally, one shard at a time (at most one shard a
 ///   second, triggered by [`issue`](super::TokenStore::issue)), so no sweep ever pauses the whole
 ///   store; [`purge_expired`](Self::purge_expired) sweeps everything on demand.
-/// - About 174 bytes of heap per token at one million tokens with one grant per token and
-///   an owner per grant, 136 with access and refresh token per grant (measured by
-///   `cargo bench --bench memory`). Tokens are keyed by the first 192 bits of their digest.
+/// - About 157 bytes of heap per token at one million tokens with one grant per token and
+///   an owner per grant, 123 with access and refresh token per grant (measured by
+///   `cargo bench --bench memory`). Tokens are keyed by the first 160 bits of their digest.
 ///
 /// Expiry times are kept with one-second precision, up to the year 2106. Client ids and
 /// owner names are interned and kept for the life of the store.
@@ -213,9 +213,9 @@ impl MemoryStore {
             (None, None)
         };
         GrantState {
-            revoked: grant.revoked,
+            revoked: grant.revoked(),
             expires_at: from_secs(grant.expires_at),
-            created_us: grant.created,
+            created_us: grant.created(),
             subject_cut_off,
             client_cut_off,
         }
@@ -259,12 +259,12 @@ impl MemoryStore {
             .as_ref()
             .map_or(NO_OWNER, |o| self.inner.names.intern(o));
         let created = to_micros(record.issued_at);
-        let entry = TokenEntry {
-            grant: record.grant.as_u64(),
+        let entry = TokenEntry::new(
+            record.grant,
             expires_at,
-            issued_at: to_secs(record.issued_at),
-            kind: record.kind,
-        };
+            to_secs(record.issued_at),
+            record.kind,
+        );
         // Lock order everywhere: owners, then shards by ascending index. (The grant's shard
         // first, then the token's, deadlocked two issues whose grant and token shards
         // crossed.)
@@ -283,15 +283,9 @@ impl MemoryStore {
                 (lock(&shards[grant_index]), Some(token_shard))
             }
         };
-        let fresh = GrantEntry {
-            client,
-            owner,
-            expires_at,
-            revoked: false,
-            created,
-        };
+        let fresh = GrantEntry::new(client, owner, expires_at, created);
         let new_grant = match grant_shard.grants.get_mut(&GrantKey::of(record.grant)) {
-            Some(g) if g.revoked || self.state(g).is_cut_off() => return false,
+            Some(g) if g.revoked() || self.state(g).is_cut_off() => return false,
             Some(g) if g.expires_at <= now => {
                 // A stale entry not yet purged: the grant starts anew.
                 if self.state(&fresh).is_cut_off() {
@@ -324,7 +318,12 @@ impl MemoryStore {
         if let (true, Some(mut owners)) = (new_grant, owners) {
             // A grant new to the shard is new to its owner's list too (a purged grant leaves
             // the list with it): a push, not a scan of the owner's other grants.
-            owners.entry(owner).or_default().push(record.grant);
+            // Grown by a quarter rather than doubled: most owners hold a few grants.
+            let list = owners.entry(owner).or_default();
+            if list.len() == list.capacity() {
+                list.reserve_exact(list.len() / 4 + 1);
+            }
+            list.push(record.grant);
         }
         true
     }
@@ -333,12 +332,12 @@ impl MemoryStore {
         let (entry, grant) = self.held(token)?;
         Some(Held {
             record: TokenRecord {
-                kind: entry.kind,
+                kind: entry.kind(),
                 client_id: self.inner.names.name(grant.client),
                 grant: entry.grant(),
                 owner: (grant.owner != NO_OWNER).then(|| self.inner.names.name(grant.owner)),
                 expires_at: from_secs(entry.expires_at()),
-                issued_at: from_secs(entry.issued_at),
+                issued_at: from_secs(entry.issued_at()),
             },
             grant: self.state(&grant),
         })
@@ -354,12 +353,12 @@ impl MemoryStore {
         if self.inner.names.id(rule.client_id) != Some(grant.client) {
             return Applied::IssuedToAnotherClient;
         }
-        let scope = rule.scope_for(entry.kind);
+        let scope = rule.scope_for(entry.kind());
         let expires_at = match scope {
             RevocationScope::Grant => {
                 let mut shard = self.grant_shard(entry.grant());
                 match shard.grants.get_mut(&GrantKey::of(entry.grant())) {
-                    Some(g) if !g.revoked => g.revoked = true,
+                    Some(g) if !g.revoked() => g.revoke(),
                     _ => return Applied::NotActive,
                 }
                 grant.expires_at
@@ -373,7 +372,7 @@ impl MemoryStore {
             }
         };
         Applied::Revoked {
-            kind: entry.kind,
+            kind: entry.kind(),
             facts: self.facts(scope, entry.grant(), &grant, expires_at, rule.report),
         }
     }
@@ -383,18 +382,13 @@ impl MemoryStore {
         // later is refused; it is purged an hour from now.
         let now_secs = to_secs(now);
         let mut shard = self.grant_shard(grant);
-        let entry = shard
-            .grants
-            .entry(GrantKey::of(grant))
-            .or_insert(GrantEntry {
-                client: NO_OWNER,
-                owner: NO_OWNER,
-                expires_at: now_secs.saturating_add(3600),
-                revoked: true,
-                created: 0,
-            });
+        let entry = shard.grants.entry(GrantKey::of(grant)).or_insert_with(|| {
+            let mut unseen = GrantEntry::new(NO_OWNER, NO_OWNER, now_secs.saturating_add(3600), 0);
+            unseen.revoke();
+            unseen
+        });
         let was = *entry;
-        entry.revoked = true;
+        entry.revoke();
         drop(shard);
         if !self.state(&was).is_live(now) {
             return Vec::new();
@@ -423,9 +417,9 @@ impl MemoryStore {
         for &id in list {
             let mut shard = self.grant_shard(id);
             if let Some(g) = shard.grants.get_mut(&GrantKey::of(id)) {
-                if g.client == client && !g.revoked {
+                if g.client == client && !g.revoked() {
                     let was = *g;
-                    g.revoked = true;
+                    g.revoke();
                     if self.state(&was).is_live(now) {
                         revoked.push((id, was));
                     }

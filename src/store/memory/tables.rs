@@ -22,18 +22,19 @@ pub(super) struct Shard {
     pub(super) grants: HashMap<GrantKey, GrantEntry, BuildHasherDefault<MixHasher>>,
 }
 
-/// A token's key: the first 24 bytes (192 bits) of its SHA-256 [`TokenHash`].
+/// A token's key: the first 20 bytes (160 bits) of its SHA-256 [`TokenHash`].
 ///
-/// 192 bits leave no practical room for a collision among the tokens held (about 2^-150 at
-/// a billion tokens) nor for forging a token whose key matches one held (about 2^160 work
-/// even against a billion of them), and save 8 bytes a slot over the full digest.
+/// 160 bits leave no practical room for a collision among the tokens held (about 2^-100 at
+/// a billion tokens) nor for forging a token whose key matches one held (about 2^130 work
+/// even against a billion of them: every key is a digest of 256 random bits, none chosen
+/// by a client), and save 12 bytes a slot over the full digest.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) struct TokenKey(pub(super) [u8; 24]);
+pub(super) struct TokenKey(pub(super) [u8; 20]);
 
 impl TokenKey {
     pub(super) fn of(token: &TokenHash) -> Self {
-        let mut key = [0u8; 24];
-        key.copy_from_slice(&token.as_bytes()[..24]);
+        let mut key = [0u8; 20];
+        key.copy_from_slice(&token.as_bytes()[..20]);
         Self(key)
     }
 }
@@ -66,25 +67,63 @@ impl std::hash::Hash for GrantKey {
     }
 }
 
-// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 41 bytes
-// instead of 48 and a grant's 21 instead of 24. Fields are only ever copied out, never
-// borrowed.
+// Both entries are byte-aligned (`packed`): with their keys, a token's slot is 36 bytes
+// and a grant's 28, instead of 40 and 32 aligned. Fields are only ever copied out, never
+// borrowed. A token's kind shares a word with its lifetime, and a grant's revocation flag
+// with its creation time.
 #[repr(C, packed)]
 #[derive(Clone, Copy)]
 pub(super) struct TokenEntry {
     pub(super) grant: u64,
     pub(super) expires_at: u32,
-    pub(super) issued_at: u32,
-    pub(super) kind: TokenKind,
+    /// The top bit: a refresh token; the other 31: `expires_at - issued_at` in seconds, or
+    /// [`UNKNOWN_ISSUE`] when the issue time is not known (the epoch).
+    span: u32,
 }
 
+/// The span of a token whose issue time is not known (or is more than 68 years before
+/// its expiry).
+const UNKNOWN_ISSUE: u32 = 0x7fff_ffff;
+const REFRESH: u32 = 0x8000_0000;
+
 impl TokenEntry {
+    pub(super) fn new(grant: GrantId, expires_at: u32, issued_at: u32, kind: TokenKind) -> Self {
+        let lifetime = match issued_at {
+            0 => UNKNOWN_ISSUE,
+            issued => expires_at.saturating_sub(issued).min(UNKNOWN_ISSUE),
+        };
+        let kind = match kind {
+            TokenKind::AccessToken => 0,
+            TokenKind::RefreshToken => REFRESH,
+        };
+        Self {
+            grant: grant.as_u64(),
+            expires_at,
+            span: kind | lifetime,
+        }
+    }
+
     pub(super) fn grant(&self) -> GrantId {
         GrantId::from_u64(self.grant)
     }
 
     pub(super) fn expires_at(&self) -> u32 {
         self.expires_at
+    }
+
+    pub(super) fn kind(&self) -> TokenKind {
+        match self.span & REFRESH {
+            0 => TokenKind::AccessToken,
+            _ => TokenKind::RefreshToken,
+        }
+    }
+
+    /// The issue time in seconds since the epoch; 0 when not known.
+    pub(super) fn issued_at(&self) -> u32 {
+        match self.span & !REFRESH {
+            UNKNOWN_ISSUE => 0,
+            lifetime => self.expires_at.saturating_sub(lifetime),
+        }
     }
 }
 
@@ -94,9 +133,33 @@ pub(super) struct GrantEntry {
     pub(super) client: u32,
     pub(super) owner: u32,
     pub(super) expires_at: u32,
-    pub(super) revoked: bool,
-    /// When its first token was issued, in µs since the epoch (bulk revocations' cut-offs).
-    pub(super) created: u64,
+    /// When its first token was issued, in µs since the epoch (bulk revocations'
+    /// cut-offs), shifted left by one; the low bit: revoked.
+    stamp: u64,
+}
+
+impl GrantEntry {
+    pub(super) fn new(client: u32, owner: u32, expires_at: u32, created_us: u64) -> Self {
+        Self {
+            client,
+            owner,
+            expires_at,
+            // µs since the epoch fit 63 bits for 290,000 years.
+            stamp: created_us.min(u64::MAX >> 1) << 1,
+        }
+    }
+
+    pub(super) fn revoked(&self) -> bool {
+        self.stamp & 1 == 1
+    }
+
+    pub(super) fn revoke(&mut self) {
+        self.stamp |= 1;
+    }
+
+    pub(super) fn created(&self) -> u64 {
+        self.stamp >> 1
+    }
 }
 
 /// Client ids and owner names, each kept once, by a number.

@@ -121,10 +121,40 @@ async fn an_owners_list_holds_each_grant_once() {
 
 #[test]
 fn slots_are_small() {
-    // What one slot of each table holds (the tables add one control byte a slot).
-    // 41 since tokens keep when they were issued (introspection's `iat`).
-    assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 41);
-    assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 29);
+    // What one slot of each table holds (the tables add one control byte a slot): a
+    // 160-bit key, the grant, the expiry, the kind with the lifetime; a grant's id, its
+    // client, owner, expiry, and its creation time with the revocation flag.
+    assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 36);
+    assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 28);
+}
+
+#[test]
+fn packed_entries_give_back_what_they_were_given() {
+    let grant = GrantId::from_u64(u64::MAX);
+    for kind in [TokenKind::AccessToken, TokenKind::RefreshToken] {
+        for (expires, issued, back) in [
+            (1_800_003_600, 1_800_000_000, 1_800_000_000),
+            (1_800_000_000, 0, 0),                         // not known
+            (1_800_000_000, 1_800_000_005, 1_800_000_000), // after its expiry: at it
+            (u32::MAX, 1, 0),                              // over 68 years: not known
+            (u32::MAX, u32::MAX - 1, u32::MAX - 1),
+        ] {
+            let entry = TokenEntry::new(grant, expires, issued, kind);
+            assert_eq!(entry.kind(), kind);
+            assert_eq!(entry.grant(), grant);
+            assert_eq!(entry.expires_at(), expires);
+            assert_eq!(entry.issued_at(), back, "{expires} {issued}");
+        }
+    }
+    for created in [0, 1, 1_800_000_000_123_456, u64::MAX >> 1] {
+        let mut entry = GrantEntry::new(1, 2, 3, created);
+        assert!(!entry.revoked());
+        assert_eq!(entry.created(), created);
+        entry.revoke();
+        assert!(entry.revoked());
+        assert_eq!(entry.created(), created);
+        assert_eq!((entry.client, entry.owner, entry.expires_at), (1, 2, 3));
+    }
 }
 
 #[tokio::test]
