@@ -3,7 +3,9 @@
 //! token's digest), then looked up by `(iss, jti)` (`JwtCheck`, a server sharing the
 //! store); a JWT never seen (cold: the Ed25519 signature and claims checked, `validate`)
 //! then checked against a replica of revocations (`set::replica::Revocations`, a resource
-//! server elsewhere: no network call); and reading a key set from its JWKS document.
+//! server elsewhere: no network call); a JWT seen before at such a resource server
+//! (`RemoteTokenCheck`, warm: its keys fetched once from a loopback issuer, the claims
+//! cached); and reading a key set from its JWKS document.
 //!
 //! ```text
 //! cargo bench --all-features --bench jwt
@@ -17,10 +19,14 @@ use std::{
 };
 
 use tower_oauth_revoke::{
+    guard::remote::RemoteGuard,
     guard::TokenCheck,
     jose::{KeySet, SigningKey},
     jwt::{validate, JwtAccessTokens, JwtCheck},
-    set::replica::Revocations,
+    set::{
+        receive::SetVerifier,
+        replica::{RemoteTokenCheck, Revocations},
+    },
     store::{GrantId, MemoryStore, TokenKind, TokenRecord, TokenStore},
 };
 
@@ -69,8 +75,10 @@ fn main() {
         let shared = JwtCheck::new(store.clone(), jwts.clone());
         let keys = KeySet::from_jwks(&key.jwks()).unwrap();
         let revocations = Revocations::default();
+        let (remote, remote_jwt) = resource_server(&key).await;
 
         let (mut o, mut s, mut r, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut w = Vec::new();
         for _ in 0..7 {
             let start = Instant::now();
             for _ in 0..calls {
@@ -92,6 +100,12 @@ fn main() {
             }
             r.push(start.elapsed());
 
+            let start = Instant::now();
+            for _ in 0..calls {
+                black_box(remote.check(black_box(&remote_jwt)).await.unwrap().unwrap());
+            }
+            w.push(start.elapsed());
+
             let jwks = key.jwks();
             let start = Instant::now();
             for _ in 0..calls / 10 {
@@ -112,7 +126,41 @@ fn main() {
             "  JWT never seen (cold: signature) + replica   {replica:>7.2} µs  ({:.2}x)",
             replica / opaque
         );
+        let warm = per_call(w, calls);
+        println!(
+            "  JWT seen before at a resource server (warm)  {warm:>7.2} µs  ({:.2}x)",
+            warm / opaque
+        );
         let cold = per_call(c, calls / 10);
         println!("  cold: reading the key set from its JWKS      {cold:>7.2} µs  (once per key set fetch)");
     });
+}
+
+/// A resource server's check of the JWTs an issuer on loopback signs with `key` (it serves
+/// its metadata and JWKS, nothing else), and one such JWT, checked once (warm).
+async fn resource_server(key: &SigningKey) -> (RemoteTokenCheck, String) {
+    use axum::{routing::get, Json, Router};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let metadata = serde_json::json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let jwks: serde_json::Value = serde_json::from_str(&key.jwks()).unwrap();
+    let app = Router::new()
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(move || std::future::ready(Json(metadata.clone()))),
+        )
+        .route("/jwks", get(move || std::future::ready(Json(jwks.clone()))));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let introspection = RemoteGuard::builder(&issuer, "rs", "secret")
+        .build()
+        .unwrap();
+    let check = RemoteTokenCheck::new(
+        SetVerifier::new(&issuer, None).unwrap(),
+        Revocations::default(),
+        introspection,
+    );
+    let jwts = JwtAccessTokens::new(issuer.as_str(), "https://api.example", key.clone());
+    let jwt = jwts.issue(&MemoryStore::new(), record()).await.unwrap();
+    assert!(check.check(&jwt).await.unwrap().is_some(), "the JWT checks");
+    (check, jwt)
 }

@@ -211,24 +211,24 @@ impl TokenCheck for RemoteTokenCheck {
         &self,
         token: &str,
     ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static {
-        let this = self.clone();
-        let jwt = looks_like_jwt(token).then(|| token.to_owned());
-        let opaque = if jwt.is_none() {
-            Some(self.introspection.check(token))
-        } else {
-            None
+        use futures_util::future::Either;
+        // A token that verified before (only a verified JWT is in the cache, so its shape
+        // needs no second look): no signature check, the revocations still are; answered
+        // at once, without copying the token or the claims.
+        let hash = token.starts_with("eyJ").then(|| TokenHash::of(token));
+        if let Some(verified) = hash.as_ref().and_then(|h| self.verified.get(h)) {
+            let active = !self.revocations.is_revoked(&verified.claims);
+            return Either::Left(Either::Right(std::future::ready(Ok(
+                active.then(|| verified.record.clone())
+            ))));
+        }
+        let (Some(hash), true) = (hash, looks_like_jwt(token)) else {
+            return Either::Left(Either::Left(self.introspection.check(token)));
         };
-        async move {
-            if let Some(opaque) = opaque {
-                return opaque.await;
-            }
-            let token = jwt.expect("a JWT");
+        let this = self.clone();
+        let token = token.to_owned();
+        Either::Right(async move {
             let issuer = this.verifier.issuer().to_owned();
-            // A token that verified before: no signature check, the revocations still are.
-            let hash = TokenHash::of(&token);
-            if let Some(claims) = this.verified.get(&hash) {
-                return Ok((!this.revocations.is_revoked(&claims)).then(|| claims.to_record()));
-            }
             let keys = this.verifier.keys();
             if keys.is_empty() || keys.names_unknown_key(&token) {
                 if let Err(e) = this.verifier.refresh_keys(false).await {
@@ -242,9 +242,9 @@ impl TokenCheck for RemoteTokenCheck {
             let verified = validate(&keys, &token, &issuer, this.audience.as_deref())
                 .map(|claims| this.verified.insert(hash, claims));
             match verified {
-                Ok(claims) if !this.revocations.is_revoked(&claims) => Ok(Some(claims.to_record())),
+                Ok(v) if !this.revocations.is_revoked(&v.claims) => Ok(Some(v.record.clone())),
                 _ => Ok(None),
             }
-        }
+        })
     }
 }
