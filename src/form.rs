@@ -306,6 +306,17 @@ where
     Ok((bytes, params))
 }
 
+/// Reads a body of at most `limit` bytes (any content): [`FormRejection::TooLarge`],
+/// [`TimedOut`](FormRejection::TimedOut) or [`Unreadable`](FormRejection::Unreadable) when
+/// it cannot.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, FormRejection>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    read_limited(body, limit).await.map_err(body_error)
+}
+
 fn body_error(err: BoxError) -> FormRejection {
     if err.downcast_ref::<LengthLimitError>().is_some() {
         return FormRejection::TooLarge;

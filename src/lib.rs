@@ -41,6 +41,8 @@
 //! layer can be read knowing only the ones under it.
 //!
 //! ```text
+//!  8  SOAP              soap
+//!                          WSO2's OAuthAdminService for resource owners
 //!  7  services          revoke  introspect  metadata  owner  admin  set  serve
 //!                          revocation, introspection, server metadata, owner and admin
 //!                          revocation, Security Event Tokens, the accept loop
@@ -108,6 +110,9 @@ pub mod serve;
 #[cfg(feature = "set")]
 #[cfg_attr(docsrs, doc(cfg(feature = "set")))]
 pub mod set;
+#[cfg(feature = "soap")]
+#[cfg_attr(docsrs, doc(cfg(feature = "soap")))]
+pub mod soap;
 pub mod store;
 mod token;
 pub mod trace;

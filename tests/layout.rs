@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("pipeline, guards", &["endpoint", "guard", "trace"]),
     ("JWT",              &["jwt"]),
     ("services",         &["revoke", "introspect", "metadata", "owner", "admin", "set", "serve"]),
+    ("SOAP",             &["soap"]),
 ];
 
 /// Items of the crate root that modules may name as `crate::<Item>`, with the module whose

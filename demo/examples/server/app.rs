@@ -222,6 +222,8 @@ pub(crate) async fn app(
             Ok::<_, Infallible>(response.map(Full::new))
         }));
 
+    let soap_routes =
+        crate::soap::routes(store.clone(), registry.clone(), users.clone(), issuer_url);
     let owner_api =
         OwnerAuthorizations::new(store, registry.clone()).mount_path("/users/me/authorizations");
     let sessions = Sessions::new(!args.plain);
@@ -309,6 +311,7 @@ pub(crate) async fn app(
         .route_service("/admin/revocations", admin)
         .route_service("/userinfo", userinfo)
         .merge(owner_routes)
+        .merge(soap_routes)
         .merge(account::routes(sessions, users))
         .fallback(|| async {
             let response: http::Response<Full<Bytes>> =

@@ -21,6 +21,7 @@ mod app;
 mod config;
 mod logfmt;
 mod session;
+mod soap;
 mod store;
 mod tokens;
 mod users;
