@@ -96,6 +96,21 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn keeps_the_event_log_contract() {
+    let Some((store, prefix)) = shared_store("event-log").await else {
+        return;
+    };
+    conformance::event_log(store).await;
+    let url = redis_url();
+    let mut conn = raw_connection(&url).await;
+    for key in keys_of(&url, &prefix).await {
+        let ttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(ttl > 0, "{key} expires");
+    }
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
 async fn keys_hold_only_hashes_and_all_expire() {
     let Some((store, prefix)) = shared_store("layout").await else {
         return;

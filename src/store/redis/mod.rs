@@ -37,6 +37,7 @@ use super::{
     hex_string, GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
 };
 
+mod delivery;
 mod relay;
 mod scripts;
 
@@ -339,6 +340,12 @@ impl RedisStore {
         }
     }
 }
+/// 128 random bits (hex) for a script that logs changes: each entry's stable id is drawn
+/// from them.
+fn entry_seed() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 fn now_secs() -> u64 {
     to_secs(SystemTime::now())
 }
@@ -456,6 +463,7 @@ impl Backend for RedisStore {
                     .arg(config.tombstone_secs)
                     .arg(&hex)
                     .arg(rule.jti.unwrap_or(""))
+                    .arg(entry_seed())
                     .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await
@@ -502,6 +510,7 @@ impl Backend for RedisStore {
                             .arg(config.tombstone_secs)
                             .arg(&config.tag)
                             .arg(grant.to_string())
+                            .arg(entry_seed())
                             .arg(&config.node)
                             .invoke_async(&mut conn)
                             .await
@@ -532,6 +541,7 @@ impl Backend for RedisStore {
                             .arg(config.tombstone_secs)
                             .arg(owner)
                             .arg(&by)
+                            .arg(entry_seed())
                             .arg(&config.node)
                             .invoke_async(&mut conn)
                             .await
@@ -569,6 +579,7 @@ impl Backend for RedisStore {
                     .arg(name)
                     .arg(&by)
                     .arg(config.tombstone_secs)
+                    .arg(entry_seed())
                     .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await
