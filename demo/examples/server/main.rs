@@ -53,7 +53,7 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers
-    /// share one revocation state.
+    /// share one revocation state; events are pushed and polled from its stream by cursor.
     #[arg(long, value_name = "URL", conflicts_with = "postgres")]
     redis: Option<String>,
     /// The prefix of every Redis key of this server's store (its hash tag): servers that
