@@ -14,6 +14,10 @@
 //!
 //! The database is a fresh one on the PostgreSQL at 127.0.0.1:5432 (`DATABASE_URL`'s server;
 //! `.ci/run` makes sure one answers), dropped at the end.
+//!
+//! Delivery from the store's log is checked on Redis too (`--redis`, from its stream by
+//! cursor), each test under a key prefix of its own: two servers sharing one receiver and
+//! one poll queue, and a SET whose server was killed before it could push it.
 
 mod common;
 
@@ -39,27 +43,31 @@ struct Tokens {
     refresh: String,
 }
 
-/// The demo server on `database`, and a client for it.
+/// The arguments that name the servers' store: `--postgres URL`, or `--redis URL
+/// --redis-key-prefix P`.
+struct Store(Vec<String>);
+
+impl Store {
+    fn postgres(database: &Database) -> Self {
+        Self(vec!["--postgres".to_owned(), database.url()])
+    }
+}
+
+/// The demo server on a store, and a client for it.
 struct Demo {
     process: Process,
     http: reqwest::Client,
 }
 
 impl Demo {
-    fn start(binary: &std::path::Path, database: &str, webhook: &str) -> Self {
-        Self::start_with(binary, database, webhook, &[])
+    fn start(binary: &std::path::Path, store: &Store, webhook: &str) -> Self {
+        Self::start_with(binary, store, webhook, &[])
     }
 
-    fn start_with(binary: &std::path::Path, database: &str, webhook: &str, more: &[&str]) -> Self {
-        let mut args = vec![
-            "--plain",
-            "--listen",
-            "127.0.0.1:0",
-            "--postgres",
-            database,
-            "--event-webhook",
-            webhook,
-        ];
+    fn start_with(binary: &std::path::Path, store: &Store, webhook: &str, more: &[&str]) -> Self {
+        let mut args = vec!["--plain", "--listen", "127.0.0.1:0"];
+        args.extend(store.0.iter().map(String::as_str));
+        args.extend(["--event-webhook", webhook]);
         args.extend_from_slice(more);
         Self {
             process: Process::start(binary, &args),
@@ -214,7 +222,8 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
         }
     });
     let mut fates: Vec<(Tokens, Fate)> = Vec::new();
-    let mut demo = Demo::start(&binary, &database.url(), &webhook);
+    let store = Store::postgres(&database);
+    let mut demo = Demo::start(&binary, &store, &webhook);
     for round in 0..ROUNDS {
         // New grants this round, on the server as it is now.
         let mut fresh = Vec::new();
@@ -270,7 +279,7 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
             fates.push((tokens, fate));
         }
         // Started again on the same database: everything promised holds.
-        let again = Demo::start(&binary, &database.url(), &webhook);
+        let again = Demo::start(&binary, &store, &webhook);
         let (mut revoked, mut kept, mut in_flight) = (0, 0, 0);
         for (tokens, fate) in &fates {
             let alive = again.alive(tokens).await;
@@ -332,9 +341,6 @@ async fn a_killed_server_on_postgres_loses_no_revocation_and_no_token() {
     demo.kill();
 }
 
-/// Two servers on one database: a revocation at either is pushed once, by one of them (the
-/// holder of the receiver's cursor), in order; both answer the same poll queue, with the
-/// same jtis, and acknowledgements made at one hold at the other and after both are killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue() {
     let Some(database) = Database::create("tor_two_nodes") else {
@@ -344,13 +350,20 @@ async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue
         );
         return;
     };
+    two_servers_push_each_set_once_and_share_one_poll_queue(&Store::postgres(&database)).await;
+}
+
+/// Two servers on one store: a revocation at either is pushed once, by one of them (the
+/// holder of the receiver's cursor), in order; both answer the same poll queue, with the
+/// same jtis, and acknowledgements made at one hold at the other and after both are killed.
+async fn two_servers_push_each_set_once_and_share_one_poll_queue(store: &Store) {
     let binary = tokio::task::spawn_blocking(|| example_binary("server"))
         .await
         .unwrap();
     let (hook, mut pushes) = set_receiver().await;
     let webhook = format!("http://{hook}/events");
-    let mut a = Demo::start(&binary, &database.url(), &webhook);
-    let mut b = Demo::start(&binary, &database.url(), &webhook);
+    let mut a = Demo::start(&binary, store, &webhook);
+    let mut b = Demo::start(&binary, store, &webhook);
 
     // Revoked at A and at B in turn: each pushed once, in the order revoked.
     let mut revoked = Vec::new();
@@ -400,7 +413,7 @@ async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue
     // Both killed; what was not acknowledged is still there after a restart.
     a.kill();
     b.kill();
-    let c = Demo::start(&binary, &database.url(), &webhook);
+    let c = Demo::start(&binary, store, &webhook);
     assert_eq!(c.poll(&[]).await, expected, "kept across a restart");
     let all: Vec<String> = expected.clone();
     assert!(c.poll(&all).await.is_empty(), "everything acknowledged");
@@ -422,8 +435,6 @@ async fn two_servers_on_one_database_push_each_set_once_and_share_one_poll_queue
     c.kill();
 }
 
-/// Every client that reads events has its own queue in the store: one acknowledging
-/// takes nothing from another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_receiving_client_polls_its_own_queue() {
     let Some(database) = Database::create("tor_receivers") else {
@@ -433,6 +444,12 @@ async fn each_receiving_client_polls_its_own_queue() {
         );
         return;
     };
+    each_receiving_client_polls_its_own_queue_on(&Store::postgres(&database)).await;
+}
+
+/// Every client that reads events has its own queue in the store: one acknowledging
+/// takes nothing from another.
+async fn each_receiving_client_polls_its_own_queue_on(store: &Store) {
     let binary = tokio::task::spawn_blocking(|| example_binary("server"))
         .await
         .unwrap();
@@ -463,12 +480,7 @@ password = "{}"
     let (hook, _pushes) = set_receiver().await;
     let webhook = format!("http://{hook}/events");
     let config_path = config.to_str().unwrap().to_owned();
-    let mut demo = Demo::start_with(
-        &binary,
-        &database.url(),
-        &webhook,
-        &["--config", &config_path],
-    );
+    let mut demo = Demo::start_with(&binary, store, &webhook, &["--config", &config_path]);
     for _ in 0..3 {
         let tokens = demo.password_grant().await;
         assert_eq!(demo.revoke(&tokens.refresh).await, Some(200));
@@ -486,4 +498,152 @@ password = "{}"
     );
     demo.kill();
     let _ = std::fs::remove_file(&config);
+}
+
+/// A fresh key prefix on the Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), its
+/// keys deleted at the end; `None` (after a notice) without a Redis.
+#[cfg(feature = "redis")]
+struct RedisKeys {
+    url: String,
+    prefix: String,
+}
+
+#[cfg(feature = "redis")]
+impl RedisKeys {
+    async fn new(test: &str) -> Option<Self> {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let prefix = format!("tor-test-{test}-{:016x}", rand::random::<u64>());
+        let client = redis::Client::open(url.as_str()).expect("REDIS_URL is a Redis URL");
+        let answers = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await;
+        if !matches!(answers, Ok(Ok(_))) {
+            skip_or_fail("SKIP_REDIS_TESTS", &format!("no Redis at {url}"));
+            return None;
+        }
+        Some(Self { url, prefix })
+    }
+
+    fn store(&self) -> Store {
+        Store(vec![
+            "--redis".to_owned(),
+            self.url.clone(),
+            "--redis-key-prefix".to_owned(),
+            self.prefix.clone(),
+        ])
+    }
+
+    async fn delete(self) {
+        use redis::AsyncCommands as _;
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let mut keys: Vec<String> = Vec::new();
+        let mut found: redis::AsyncIter<'_, String> = conn
+            .scan_match(format!("{{{}}}:*", self.prefix))
+            .await
+            .unwrap();
+        while let Some(key) = found.next_item().await {
+            keys.push(key.unwrap());
+        }
+        drop(found);
+        if !keys.is_empty() {
+            let _: () = conn.del(keys).await.unwrap();
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_redis_push_each_set_once_and_share_one_poll_queue() {
+    let Some(keys) = RedisKeys::new("two-nodes").await else {
+        return;
+    };
+    two_servers_push_each_set_once_and_share_one_poll_queue(&keys.store()).await;
+    keys.delete().await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_receiving_client_polls_its_own_queue_on_redis() {
+    let Some(keys) = RedisKeys::new("receivers").await else {
+        return;
+    };
+    each_receiving_client_polls_its_own_queue_on(&keys.store()).await;
+    keys.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_its_server_was_killed_before_pushing_is_pushed_by_the_next_on_postgres() {
+    let Some(database) = Database::create("tor_killed_push") else {
+        skip_or_fail(
+            "SKIP_POSTGRES_TESTS",
+            "no PostgreSQL answers at DATABASE_URL's server",
+        );
+        return;
+    };
+    a_set_its_server_was_killed_before_pushing_is_pushed_by_the_next(&Store::postgres(&database))
+        .await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_its_server_was_killed_before_pushing_is_pushed_by_the_next_on_redis() {
+    let Some(keys) = RedisKeys::new("killed-push").await else {
+        return;
+    };
+    a_set_its_server_was_killed_before_pushing_is_pushed_by_the_next(&keys.store()).await;
+    keys.delete().await;
+}
+
+/// A server whose receiver turned its SET away (503) is killed (SIGKILL) before it could
+/// push again; the receiver comes back, and a new server on the same store pushes that SET
+/// (once its predecessor's lease ran out), with the jti the log gave it, and the next one
+/// after it.
+async fn a_set_its_server_was_killed_before_pushing_is_pushed_by_the_next(store: &Store) {
+    let binary = tokio::task::spawn_blocking(|| example_binary("server"))
+        .await
+        .unwrap();
+    let (hook, mut pushes, mut gate) = common::gated_set_receiver(false).await;
+    let webhook = format!("http://{hook}/events");
+    let mut a = Demo::start(&binary, store, &webhook);
+    let tokens = a.password_grant().await;
+    assert_eq!(a.revoke(&tokens.refresh).await, Some(200));
+    // A tried to push it, and the receiver turned it away: not delivered when A dies.
+    tokio::time::timeout(Duration::from_secs(20), gate.refused.wait_for(|n| *n > 0))
+        .await
+        .expect("A tries to push the SET")
+        .unwrap();
+    let polled = a.poll(&[]).await;
+    assert_eq!(polled.len(), 1, "one SET logged");
+    a.kill();
+    assert!(
+        pushes.try_recv().is_err(),
+        "nothing delivered before A died"
+    );
+    gate.gate.send(true).unwrap();
+
+    let b = Demo::start(&binary, store, &webhook);
+    let claims = tokio::time::timeout(Duration::from_secs(30), pushes.recv())
+        .await
+        .expect("the SET pushed by the next server")
+        .unwrap();
+    assert_eq!(
+        claims["jti"].as_str(),
+        Some(polled[0].as_str()),
+        "the SET A logged, with its one jti"
+    );
+    let grant = claims["events"][GRANT_REVOKED]["subject"]["grant"]["id"].as_str();
+    assert!(grant.is_some(), "a grant-revoked SET: {claims}");
+    // And B goes on with what is logged after it.
+    let next = b.password_grant().await;
+    assert_eq!(b.revoke(&next.refresh).await, Some(200));
+    let claims = tokio::time::timeout(Duration::from_secs(20), pushes.recv())
+        .await
+        .expect("the next SET pushed")
+        .unwrap();
+    assert_ne!(claims["jti"].as_str(), Some(polled[0].as_str()));
+    let mut b = b;
+    b.kill();
 }

@@ -105,6 +105,14 @@ async fn passes_the_conformance_suite() {
     conformance::run(|| store.clone()).await;
 }
 
+#[tokio::test]
+async fn keeps_the_event_log_contract() {
+    let Some((store, _schema)) = shared_store("event_log").await else {
+        return;
+    };
+    conformance::event_log(store).await;
+}
+
 /// `DATABASE_URL` with its host and port replaced by `addr`.
 fn url_through(addr: SocketAddr) -> String {
     let url = database_url();

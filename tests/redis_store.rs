@@ -96,6 +96,89 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn keeps_the_event_log_contract() {
+    let Some((store, prefix)) = shared_store("event-log").await else {
+        return;
+    };
+    conformance::event_log(store).await;
+    let url = redis_url();
+    let mut conn = raw_connection(&url).await;
+    for key in keys_of(&url, &prefix).await {
+        let ttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(ttl > 0, "{key} expires");
+    }
+    delete_keys(&url, &prefix).await;
+}
+
+/// Stream ids map to positions in order even where a millisecond's sequence numbers run
+/// out (the next entry takes the next millisecond), and an entry written without an id
+/// (by an earlier version) gets a stable one, which acknowledges it.
+#[tokio::test]
+async fn log_positions_stay_in_order_past_a_full_millisecond_and_every_entry_has_an_id() {
+    use tower_oauth_revoke::store::log::EventLog;
+    let Some((store, prefix)) = shared_store("log-ids").await else {
+        return;
+    };
+    let url = redis_url();
+    let mut conn = raw_connection(&url).await;
+    let log = format!("{{{prefix}}}:log");
+    let start = store.cursor("poll check").await.unwrap();
+    // The last sequence number of a millisecond a minute ahead, without an `i`.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let ms = now.as_millis() as u64 + 60_000;
+    let old = GrantId::random();
+    let payload = format!(
+        r#"{{"k":"g","g":"{old}","c":"app","o":"","b":"s","x":"{}","at":"{}","n":"elsewhere"}}"#,
+        now.as_secs() + 600,
+        now.as_micros()
+    );
+    let _: String = conn
+        .xadd(&log, format!("{ms}-1048575"), &[("e", payload)])
+        .await
+        .unwrap();
+    let grant = GrantId::random();
+    store
+        .issue(
+            TokenHash::of(&random_token("log-ids")),
+            TokenRecord::new(TokenKind::RefreshToken, "app", grant, in_secs(600)),
+        )
+        .await
+        .unwrap();
+    store.revoke_grant(grant).await.unwrap();
+
+    let entries = store.read_after(start, 10).await.unwrap();
+    let grants: Vec<_> = entries.iter().map(|e| e.event.revoked.grant()).collect();
+    assert_eq!(grants, [Some(old), Some(grant)], "both entries, in order");
+    assert_eq!(entries[0].position, ms << 20 | 1_048_575);
+    assert_eq!(
+        entries[1].position,
+        (ms + 1) << 20,
+        "the next millisecond once a millisecond's sequence numbers ran out"
+    );
+    let last: redis::streams::StreamRangeReply =
+        conn.xrevrange_count(&log, "+", "-", 1).await.unwrap();
+    assert_eq!(last.ids[0].id, format!("{}-0", ms + 1));
+    assert_eq!(
+        store.read_after(start, 10).await.unwrap(),
+        entries,
+        "the same ids on every read, an old entry's too"
+    );
+    assert_ne!(entries[0].id, entries[1].id);
+    store
+        .acknowledge("poll check", &[(entries[0].position, entries[0].id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cursor("poll check").await.unwrap(),
+        entries[0].position,
+        "an old entry's id acknowledges it"
+    );
+    delete_keys(&url, &prefix).await;
+}
+
+#[tokio::test]
 async fn keys_hold_only_hashes_and_all_expire() {
     let Some((store, prefix)) = shared_store("layout").await else {
         return;

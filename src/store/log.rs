@@ -1,8 +1,8 @@
 //! A store's durable log of events, read by cursor: what delivers Security Event Tokens at
 //! least once, whatever node dies.
 //!
-//! A store with a durable log of its changes ([`PostgresStore`](crate::store::PostgresStore)'s
-//! outbox) numbers each entry ([`Logged::position`], in commit order) and gives it a stable
+//! A store with a durable log of its changes (`PostgresStore`'s outbox, `RedisStore`'s
+//! stream) numbers each entry ([`Logged::position`], in commit order) and gives it a stable
 //! id ([`Logged::id`]), the SET's `jti` on every delivery of it. Delivery keeps a named
 //! cursor in the store, every entry up to its position delivered:
 //!
@@ -17,8 +17,10 @@
 //!   records acknowledgements ([`EventLog::acknowledge`]) in the store, so that every node
 //!   returns the same ones.
 //!
-//! The log is bounded by the store's retention (`PostgresStoreBuilder::log_retention`): an
-//! entry older than that is gone, delivered or not.
+//! The log is bounded by the store's retention (`PostgresStoreBuilder::log_retention`; a
+//! day of stream entries on Redis): an entry older than that is gone, delivered or not, and
+//! a cursor behind it reads on from the oldest entry kept. Every store with a log passes
+//! `store::conformance::event_log` (feature `conformance`).
 
 use std::{fmt, time::Duration};
 

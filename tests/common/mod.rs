@@ -466,15 +466,34 @@ pub async fn set_receiver() -> (
     SocketAddr,
     tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 ) {
+    let (addr, rx, _gate) = gated_set_receiver(true).await;
+    (addr, rx)
+}
+
+/// A [`set_receiver`] that answers 503 (take nothing, try again) while its gate is shut:
+/// `gate.send(true)` opens it. [`Gate::refused`] counts the attempts it turned away.
+pub async fn gated_set_receiver(
+    open: bool,
+) -> (
+    SocketAddr,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    Gate,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (gate, opened) = tokio::sync::watch::channel(open);
+    let (count, refused) = tokio::sync::watch::channel(0usize);
     let service = tower::service_fn(move |req: Request<Incoming>| {
-        let tx = tx.clone();
+        let (tx, opened, count) = (tx.clone(), opened.clone(), count.clone());
         async move {
             let body = req.into_body().collect().await.map(|b| b.to_bytes());
             let claims = body
                 .ok()
                 .and_then(|jws| set_claims(&String::from_utf8_lossy(&jws)));
             let status = match claims {
+                Some(_) if !*opened.borrow() => {
+                    count.send_modify(|n| *n += 1);
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 Some(claims) => {
                     let _ = tx.send(claims);
                     StatusCode::ACCEPTED
@@ -486,7 +505,15 @@ pub async fn set_receiver() -> (
             Ok::<_, Infallible>(response)
         }
     });
-    (serve(service).await, rx)
+    (serve(service).await, rx, Gate { gate, refused })
+}
+
+/// The gate of a [`gated_set_receiver`].
+pub struct Gate {
+    /// `true`: SETs are taken.
+    pub gate: tokio::sync::watch::Sender<bool>,
+    /// How many SETs were turned away while it was shut.
+    pub refused: tokio::sync::watch::Receiver<usize>,
 }
 
 /// The claims of a compact JWS, unverified.

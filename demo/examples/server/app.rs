@@ -37,14 +37,49 @@ use tower_oauth_revoke::{
         snapshot::SnapshotService,
         SetIssuer,
     },
-    store::TokenRecord,
-    store::TokenStore,
+    store::{log::EventLog, TokenRecord, TokenStore},
     trace::{LoggedClient, RequestLogLayer},
     RevocationEndpoint,
 };
 
 // ---------------------------------------------------------------------------------------
 // The application.
+
+/// The poll queue and the pushers of a store with a durable log: a cursor per client that
+/// may read events, from the first start on, and one per `--event-webhook`.
+async fn follow_log<S>(
+    store: &S,
+    args: &Args,
+    config: &DemoConfig,
+    issuer: &SetIssuer,
+    flag: &str,
+) -> Result<SetQueue, String>
+where
+    S: EventLog + TokenStore + Clone,
+{
+    let queue = SetQueue::follow(store.clone(), issuer.clone(), "default");
+    for client in config.clients.iter().filter(|c| c.introspect) {
+        queue
+            .open(&client.id)
+            .await
+            .map_err(|e| format!("{flag}: {e}"))?;
+    }
+    if !args.event_webhooks.is_empty() {
+        let pusher = Pusher::follow(
+            store.clone(),
+            issuer.clone(),
+            &args.event_webhooks,
+            PushOptions::default(),
+        )
+        .await
+        .map_err(|e| format!("--event-webhook: {e}"))?;
+        // It delivers for as long as it lives: as long as the store.
+        store.events().attach(move |_| {
+            let _ = &pusher;
+        });
+    }
+    Ok(queue)
+}
 
 pub(crate) async fn app(
     args: &Args,
@@ -72,35 +107,13 @@ pub(crate) async fn app(
     // (RFC 8936) and pushed to each --event-webhook (RFC 8935). Set up before serving.
     let set_issuer = SetIssuer::new(issuer_url, key.clone());
     let events = match &store {
-        // PostgreSQL: delivered from the durable outbox by cursor, at least once, whatever
-        // node dies and whichever node a receiver polls.
-        DemoStore::Postgres(pg) => {
-            let queue = SetQueue::follow(pg.clone(), set_issuer.clone(), "default");
-            // Each client that may read events has its own cursor from the first start on.
-            for client in config.clients.iter().filter(|c| c.introspect) {
-                queue
-                    .open(&client.id)
-                    .await
-                    .map_err(|e| format!("--postgres: {e}"))?;
-            }
-            if !args.event_webhooks.is_empty() {
-                let pusher = Pusher::follow(
-                    pg.clone(),
-                    set_issuer.clone(),
-                    &args.event_webhooks,
-                    PushOptions::default(),
-                )
-                .await
-                .map_err(|e| format!("--event-webhook: {e}"))?;
-                // It delivers for as long as it lives: as long as the store.
-                pg.events().attach(move |_| {
-                    let _ = &pusher;
-                });
-            }
-            queue
-        }
-        // Memory and Redis: from this node's events, as they happen.
-        _ => {
+        // PostgreSQL and Redis: delivered from the store's durable log (the outbox, the
+        // stream) by cursor, at least once, whatever node dies and whichever node a
+        // receiver polls.
+        DemoStore::Postgres(pg) => follow_log(pg, args, config, &set_issuer, "--postgres").await?,
+        DemoStore::Redis(redis) => follow_log(redis, args, config, &set_issuer, "--redis").await?,
+        // Memory: from this node's events, as they happen.
+        DemoStore::Memory(_) => {
             let queue = SetQueue::default();
             let pusher = if args.event_webhooks.is_empty() {
                 None

@@ -54,9 +54,18 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Keep tokens in Redis at URL (e.g. redis://127.0.0.1:6379), so that several servers
-    /// share one revocation state.
+    /// share one revocation state; events are pushed and polled from its stream by cursor.
     #[arg(long, value_name = "URL", conflicts_with = "postgres")]
     redis: Option<String>,
+    /// The prefix of every Redis key of this server's store (its hash tag): servers that
+    /// share revocation state and event delivery use the same one.
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "oauth-revoke",
+        requires = "redis"
+    )]
+    redis_key_prefix: String,
     /// Keep tokens in PostgreSQL at URL (e.g. postgres://postgres@127.0.0.1:5432/test),
     /// durably, so that several servers share one revocation state; the schema is
     /// migrated at start.
@@ -178,7 +187,13 @@ async fn run(args: Args) -> Result<(), String> {
 
     let config = load_config(&args)?;
     let key = signing_key(args.signing_key.as_deref())?;
-    let store = open_store(args.redis.as_deref(), args.postgres.as_deref()).await?;
+    let store = open_store(
+        args.redis
+            .as_deref()
+            .map(|url| (url, args.redis_key_prefix.as_str())),
+        args.postgres.as_deref(),
+    )
+    .await?;
     preissue(&store, &config).await?;
     let tls = if args.plain {
         None

@@ -73,11 +73,16 @@ impl TokenStore for DemoStore {
 }
 
 pub(crate) async fn open_store(
-    redis: Option<&str>,
+    redis: Option<(&str, &str)>,
     postgres: Option<&str>,
 ) -> Result<DemoStore, String> {
     match (redis, postgres) {
-        (Some(url), _) => tower_oauth_revoke::store::RedisStore::connect(url)
+        (Some((_, prefix)), _) if prefix.is_empty() || prefix.contains(['{', '}']) => {
+            Err("--redis-key-prefix must be non-empty and free of braces".to_owned())
+        }
+        (Some((url, prefix)), _) => tower_oauth_revoke::store::RedisStore::builder()
+            .key_prefix(prefix)
+            .connect(url)
             .await
             .map(DemoStore::Redis)
             .map_err(|e| format!("cannot use Redis at {url}: {e}")),

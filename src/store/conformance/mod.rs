@@ -4,6 +4,9 @@
 //! message naming the rule that failed. Every name it uses (tokens, clients, owners) is
 //! prefixed with a fresh random value, so that it may run against a shared server.
 //!
+//! A store with a durable log of its events also passes [`event_log`], on a store of its
+//! own: the [`EventLog`](crate::store::log::EventLog) contract that delivery relies on.
+//!
 //! ```
 //! use tower_oauth_revoke::store::{conformance, MemoryStore};
 //!
@@ -26,6 +29,7 @@ use super::{
 
 mod bulk;
 mod events;
+mod log;
 mod revocation;
 mod tokens;
 
@@ -33,6 +37,8 @@ use bulk::*;
 use events::*;
 use revocation::*;
 use tokens::*;
+
+pub use log::event_log;
 
 struct Names(u64);
 

@@ -37,6 +37,7 @@ use super::{
     hex_string, GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
 };
 
+mod delivery;
 mod relay;
 mod scripts;
 
@@ -59,7 +60,8 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 /// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
-/// | `{P}:log` | stream | one entry per change (`e`: its facts as JSON) | entries after a day; the key a day after its last entry |
+/// | `{P}:log` | stream | one entry per change (`e`: its facts as JSON; `i`: its stable id, 32 hex digits) | entries after a day; the key a day after its last entry |
+/// | `{P}:cursors` | hash | per delivery cursor, under the SHA-256 of its name in hex: `<d>:p` position (a stream id), `<d>:h` lease holder, `<d>:l` lease end (µs, Redis's clock), `<d>:a` entries acknowledged past the position | a day after the last change logged or cursor step |
 /// | `{P}:cs:<subject SHA-1>`, `{P}:cc:<client SHA-1>` | string | a bulk revocation's cut-off (µs, Redis's clock): grants created at or before it are revoked | with the longest-lived grant it covered, at least [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) |
 ///
 /// Events: every script that revokes also appends the facts of its change to the stream
@@ -72,6 +74,16 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 /// while Redis keeps the entries (a day; the stream is trimmed by entry time and expires a
 /// day after its last entry) and its data (a Redis without persistence loses the log with
 /// everything else when it restarts).
+///
+/// Delivery: the store is an [`EventLog`](super::log::EventLog) over the same stream, so
+/// that Security Event Tokens are pushed and polled from it by cursor
+/// ([`Pusher::follow`](crate::set::push::Pusher::follow),
+/// [`SetQueue::follow`](crate::set::poll::SetQueue::follow)), at least once whatever node
+/// dies. An entry's position is its stream id `<ms>-<seq>` as one integer,
+/// `ms << 20 | seq` (the scripts never give an entry a `seq` of 2^20 or more: they move to
+/// the next millisecond), so positions increase in script order; its id is 128 random bits
+/// the node sends with the script, so that a Redis emptied and filled again never repeats
+/// a `jti`. Each cursor step is one script; leases run by Redis's clock.
 ///
 /// `<token hash>` is [`TokenHash::to_hex`] (a token is never sent to Redis), `<grant>` is
 /// the 16 hex digits of the [`GrantId`], and `<owner digest>` the SHA-256 of the owner name
@@ -339,6 +351,12 @@ impl RedisStore {
         }
     }
 }
+/// 128 random bits (hex) for a script that logs changes: each entry's stable id is drawn
+/// from them.
+fn entry_seed() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
 fn now_secs() -> u64 {
     to_secs(SystemTime::now())
 }
@@ -456,6 +474,7 @@ impl Backend for RedisStore {
                     .arg(config.tombstone_secs)
                     .arg(&hex)
                     .arg(rule.jti.unwrap_or(""))
+                    .arg(entry_seed())
                     .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await
@@ -502,6 +521,7 @@ impl Backend for RedisStore {
                             .arg(config.tombstone_secs)
                             .arg(&config.tag)
                             .arg(grant.to_string())
+                            .arg(entry_seed())
                             .arg(&config.node)
                             .invoke_async(&mut conn)
                             .await
@@ -532,6 +552,7 @@ impl Backend for RedisStore {
                             .arg(config.tombstone_secs)
                             .arg(owner)
                             .arg(&by)
+                            .arg(entry_seed())
                             .arg(&config.node)
                             .invoke_async(&mut conn)
                             .await
@@ -569,6 +590,7 @@ impl Backend for RedisStore {
                     .arg(name)
                     .arg(&by)
                     .arg(config.tombstone_secs)
+                    .arg(entry_seed())
                     .arg(&config.node)
                     .invoke_async(&mut conn)
                     .await

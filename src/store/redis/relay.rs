@@ -60,7 +60,7 @@ pub(super) fn malformed(what: &str) -> StoreError {
 /// The event of a change another node published (`cjson`; times as strings of µs, which
 /// `cjson` would round), built by the same rules as this node's own; `None` for this
 /// node's own changes, which it announced itself, and for anything malformed.
-fn decode_event(payload: &str, node: &str) -> Result<Option<RevocationEvent>, ()> {
+pub(super) fn decode_event(payload: &str, node: &str) -> Result<Option<RevocationEvent>, ()> {
     let v: serde_json::Value = serde_json::from_str(payload).map_err(|_| ())?;
     let text = |k: &str| v.get(k).and_then(|x| x.as_str()).filter(|s| !s.is_empty());
     if text("n") == Some(node) {

@@ -37,19 +37,43 @@ local function cuts(tag, client, owner)
   return cs or '', cc or ''
 end
 -- Appends the facts of a change to the store's log, a stream that keeps a day of entries
--- (trimmed by entry id, which is a time) and expires a day after its last entry.
+-- (trimmed by entry id, which is a time) and expires a day after its last entry, as do
+-- the delivery cursors. The entry's id is Redis's own unless the last entry's millisecond
+-- is not past (the clock went back, or many changes in one millisecond): then the next
+-- sequence number in it, or the next millisecond once its sequence numbers reach 2^20, so
+-- that every id is one 64-bit position (RedisStore's EventLog). Its field `i` is its
+-- stable 128-bit id: drawn from ARGV[#ARGV - 1], 128 random bits per script run.
+local published = 0
 local function publish(tag, ev)
   local us = now_us()
   ev.at = string.format('%.0f', us)
   ev.n = ARGV[#ARGV]
   local log = tag .. 'log'
-  local oldest = string.format('%.0f', math.floor(us / 1000) - 86400000)
-  redis.call('XADD', log, 'MINID', '~', oldest, '*', 'e', cjson.encode(ev))
+  local ms = math.floor(us / 1000)
+  local oldest = string.format('%.0f', ms - 86400000)
+  local id = '*'
+  local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+  if last then
+    local lms, lseq = string.match(last[1], '^(%d+)-(%d+)$')
+    lms, lseq = tonumber(lms), tonumber(lseq)
+    if lms >= ms then
+      if lseq + 1 < 1048576 then
+        id = string.format('%.0f-%.0f', lms, lseq + 1)
+      else
+        id = string.format('%.0f-0', lms + 1)
+      end
+    end
+  end
+  published = published + 1
+  local i = string.sub(redis.sha1hex(ARGV[#ARGV - 1] .. ':' .. published), 1, 32)
+  redis.call('XADD', log, 'MINID', '~', oldest, id, 'e', cjson.encode(ev), 'i', i)
   redis.call('PEXPIRE', log, 86400000)
+  redis.call('PEXPIRE', tag .. 'cursors', 86400000)
 end
 ";
 
-fn script(body: &str) -> Script {
+/// A script with the shared Lua ahead of `body`.
+pub(super) fn script(body: &str) -> Script {
     Script::new(&format!("{LUA_COMMON}\n{body}"))
 }
 
@@ -121,7 +145,7 @@ return {t[1], t[2], t[3], t[4] or '0', g[1], g[4] or '', g[2] or '0', g[3] or '0
 });
 
 /// KEYS: token. ARGV: now, key tag, client, scope of an access token (`t`/`g`), scope of a
-/// refresh token, tombstone TTL, token hash (hex), jti (or empty), node. Returns {`0`} not
+/// refresh token, tombstone TTL, token hash (hex), jti (or empty), entry id seed, node. Returns {`0`} not
 /// active, {`3`} another client's, or {`1` token / `2` grant, kind, grant, client, owner or
 /// '', expiry of what was revoked}.
 pub(super) static REVOKE: LazyLock<Script> = LazyLock::new(|| {
@@ -154,7 +178,7 @@ return {'1', t[1], t[2], g[1], g[4] or '', t[3]}
     )
 });
 
-/// KEYS: grant. ARGV: now, tombstone TTL, key tag, grant id, node. Returns {`1`, client,
+/// KEYS: grant. ARGV: now, tombstone TTL, key tag, grant id, entry id seed, node. Returns {`1`, client,
 /// owner or '', expiry} when the grant was live, {`0`} otherwise.
 pub(super) static REVOKE_GRANT: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -173,7 +197,8 @@ return {'0'}
     )
 });
 
-/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL, owner, initiator, node.
+/// KEYS: owner index. ARGV: now, key tag, client, tombstone TTL, owner, initiator, entry id
+/// seed, node.
 /// Returns {grant, expiry, grant, expiry, ...} for each live grant it revoked.
 pub(super) static REVOKE_CLIENT_FOR_OWNER: LazyLock<Script> = LazyLock::new(|| {
     script(
@@ -200,7 +225,7 @@ return revoked
 });
 
 /// KEYS: owner index (for a subject; any key for a client). ARGV: now, key tag, `s` or `c`,
-/// name, initiator, tombstone TTL, node. Writes the cut-off, then counts the grants of the index
+/// name, initiator, tombstone TTL, entry id seed, node. Writes the cut-off, then counts the grants of the index
 /// announces it when its look finds a live grant. Returns {cut-off, previous
 /// cut-off (`-1` for none), `1` if announced}.
 pub(super) static REVOKE_BULK: LazyLock<Script> = LazyLock::new(|| {
