@@ -11,9 +11,9 @@ cd "$(dirname "$0")"
 RUNS=${RUNS:-10000000}
 MAX_TIME=${MAX_TIME:-1800}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-declare -A DICT=([basic_header]=dicts/basic.dict [form_params]=dicts/form.dict [endpoint]=dicts/endpoint.dict [jsonp_callback]=dicts/callback.dict)
+declare -A DICT=([basic_header]=dicts/basic.dict [form_params]=dicts/form.dict [endpoint]=dicts/endpoint.dict [jsonp_callback]=dicts/callback.dict [soap_envelope]=dicts/soap.dict)
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(basic_header form_params jsonp_callback endpoint)
+[ ${#targets[@]} -eq 0 ] && targets=(basic_header form_params jsonp_callback endpoint soap_envelope)
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   echo "== $t: $RUNS runs, at most $MAX_TIME s"
