@@ -168,3 +168,6 @@ pub(super) fn wsdl_response(address: &str) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests;
