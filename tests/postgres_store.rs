@@ -106,6 +106,14 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn keeps_the_replay_cache_contract() {
+    let Some((store, _schema)) = shared_store("replay").await else {
+        return;
+    };
+    conformance::replay_cache(&store).await;
+}
+
+#[tokio::test]
 async fn keeps_the_event_log_contract() {
     let Some((store, _schema)) = shared_store("event_log").await else {
         return;

@@ -96,6 +96,15 @@ async fn passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn keeps_the_replay_cache_contract() {
+    let Some((store, prefix)) = shared_store("replay").await else {
+        return;
+    };
+    conformance::replay_cache(&store).await;
+    delete_keys(&redis_url(), &prefix).await;
+}
+
+#[tokio::test]
 async fn keeps_the_event_log_contract() {
     let Some((store, prefix)) = shared_store("event-log").await else {
         return;

@@ -90,6 +90,7 @@ mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
+pub mod replay;
 mod rules;
 
 #[cfg(feature = "postgres")]
@@ -100,6 +101,7 @@ pub use self::postgres::{PostgresStore, PostgresStoreBuilder, Purged, SCHEMA_VER
 pub use self::redis::{RedisStore, RedisStoreBuilder};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use memory::MemoryStore;
+pub use replay::{MemoryReplayCache, ReplayCache};
 
 /// What a store knows of an issued token. It never holds the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

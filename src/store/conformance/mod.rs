@@ -40,6 +40,43 @@ use tokens::*;
 
 pub use log::event_log;
 
+/// The [`ReplayCache`](super::ReplayCache) contract: a value is taken once per scope until
+/// it expires, by one of many concurrent callers, and is free again once expired.
+pub async fn replay_cache<C: super::ReplayCache>(cache: &C) {
+    let names = Names::new();
+    let scope = names.id("client");
+    let until = SystemTime::now() + Duration::from_secs(60);
+    assert!(
+        cache.first_use(&scope, "jti-1", until).await.unwrap(),
+        "a new value is taken"
+    );
+    assert!(
+        !cache.first_use(&scope, "jti-1", until).await.unwrap(),
+        "a value is taken once"
+    );
+    assert!(
+        cache
+            .first_use(&names.id("other"), "jti-1", until)
+            .await
+            .unwrap(),
+        "scopes are apart"
+    );
+    let racing =
+        futures_util::future::join_all((0..8).map(|_| cache.first_use(&scope, "jti-2", until)))
+            .await;
+    assert_eq!(
+        racing.into_iter().filter(|r| *r.as_ref().unwrap()).count(),
+        1,
+        "of concurrent callers, one takes the value"
+    );
+    let past = SystemTime::now() - Duration::from_secs(1);
+    assert!(cache.first_use(&scope, "jti-3", past).await.unwrap());
+    assert!(
+        cache.first_use(&scope, "jti-3", until).await.unwrap(),
+        "an expired value may be taken again"
+    );
+}
+
 struct Names(u64);
 
 impl Names {

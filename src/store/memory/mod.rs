@@ -78,6 +78,8 @@ struct Inner {
     next_purge: AtomicU32,
     purge_cursor: AtomicUsize,
     clock: Box<dyn Clock>,
+    /// The `jti`s of client assertions and DPoP proofs (read at the store's clock).
+    replay: super::replay::MemoryReplayCache,
 }
 
 impl Default for Inner {
@@ -98,6 +100,7 @@ impl Inner {
             next_purge: AtomicU32::new(0),
             purge_cursor: AtomicUsize::new(0),
             clock,
+            replay: super::replay::MemoryReplayCache::default(),
         }
     }
 }
@@ -547,6 +550,18 @@ impl Backend for MemoryStore {
 
     async fn grants(&self, scope: Bulk<'_>, _: Option<u64>) -> Result<GrantPage, StoreError> {
         Ok(self.grants_sync(scope))
+    }
+}
+
+impl super::ReplayCache for MemoryStore {
+    fn first_use(
+        &self,
+        scope: &str,
+        id: &str,
+        until: SystemTime,
+    ) -> impl std::future::Future<Output = Result<bool, super::StoreError>> + Send {
+        let now = self.inner.clock.now();
+        std::future::ready(self.inner.replay.record_at(scope, id, until, now))
     }
 }
 

@@ -8,6 +8,7 @@ use crate::store::{Initiator, TokenKind, TokenStore};
 #[tokio::test]
 async fn conformance() {
     crate::store::conformance::run(MemoryStore::new).await;
+    crate::store::conformance::replay_cache(&MemoryStore::new()).await;
 }
 
 #[test]

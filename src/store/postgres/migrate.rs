@@ -6,7 +6,7 @@ use crate::store::StoreError;
 
 /// The version of the schema this library migrates a database to (the number of the last
 /// file of `migrations/postgres/`).
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Every migration, in order: its version and its SQL (one transaction each).
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -17,6 +17,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         2,
         include_str!("../../../migrations/postgres/0002_delivery.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/postgres/0003_replay.sql"),
     ),
 ];
 

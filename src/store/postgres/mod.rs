@@ -345,3 +345,31 @@ impl PostgresStore {
 fn malformed(what: &str) -> StoreError {
     StoreError::new(format!("malformed {what} from PostgreSQL"))
 }
+
+/// Takes a one-time value unless a live row holds it (an expired row is taken over).
+const FIRST_USE: &str = "INSERT INTO replay_cache (key, expires_at) VALUES ($1, $2) \
+    ON CONFLICT (key) DO UPDATE SET expires_at = EXCLUDED.expires_at \
+    WHERE replay_cache.expires_at <= $3 RETURNING 1";
+
+/// Drops some expired values: run now and then, so that the table holds about what is live.
+const SWEEP_REPLAY: &str = "DELETE FROM replay_cache WHERE key IN \
+    (SELECT key FROM replay_cache WHERE expires_at <= $1 LIMIT 256 FOR UPDATE SKIP LOCKED)";
+
+impl super::ReplayCache for PostgresStore {
+    async fn first_use(
+        &self,
+        scope: &str,
+        id: &str,
+        until: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let key = super::replay::replay_key(scope, id);
+        let now = self.now_arg();
+        let rows = self
+            .query(FIRST_USE, &[&key.as_slice(), &until, &now])
+            .await?;
+        if rand::random::<u8>() == 0 {
+            self.query(SWEEP_REPLAY, &[&now]).await?;
+        }
+        Ok(!rows.is_empty())
+    }
+}
