@@ -3,31 +3,20 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, RwLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::Bytes;
-use http::{header, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
+use http::Uri;
 use serde_json::Value;
 
-use super::MAX_BODY;
 use crate::{
-    jose::KeySet,
+    jose::{http_client, remote::HttpClient, KeySet, RemoteKeySet},
     set::{ReceivedEvent, TYP},
 };
 
 const REPLAY_WINDOW: Duration = Duration::from_secs(3600);
 const REPLAY_CAPACITY: usize = 100_000;
-const REFETCH_EVERY: Duration = Duration::from_secs(5);
-
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// Why a SET was refused: an RFC 8935 §2.4 error code and a description.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,13 +59,9 @@ impl std::error::Error for KeysUnavailable {}
 struct Inner {
     issuer: String,
     metadata: Uri,
-    client: HttpClient,
-    jwks_uri: RwLock<Option<Uri>>,
-    keys: RwLock<KeySet>,
-    last_fetch: Mutex<Option<Instant>>,
-    fetch: tokio::sync::Mutex<()>,
+    /// The issuer's keys, at the `jwks_uri` its metadata names.
+    keys: RemoteKeySet,
     seen: Mutex<HashMap<String, Instant>>,
-    timeout: Duration,
 }
 
 /// Verifies SETs from one issuer; see the [module docs](super). Cheap to clone.
@@ -91,20 +76,6 @@ debug_fields!(SetVerifier {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// An HTTP client for `https` or `http`, with `tls` or the webpki roots.
-pub(crate) fn http_client(tls: Option<rustls::ClientConfig>) -> HttpClient {
-    let connector = match tls {
-        Some(config) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config),
-        None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
-    }
-    .https_or_http()
-    .enable_http1()
-    .build();
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
 }
 
 impl SetVerifier {
@@ -122,13 +93,8 @@ impl SetVerifier {
             inner: Arc::new(Inner {
                 issuer: issuer.to_owned(),
                 metadata,
-                client: http_client(tls),
-                jwks_uri: RwLock::new(None),
-                keys: RwLock::new(KeySet::default()),
-                last_fetch: Mutex::new(None),
-                fetch: tokio::sync::Mutex::new(()),
+                keys: RemoteKeySet::unset(http_client(tls)),
                 seen: Mutex::new(HashMap::new()),
-                timeout: Duration::from_secs(5),
             }),
         })
     }
@@ -140,83 +106,34 @@ impl SetVerifier {
 
     /// The keys known now.
     pub fn keys(&self) -> KeySet {
-        self.inner
-            .keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// A GET of JSON.
-    pub(crate) async fn get_json(&self, uri: Uri) -> Result<Value, KeysUnavailable> {
-        let request = Request::get(uri)
-            .header(header::ACCEPT, "application/json")
-            .body(Full::default())
-            .map_err(|e| KeysUnavailable(e.to_string()))?;
-        let answer = tokio::time::timeout(self.inner.timeout, async {
-            let response = self
-                .inner
-                .client
-                .request(request)
-                .await
-                .map_err(|e| KeysUnavailable(e.to_string()))?;
-            if response.status() != StatusCode::OK {
-                return Err(KeysUnavailable(format!("answered {}", response.status())));
-            }
-            let body = Limited::new(response.into_body(), MAX_BODY)
-                .collect()
-                .await
-                .map_err(|e| KeysUnavailable(e.to_string()))?
-                .to_bytes();
-            serde_json::from_slice(&body).map_err(|e| KeysUnavailable(e.to_string()))
-        })
-        .await;
-        answer.unwrap_or_else(|_| Err(KeysUnavailable("timed out".into())))
+        self.inner.keys.keys()
     }
 
     /// Reads the key set again (the metadata first, until read once). Rate-limited: does
     /// nothing within 5 s of the last fetch unless `force`.
     pub async fn refresh_keys(&self, force: bool) -> Result<(), KeysUnavailable> {
-        let _one_at_a_time = self.inner.fetch.lock().await;
-        if !force {
-            if let Some(last) = *lock(&self.inner.last_fetch) {
-                if last.elapsed() < REFETCH_EVERY {
-                    return Ok(());
-                }
+        let discover = || async {
+            let metadata = self
+                .inner
+                .keys
+                .get_json(self.inner.metadata.clone())
+                .await?;
+            if metadata.get("issuer").and_then(|i| i.as_str()) != Some(&self.inner.issuer) {
+                return Err(crate::jose::JoseError::new(
+                    "the metadata names another issuer",
+                ));
             }
-        }
-        *lock(&self.inner.last_fetch) = Some(Instant::now());
-        let known = self
-            .inner
-            .jwks_uri
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let jwks_uri = match known {
-            Some(uri) => uri,
-            None => {
-                let metadata = self.get_json(self.inner.metadata.clone()).await?;
-                if metadata.get("issuer").and_then(|i| i.as_str()) != Some(&self.inner.issuer) {
-                    return Err(KeysUnavailable("the metadata names another issuer".into()));
-                }
-                let uri: Uri = metadata
-                    .get("jwks_uri")
-                    .and_then(|u| u.as_str())
-                    .and_then(|u| u.parse().ok())
-                    .ok_or_else(|| KeysUnavailable("the metadata has no jwks_uri".into()))?;
-                *self
-                    .inner
-                    .jwks_uri
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(uri.clone());
-                uri
-            }
+            metadata
+                .get("jwks_uri")
+                .and_then(|u| u.as_str())
+                .and_then(|u| u.parse().ok())
+                .ok_or_else(|| crate::jose::JoseError::new("the metadata has no jwks_uri"))
         };
-        let jwks = self.get_json(jwks_uri).await?;
-        let keys =
-            KeySet::from_jwks(&jwks.to_string()).map_err(|e| KeysUnavailable(e.to_string()))?;
-        *self.inner.keys.write().unwrap_or_else(|e| e.into_inner()) = keys;
-        Ok(())
+        self.inner
+            .keys
+            .refresh_with(force, discover)
+            .await
+            .map_err(|e| KeysUnavailable(e.to_string()))
     }
 
     /// Verifies a SET; see the [module docs](super) for what is checked. A `jti` is
@@ -285,6 +202,6 @@ impl SetVerifier {
 impl SetVerifier {
     /// The HTTP client the verifier fetches keys with, for the poller to poll with.
     pub(super) fn client(&self) -> &HttpClient {
-        &self.inner.client
+        self.inner.keys.client()
     }
 }

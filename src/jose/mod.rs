@@ -17,6 +17,14 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
+#[cfg(feature = "remote")]
+pub(crate) mod remote;
+#[cfg(feature = "remote")]
+pub(crate) use self::remote::http_client;
+#[cfg(feature = "remote")]
+#[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+pub use self::remote::RemoteKeySet;
+
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{
     jwk::{Jwk, JwkSet, ThumbprintHash},
@@ -189,54 +197,136 @@ impl SigningKey {
     }
 }
 
-/// Public keys by key id, from a JWKS: what a verifier trusts. Only `EdDSA` and `ES256` keys
-/// are kept; a token must name one of them by `kid` and be signed with its algorithm.
+/// Public keys from a JWKS: what a verifier trusts. Each key is pinned to the algorithms of
+/// its type (Ed25519: `EdDSA`; P-256: `ES256`; P-384: `ES384`; RSA of at least 2048 bits:
+/// `RS256`/`PS256` and their 384 and 512 variants), or to the one its `alg` member names.
+/// A token signed with any other algorithm is refused: never `none`, never HMAC (a
+/// symmetric `oct` key is never kept, so a public key cannot serve as an HMAC secret).
 #[derive(Clone, Default)]
 pub struct KeySet {
-    keys: HashMap<String, (Algorithm, Arc<DecodingKey>)>,
+    keys: Vec<PublicKey>,
+    by_kid: HashMap<String, usize>,
+}
+
+#[derive(Clone)]
+struct PublicKey {
+    kid: Option<String>,
+    algorithms: Vec<Algorithm>,
+    key: Arc<DecodingKey>,
 }
 
 impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeySet")
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
+/// The smallest RSA modulus accepted, in bits (RFC 7518 §3.3 and FAPI 2.0 ask for 2048).
+const MIN_RSA_BITS: usize = 2048;
+
+/// The algorithms a public JWK may verify: its `alg` if it names one of its type's, else
+/// all of its type's. `None` for keys that cannot serve (symmetric, private, unsupported
+/// curve, short RSA modulus, an `alg` of another type).
+fn algorithms_of(jwk: &Jwk) -> Option<Vec<Algorithm>> {
+    use jsonwebtoken::jwk::{AlgorithmParameters as P, EllipticCurve as C, KeyAlgorithm as K};
+    let of_type: &[Algorithm] = match &jwk.algorithm {
+        P::OctetKeyPair(p) if p.curve == C::Ed25519 => &[Algorithm::EdDSA],
+        P::EllipticCurve(p) if p.curve == C::P256 => &[Algorithm::ES256],
+        P::EllipticCurve(p) if p.curve == C::P384 => &[Algorithm::ES384],
+        P::RSA(p) => {
+            use base64::Engine as _;
+            let n = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&p.n)
+                .ok()?;
+            let n = &n[n.iter().take_while(|&&b| b == 0).count()..];
+            if n.len() * 8 < MIN_RSA_BITS {
+                return None;
+            }
+            &[
+                Algorithm::RS256,
+                Algorithm::PS256,
+                Algorithm::RS384,
+                Algorithm::PS384,
+                Algorithm::RS512,
+                Algorithm::PS512,
+            ]
+        }
+        _ => return None,
+    };
+    let named = match jwk.common.key_algorithm {
+        None => return Some(of_type.to_vec()),
+        Some(K::EdDSA) => Algorithm::EdDSA,
+        Some(K::ES256) => Algorithm::ES256,
+        Some(K::ES384) => Algorithm::ES384,
+        Some(K::RS256) => Algorithm::RS256,
+        Some(K::RS384) => Algorithm::RS384,
+        Some(K::RS512) => Algorithm::RS512,
+        Some(K::PS256) => Algorithm::PS256,
+        Some(K::PS384) => Algorithm::PS384,
+        Some(K::PS512) => Algorithm::PS512,
+        Some(_) => return None,
+    };
+    of_type.contains(&named).then(|| vec![named])
+}
+
 impl KeySet {
-    /// The keys of a JWKS document; keys without `kid` or of other types are skipped.
+    /// The usable keys of a JWKS document; a key that cannot serve (see the
+    /// [type docs](Self)), that is not meant for signatures (`use` other than `sig`), or that
+    /// does not parse is skipped, and so is a second key of an id already seen.
     pub fn from_jwks(jwks: &str) -> Result<Self, JoseError> {
-        let set: JwkSet = serde_json::from_str(jwks)
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let document: Document = serde_json::from_str(jwks)
             .map_err(|e| JoseError::new(format!("not a JWK set: {e}")))?;
-        let mut keys = HashMap::new();
-        for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else {
+        let mut set = Self::default();
+        for value in document.keys {
+            let private = ["d", "p", "q", "k"]
+                .iter()
+                .any(|member| value.get(member).is_some());
+            let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
                 continue;
             };
-            let alg = match &jwk.algorithm {
-                jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(p)
-                    if p.curve == jsonwebtoken::jwk::EllipticCurve::Ed25519 =>
-                {
-                    Algorithm::EdDSA
-                }
-                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(p)
-                    if p.curve == jsonwebtoken::jwk::EllipticCurve::P256 =>
-                {
-                    Algorithm::ES256
-                }
-                _ => continue,
-            };
-            if let Ok(key) = DecodingKey::from_jwk(jwk) {
-                keys.insert(kid, (alg, Arc::new(key)));
+            if private
+                || jwk
+                    .common
+                    .public_key_use
+                    .as_ref()
+                    .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
+            {
+                continue;
             }
+            let Some(algorithms) = algorithms_of(&jwk) else {
+                continue;
+            };
+            let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+                continue;
+            };
+            let kid = jwk.common.key_id.clone();
+            if let Some(kid) = &kid {
+                if set.by_kid.contains_key(kid) {
+                    continue;
+                }
+                set.by_kid.insert(kid.clone(), set.keys.len());
+            }
+            set.keys.push(PublicKey {
+                kid,
+                algorithms,
+                key: Arc::new(key),
+            });
         }
-        Ok(Self { keys })
+        Ok(set)
     }
 
     /// Whether a key with this id is known.
     pub fn contains(&self, kid: &str) -> bool {
-        self.keys.contains_key(kid)
+        self.by_kid.contains_key(kid)
     }
 
     /// How many keys are known.
@@ -249,16 +339,21 @@ impl KeySet {
         self.keys.is_empty()
     }
 
-    /// Checks a compact JWS: a known `kid`, that key's algorithm (never `none`, never
-    /// another), the signature, and the header `typ` (compared without case, as RFC 7515
-    /// §4.1.9 says; an `application/` prefix is accepted). Returns the claims; checks no
-    /// claim (see [`verify_with`](Self::verify_with)).
+    /// Checks a compact JWS: a known `kid`, an algorithm that key is pinned to, the
+    /// signature, and the header `typ` (compared without case, as RFC 7515 §4.1.9 says; an
+    /// `application/` prefix is accepted). Returns the claims; checks no claim (see
+    /// [`verify_with`](Self::verify_with)).
     pub fn verify<T: DeserializeOwned>(&self, jws: &str, typ: &str) -> Result<T, JoseError> {
+        self.verify_with(jws, typ, Self::no_claim_checks())
+    }
+
+    /// A `Validation` that checks no claim, for [`verify_with`](Self::verify_with).
+    fn no_claim_checks() -> Validation {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_aud = false;
-        self.verify_with(jws, typ, validation)
+        validation
     }
 
     /// Like [`verify`](Self::verify), with the claim checks of `validation` (its algorithms
@@ -267,22 +362,31 @@ impl KeySet {
         &self,
         jws: &str,
         typ: &str,
-        mut validation: Validation,
+        validation: Validation,
     ) -> Result<T, JoseError> {
         let header = self.header(jws)?;
-        let (alg, key) = self.key_of(&header)?;
-        let found = header.typ.as_deref().unwrap_or("");
-        let found = found
-            .strip_prefix("application/")
-            .or_else(|| found.strip_prefix("APPLICATION/"))
-            .unwrap_or(found);
-        if !found.eq_ignore_ascii_case(typ) {
+        if !typ_is(&header, typ) {
             return Err(JoseError::new(format!("the token's typ is not {typ}")));
         }
-        validation.algorithms = vec![alg];
-        jsonwebtoken::decode::<T>(jws, key, &validation)
-            .map(|data| data.claims)
-            .map_err(|e| JoseError::new(format!("invalid token: {e}")))
+        let key = self.key_of(&header, false)?;
+        decode_with(jws, header.alg, key, validation)
+    }
+
+    /// Checks a compact JWS from a party that may leave out `kid` (a client's assertion,
+    /// RFC 7523): without `kid`, the one key of the set pinned to the header's algorithm
+    /// is used. The header's `typ`, if present, must be one of `typs` (case-insensitively).
+    /// Returns the claims; checks no claim.
+    pub fn verify_any<T: DeserializeOwned>(
+        &self,
+        jws: &str,
+        typs: &[&str],
+    ) -> Result<T, JoseError> {
+        let header = self.header(jws)?;
+        if header.typ.is_some() && !typs.iter().any(|typ| typ_is(&header, typ)) {
+            return Err(JoseError::new("the token's typ is not one accepted here"));
+        }
+        let key = self.key_of(&header, true)?;
+        decode_with(jws, header.alg, key, Self::no_claim_checks())
     }
 
     /// The header of a JWS, unchecked.
@@ -290,20 +394,36 @@ impl KeySet {
         jsonwebtoken::decode_header(jws).map_err(|e| JoseError::new(format!("not a JWS: {e}")))
     }
 
-    /// The key a header names, if known and of the header's algorithm.
-    fn key_of(&self, header: &Header) -> Result<(Algorithm, &DecodingKey), JoseError> {
-        let kid = header
-            .kid
-            .as_deref()
-            .ok_or_else(|| JoseError::new("the token names no key (kid)"))?;
-        let (alg, key) = self
-            .keys
-            .get(kid)
-            .ok_or_else(|| JoseError::new("the token's key is not in the key set"))?;
-        if header.alg != *alg {
+    /// The key a header names, if known and pinned to the header's algorithm; without
+    /// `kid`, if `any_key`, the only key pinned to that algorithm.
+    fn key_of(&self, header: &Header, any_key: bool) -> Result<&DecodingKey, JoseError> {
+        let key = match header.kid.as_deref() {
+            Some(kid) => self
+                .by_kid
+                .get(kid)
+                .map(|&i| &self.keys[i])
+                .ok_or_else(|| JoseError::new("the token's key is not in the key set"))?,
+            None if any_key => {
+                let mut fitting = self
+                    .keys
+                    .iter()
+                    .filter(|k| k.algorithms.contains(&header.alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(key), None) => key,
+                    (None, _) => return Err(JoseError::new("no key of the token's algorithm")),
+                    (Some(_), Some(_)) => {
+                        return Err(JoseError::new(
+                            "the token names no key (kid), and several keys could be it",
+                        ))
+                    }
+                }
+            }
+            None => return Err(JoseError::new("the token names no key (kid)")),
+        };
+        if !key.algorithms.contains(&header.alg) {
             return Err(JoseError::new("the token's algorithm is not its key's"));
         }
-        Ok((*alg, key))
+        Ok(&key.key)
     }
 
     /// Whether the JWS names a `kid` this set does not hold (a reason to refetch the JWKS).
@@ -313,6 +433,29 @@ impl KeySet {
             Err(_) => false,
         }
     }
+}
+
+/// Whether the header's `typ` is `typ`, without case, with or without `application/`.
+fn typ_is(header: &Header, typ: &str) -> bool {
+    let found = header.typ.as_deref().unwrap_or("");
+    let found = match found.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &found[12..],
+        _ => found,
+    };
+    found.eq_ignore_ascii_case(typ)
+}
+
+/// The claims of `jws`, its signature checked by `key` with `alg` alone.
+fn decode_with<T: DeserializeOwned>(
+    jws: &str,
+    alg: Algorithm,
+    key: &DecodingKey,
+    mut validation: Validation,
+) -> Result<T, JoseError> {
+    validation.algorithms = vec![alg];
+    jsonwebtoken::decode::<T>(jws, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| JoseError::new(format!("invalid token: {e}")))
 }
 
 #[cfg(test)]
