@@ -30,6 +30,11 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
     /// `none`: a public client, identified by `client_id` alone.
     None,
+    /// `private_key_jwt`: a JWT signed with a key the client registered ([RFC 7523 §2.2]),
+    /// checked by [`ClientAssertions`](crate::client_auth::ClientAssertions) (feature `jwt`).
+    ///
+    /// [RFC 7523 §2.2]: https://www.rfc-editor.org/rfc/rfc7523#section-2.2
+    PrivateKeyJwt,
 }
 
 impl ClientAuthMethod {
@@ -39,6 +44,7 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
             ClientAuthMethod::None => "none",
+            ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -106,6 +112,8 @@ struct ClientInner {
     secret: Option<SecretDigest>,
     name: Option<String>,
     capabilities: Capabilities,
+    #[cfg(feature = "jwt")]
+    keys: Option<crate::client_auth::ClientKeys>,
 }
 
 /// What a client may do beyond its own tokens.
@@ -152,6 +160,44 @@ impl Client {
         )
     }
 
+    /// A confidential client that authenticates with `private_key_jwt` alone: assertions
+    /// signed by one of `keys` (feature `jwt`).
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn private_key_jwt(id: impl Into<Arc<str>>, keys: crate::client_auth::ClientKeys) -> Self {
+        Self::build(
+            id.into(),
+            ClientKind::Confidential,
+            vec![ClientAuthMethod::PrivateKeyJwt],
+            None,
+        )
+        .edit(|c| c.keys = Some(keys))
+    }
+
+    /// Registers the client's public keys and lets it use `private_key_jwt` besides its
+    /// other methods (feature `jwt`). A public client stays public: it has no key to prove.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn with_keys(self, keys: crate::client_auth::ClientKeys) -> Self {
+        if self.kind() == ClientKind::Public {
+            return self;
+        }
+        self.edit(|c| {
+            c.keys = Some(keys);
+            if !c.methods.contains(&ClientAuthMethod::PrivateKeyJwt) {
+                c.methods.push(ClientAuthMethod::PrivateKeyJwt);
+            }
+        })
+    }
+
+    /// The client's registered public keys, if any (feature `jwt`).
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn keys(&self) -> Option<&crate::client_auth::ClientKeys> {
+        self.inner.keys.as_ref()
+    }
+
     fn build(
         id: Arc<str>,
         kind: ClientKind,
@@ -167,6 +213,8 @@ impl Client {
                 secret,
                 name: None,
                 capabilities: Capabilities::default(),
+                #[cfg(feature = "jwt")]
+                keys: None,
             }),
         }
     }
@@ -184,6 +232,8 @@ impl Client {
                     secret: old.secret,
                     name: old.name.clone(),
                     capabilities: old.capabilities,
+                    #[cfg(feature = "jwt")]
+                    keys: old.keys.clone(),
                 };
                 f(&mut copy);
                 self.inner = Arc::new(copy);

@@ -22,15 +22,38 @@ pub enum AuthError {
     Unavailable(RegistryError),
     /// A public client presented a secret: it has none, so there was nothing to check.
     SecretForPublicClient,
+    /// The client assertion (`private_key_jwt`) was refused: what was wrong with it.
+    InvalidAssertion(String),
+}
+
+/// What authenticating a request needs besides its credentials: the assertion checks, and
+/// the path of the endpoint called (an assertion's audience may be its URL).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct AuthContext<'a> {
+    #[cfg(feature = "jwt")]
+    pub(crate) assertions: Option<&'a super::ClientAssertions>,
+    pub(crate) path: &'a str,
 }
 
 /// Authenticates presented credentials against a registry: the pure step of the layer.
 ///
 /// The secret check is constant-time, and an unknown client is checked against a decoy
 /// digest so that it costs the same as a wrong secret.
+///
+/// A client assertion (`private_key_jwt`) is refused here: it is checked by the layer or
+/// endpoint given [`ClientAssertions`](super::ClientAssertions).
 pub async fn authenticate<R: ClientRegistry>(
     registry: &R,
     credentials: &ClientCredentials,
+) -> Result<AuthenticatedClient, AuthError> {
+    authenticate_in(registry, credentials, AuthContext::default()).await
+}
+
+/// [`authenticate`], with what checking an assertion needs.
+pub(crate) async fn authenticate_in<R: ClientRegistry>(
+    registry: &R,
+    credentials: &ClientCredentials,
+    context: AuthContext<'_>,
 ) -> Result<AuthenticatedClient, AuthError> {
     let found = registry
         .find_client(credentials.client_id())
@@ -42,6 +65,9 @@ pub async fn authenticate<R: ClientRegistry>(
         return Err(AuthError::Rejected);
     };
     let method = credentials.method();
+    if method == ClientAuthMethod::PrivateKeyJwt {
+        return authenticate_assertion(client, credentials, context).await;
+    }
     let ok = match client.kind() {
         ClientKind::Public => {
             // A public client has no secret: it may only name itself, by `client_id` or by
@@ -65,6 +91,44 @@ pub async fn authenticate<R: ClientRegistry>(
         ClientKind::Confidential => method,
     };
     Ok(AuthenticatedClient::new(client, method))
+}
+
+/// Checks a `private_key_jwt` assertion for a client registered with keys.
+async fn authenticate_assertion(
+    client: crate::registry::Client,
+    credentials: &ClientCredentials,
+    context: AuthContext<'_>,
+) -> Result<AuthenticatedClient, AuthError> {
+    if client.kind() == ClientKind::Public
+        || !client
+            .auth_methods()
+            .contains(&ClientAuthMethod::PrivateKeyJwt)
+    {
+        return Err(AuthError::Rejected);
+    }
+    #[cfg(feature = "jwt")]
+    {
+        let (Some(assertions), Some(assertion)) =
+            (context.assertions, credentials.client_assertion())
+        else {
+            return Err(AuthError::Rejected);
+        };
+        match assertions.verify(&client, assertion, context.path).await {
+            Ok(()) => Ok(AuthenticatedClient::new(
+                client,
+                ClientAuthMethod::PrivateKeyJwt,
+            )),
+            Err(super::AssertionError::Unavailable(err)) => {
+                Err(AuthError::Unavailable(RegistryError::new(err)))
+            }
+            Err(err) => Err(AuthError::InvalidAssertion(err.to_string())),
+        }
+    }
+    #[cfg(not(feature = "jwt"))]
+    {
+        let _ = (credentials, context);
+        Err(AuthError::Rejected)
+    }
 }
 
 /// Authenticates a confidential client by HTTP Basic alone (exactly one `Authorization`

@@ -16,11 +16,19 @@ use crate::{
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCredentials {
     method: ClientAuthMethod,
-    // The id, then the secret if any: one allocation for both.
+    // The id, then the secret or the assertion if any: one allocation for both.
     text: String,
     id_len: usize,
     has_secret: bool,
 }
+
+/// The `client_assertion_type` of a JWT assertion ([RFC 7523 §2.2]), for `private_key_jwt`.
+///
+/// [RFC 7523 §2.2]: https://www.rfc-editor.org/rfc/rfc7523#section-2.2
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest client assertion read, in bytes.
+pub(crate) const MAX_ASSERTION: usize = 8 * 1024;
 
 impl fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -28,6 +36,10 @@ impl fmt::Debug for ClientCredentials {
             .field("method", &self.method)
             .field("client_id", &self.client_id())
             .field("secret", &self.has_secret.then_some("<redacted>"))
+            .field(
+                "assertion",
+                &(self.method == ClientAuthMethod::PrivateKeyJwt).then_some("<redacted>"),
+            )
             .finish()
     }
 }
@@ -47,6 +59,11 @@ pub enum CredentialsError {
     MultipleMethods,
     /// Two `Authorization` headers: a proxy may have read the other one.
     RepeatedHeader,
+    /// `client_assertion_type` is not `urn:ietf:params:oauth:client-assertion-type:jwt-bearer`,
+    /// or assertions are not accepted (built without the feature `jwt`).
+    UnsupportedAssertionType,
+    /// `client_assertion` or its type is missing, too long, or names no client.
+    MalformedAssertion,
 }
 
 impl fmt::Display for CredentialsError {
@@ -61,6 +78,12 @@ impl fmt::Display for CredentialsError {
                 "the request uses more than one client authentication method"
             }
             CredentialsError::RepeatedHeader => "the authorization header must not be repeated",
+            CredentialsError::UnsupportedAssertionType => {
+                "the client_assertion_type is not supported"
+            }
+            CredentialsError::MalformedAssertion => {
+                "client_assertion and client_assertion_type must come together, and the assertion must be a JWT naming its client"
+            }
         })
     }
 }
@@ -96,6 +119,23 @@ impl ClientCredentials {
             client_id.as_ref(),
             Some(secret.as_ref()),
         )
+    }
+
+    /// Credentials for `private_key_jwt`: the client the assertion names, and the
+    /// assertion.
+    pub fn assertion(client_id: impl AsRef<str>, assertion: impl AsRef<str>) -> Self {
+        let mut credentials = Self::new(
+            ClientAuthMethod::PrivateKeyJwt,
+            client_id.as_ref(),
+            Some(assertion.as_ref()),
+        );
+        credentials.has_secret = false;
+        credentials
+    }
+
+    /// The client assertion, for `private_key_jwt`.
+    pub fn client_assertion(&self) -> Option<&str> {
+        (self.method == ClientAuthMethod::PrivateKeyJwt).then(|| &self.text[self.id_len..])
     }
 
     /// A public client's `client_id` alone.
@@ -143,6 +183,14 @@ impl ClientCredentials {
     ) -> Result<Self, CredentialsError> {
         let body_id = params.and_then(|p| p.get("client_id"));
         let body_secret = params.and_then(|p| p.get("client_secret"));
+        let assertion_type = params.and_then(|p| p.get("client_assertion_type"));
+        let assertion = params.and_then(|p| p.get("client_assertion"));
+        if assertion_type.is_some() || assertion.is_some() {
+            if headers.contains_key(header::AUTHORIZATION) || body_secret.is_some() {
+                return Err(CredentialsError::MultipleMethods);
+            }
+            return Self::from_assertion(body_id, assertion_type, assertion);
+        }
         let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
         if let Some(value) = authorization.next() {
             if authorization.next().is_some() {
@@ -161,6 +209,43 @@ impl ClientCredentials {
             (Some(id), None) if !id.is_empty() => Ok(Self::public(id)),
             (_, Some(_)) => Err(CredentialsError::SecretWithoutId),
             _ => Err(CredentialsError::Missing),
+        }
+    }
+}
+
+impl ClientCredentials {
+    /// `private_key_jwt` from the form: the type must be JWT bearer, the assertion a JWT
+    /// of at most 8 KiB; the client is the body's `client_id`, else the one the assertion
+    /// names (`sub`; checked with the rest of the assertion later).
+    fn from_assertion(
+        body_id: Option<&str>,
+        assertion_type: Option<&str>,
+        assertion: Option<&str>,
+    ) -> Result<Self, CredentialsError> {
+        match assertion_type {
+            Some(JWT_BEARER) => {}
+            Some(_) => return Err(CredentialsError::UnsupportedAssertionType),
+            None => return Err(CredentialsError::MalformedAssertion),
+        }
+        let assertion = match assertion {
+            Some(a) if !a.is_empty() && a.len() <= MAX_ASSERTION => a,
+            _ => return Err(CredentialsError::MalformedAssertion),
+        };
+        #[cfg(feature = "jwt")]
+        {
+            let id = match body_id {
+                Some(id) if !id.is_empty() => id.to_owned(),
+                Some(_) => return Err(CredentialsError::MalformedAssertion),
+                None => super::assertion::claimed_client(assertion)
+                    .filter(|id| !id.is_empty())
+                    .ok_or(CredentialsError::MalformedAssertion)?,
+            };
+            Ok(Self::assertion(id, assertion))
+        }
+        #[cfg(not(feature = "jwt"))]
+        {
+            let _ = (body_id, assertion);
+            Err(CredentialsError::UnsupportedAssertionType)
         }
     }
 }
@@ -357,6 +442,62 @@ mod tests {
             ClientCredentials::from_request(&h, None),
             Err(CredentialsError::Missing)
         );
+    }
+
+    #[test]
+    fn assertions_from_the_form() {
+        let f = |s: &str| FormParams::parse(s.as_bytes()).unwrap();
+        let bearer = "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer";
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, encode_basic("a", "b"));
+        assert_eq!(
+            ClientCredentials::from_request(
+                &basic,
+                Some(&f(&format!("{bearer}&client_assertion=x.y.z")))
+            ),
+            Err(CredentialsError::MultipleMethods)
+        );
+        let none = HeaderMap::new();
+        let read = |form: &str| ClientCredentials::from_request(&none, Some(&f(form)));
+        assert_eq!(
+            read(&format!("{bearer}&client_assertion=x.y.z&client_secret=s")),
+            Err(CredentialsError::MultipleMethods)
+        );
+        assert_eq!(
+            read("client_assertion_type=urn%3Aother&client_assertion=x.y.z"),
+            Err(CredentialsError::UnsupportedAssertionType)
+        );
+        assert_eq!(read(bearer), Err(CredentialsError::MalformedAssertion));
+        assert_eq!(
+            read("client_assertion=x.y.z"),
+            Err(CredentialsError::MalformedAssertion)
+        );
+        let long = format!(
+            "{bearer}&client_id=a&client_assertion={}",
+            "x".repeat(MAX_ASSERTION + 1)
+        );
+        assert_eq!(read(&long), Err(CredentialsError::MalformedAssertion));
+        let creds = read(&format!("{bearer}&client_id=app&client_assertion=x.y.z")).unwrap();
+        assert_eq!(creds.method(), ClientAuthMethod::PrivateKeyJwt);
+        assert_eq!(creds.client_id(), "app");
+        assert_eq!(creds.client_assertion(), Some("x.y.z"));
+        assert_eq!(creds.secret(), None);
+        assert!(
+            !format!("{creds:?}").contains("x.y.z"),
+            "Debug hides the assertion"
+        );
+        #[cfg(feature = "jwt")]
+        {
+            use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let payload = URL_SAFE_NO_PAD.encode(r#"{"sub":"named","iss":"named"}"#);
+            let creds = read(&format!("{bearer}&client_assertion=e30.{payload}.sig")).unwrap();
+            assert_eq!(creds.client_id(), "named", "the client the assertion names");
+            assert_eq!(
+                read(&format!("{bearer}&client_assertion=e30.e30.sig")),
+                Err(CredentialsError::MalformedAssertion),
+                "an assertion naming no client"
+            );
+        }
     }
 
     #[test]

@@ -10,9 +10,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{
-    authenticate, AuthError, AuthFailureLimiter, ClientCredentials, CredentialsError, RemoteAddr,
-};
+use super::{AuthError, AuthFailureLimiter, ClientCredentials, CredentialsError, RemoteAddr};
 use crate::{
     body::ResponseBody,
     cors::CorsPolicy,
@@ -38,6 +36,9 @@ pub(crate) struct Config {
     limiter: Option<AuthFailureLimiter>,
     /// Browser origins allowed for every client, besides each client's own.
     origins: Arc<[Origin]>,
+    /// `private_key_jwt`: how assertions are checked; none accepted without.
+    #[cfg(feature = "jwt")]
+    assertions: Option<super::ClientAssertions>,
 }
 
 impl<R> ClientAuthLayer<R> {
@@ -50,6 +51,8 @@ impl<R> ClientAuthLayer<R> {
                 www_authenticate: challenge("Basic", DEFAULT_REALM, ""),
                 limiter: None,
                 origins: Arc::from(Vec::new()),
+                #[cfg(feature = "jwt")]
+                assertions: None,
             }),
         }
     }
@@ -80,6 +83,15 @@ impl<R> ClientAuthLayer<R> {
     /// Limits failed authentications per client id and remote address.
     pub fn limit_failures(mut self, limiter: AuthFailureLimiter) -> Self {
         self.config_mut().limiter = Some(limiter);
+        self
+    }
+
+    /// Accepts `private_key_jwt` from clients registered with keys, checked by
+    /// `assertions` (feature `jwt`). Without it, a client assertion is refused.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn assertions(mut self, assertions: super::ClientAssertions) -> Self {
+        self.config_mut().assertions = Some(assertions);
         self
     }
 }
@@ -146,6 +158,7 @@ where
                 req.headers(),
                 req.extensions().get::<FormParams>(),
                 RemoteAddr::from_extensions(req.extensions()),
+                req.uri().path(),
             )
             .await;
             match result {
@@ -166,6 +179,14 @@ impl Config {
     /// The `WWW-Authenticate: Basic realm=…` challenge of a 401.
     pub(crate) fn challenge(&self) -> &HeaderValue {
         &self.www_authenticate
+    }
+
+    /// Whether `private_key_jwt` is accepted.
+    pub(crate) fn accepts_assertions(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        return self.assertions.is_some();
+        #[cfg(not(feature = "jwt"))]
+        return false;
     }
 }
 
@@ -193,6 +214,7 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     headers: &HeaderMap,
     params: Option<&FormParams>,
     addr: Option<RemoteAddr>,
+    path: &str,
 ) -> Result<AuthenticatedClient, OAuthError> {
     crate::cors::known_origin(registry, &config.origins, headers).await?;
     // RFC 9110 §15.5.2: every 401 carries a challenge, whichever way the client tried.
@@ -219,7 +241,8 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     };
     // A secret is a guess. A client named alone guesses nothing (there is nothing to
     // guess), so its budget is left alone.
-    let guesses = credentials.secret().is_some_and(|s| !s.is_empty());
+    let guesses = credentials.secret().is_some_and(|s| !s.is_empty())
+        || credentials.client_assertion().is_some();
     // The attempt spends its unit of the budget now, before the registry is asked, so that
     // concurrent attempts cannot overspend it.
     let attempt = match config
@@ -259,7 +282,12 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
             "client authentication failed",
         )))
     };
-    match authenticate(registry, &credentials).await {
+    let context = super::authenticate::AuthContext {
+        #[cfg(feature = "jwt")]
+        assertions: config.assertions.as_ref(),
+        path,
+    };
+    match super::authenticate::authenticate_in(registry, &credentials, context).await {
         Ok(client) => {
             if let Some(attempt) = attempt {
                 attempt.succeeded();
@@ -288,6 +316,19 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
                 attempt.abandon();
             }
             failed("a public client sent a secret")
+        }
+        Err(AuthError::InvalidAssertion(why)) => {
+            if let Some(attempt) = attempt {
+                attempt.failed();
+            }
+            tracing::debug!(
+                client_id = %Escaped(credentials.client_id()),
+                outcome = "invalid_client",
+                reason = %why,
+                latency_us = latency_us(),
+                "client authentication failed"
+            );
+            Err(challenge(OAuthError::invalid_client(why)))
         }
         Err(_) => {
             if let Some(attempt) = attempt {

@@ -94,6 +94,8 @@
 //! [RFC 6749 §2.3]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3
 //! [RFC 6749 §2.3.1]: https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
 
+#[cfg(feature = "jwt")]
+mod assertion;
 mod authenticate;
 #[cfg(feature = "conformance")]
 #[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
@@ -103,10 +105,13 @@ mod layer;
 mod limiter;
 mod remote_addr;
 
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use self::assertion::{AssertionError, ClientAssertions, ClientKeys};
 pub(crate) use self::layer::authenticate_request;
 pub use self::{
     authenticate::{authenticate, authenticate_basic, AuthError},
-    credentials::{decode_basic, encode_basic, ClientCredentials, CredentialsError},
+    credentials::{decode_basic, encode_basic, ClientCredentials, CredentialsError, JWT_BEARER},
     layer::{ClientAuth, ClientAuthLayer},
     limiter::{AuthAttempt, AuthFailureLimiter},
     remote_addr::RemoteAddr,

@@ -30,6 +30,8 @@ pub struct EndpointBuilder<R, T> {
     jsonp: bool,
     annotate: bool,
     quiet: bool,
+    #[cfg(feature = "jwt")]
+    assertions: Option<crate::client_auth::ClientAssertions>,
 }
 
 debug_fields!(EndpointBuilder<R, T> { body_limit, realm, cors_origins, cors_max_age, jsonp, annotate });
@@ -87,6 +89,8 @@ impl<R, T> EndpointBuilder<R, T> {
             jsonp: false,
             annotate: false,
             quiet: false,
+            #[cfg(feature = "jwt")]
+            assertions: None,
         }
     }
 
@@ -100,6 +104,15 @@ impl<R, T> EndpointBuilder<R, T> {
 
         /// Limits failed client authentications per client id and remote address.
         pub fn limit_failures(limiter: AuthFailureLimiter) => limiter = Some(limiter);
+    }
+
+    /// Accepts `private_key_jwt` from clients registered with keys, checked by
+    /// `assertions` (feature `jwt`); the metadata then lists it for this endpoint.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn client_assertions(mut self, assertions: crate::client_auth::ClientAssertions) -> Self {
+        self.assertions = Some(assertions);
+        self
     }
 
     /// Browser origins allowed for every client (CORS), such as `https://app.example.com`:
@@ -192,6 +205,11 @@ impl<R, T> EndpointBuilder<R, T> {
         let auth = ClientAuthLayer::new(self.clients.clone())
             .realm(&self.realm)
             .cors(cors);
+        #[cfg(feature = "jwt")]
+        let auth = match &self.assertions {
+            Some(assertions) => auth.assertions(assertions.clone()),
+            None => auth,
+        };
         match &self.limiter {
             Some(limiter) => auth.limit_failures(limiter.clone()),
             None => auth,

@@ -98,6 +98,9 @@ impl<R, T: EndpointStep> Endpoint<R, T> {
     /// [RFC 8414 §2]: https://www.rfc-editor.org/rfc/rfc8414#section-2
     pub fn auth_methods_supported(&self) -> Vec<&'static str> {
         let mut methods = vec!["client_secret_basic", "client_secret_post"];
+        if self.pipeline.auth.config().accepts_assertions() {
+            methods.push("private_key_jwt");
+        }
         if self.pipeline.step.accepts_public_clients() {
             methods.push("none");
         }

@@ -78,8 +78,9 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             } else {
                 None
             };
-            drop(uri);
-            let response = self.authenticated(&headers, addr, &params).await;
+            let response = self
+                .authenticated(&headers, addr, &params, uri.path())
+                .await;
             match callback {
                 Some(callback) => wrap(response, &callback),
                 None => response.map(JsonpBody::plain),
@@ -99,6 +100,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         headers: &HeaderMap,
         addr: Option<RemoteAddr>,
         params: &FormParams,
+        path: &str,
     ) -> Response<crate::body::Body> {
         let client = match authenticate_request(
             self.auth.registry(),
@@ -106,6 +108,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             headers,
             Some(params),
             addr,
+            path,
         )
         .await
         {

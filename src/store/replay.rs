@@ -26,6 +26,7 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
     time::SystemTime,
 };
@@ -169,6 +170,34 @@ impl fmt::Display for ReplayCacheFull {
 }
 
 impl std::error::Error for ReplayCacheFull {}
+
+/// A boxed future of [`SharedReplay`].
+pub(crate) type ReplayFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + 'a>>;
+
+/// A [`ReplayCache`] behind a pointer, for configurations that are not generic over it.
+pub(crate) trait DynReplay: Send + Sync + 'static {
+    fn first_use_dyn<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        until: SystemTime,
+    ) -> ReplayFuture<'a>;
+}
+
+impl<T: ReplayCache> DynReplay for T {
+    fn first_use_dyn<'a>(
+        &'a self,
+        scope: &'a str,
+        id: &'a str,
+        until: SystemTime,
+    ) -> ReplayFuture<'a> {
+        Box::pin(self.first_use(scope, id, until))
+    }
+}
+
+/// A shared, type-erased replay cache.
+pub(crate) type SharedReplay = Arc<dyn DynReplay>;
 
 #[cfg(test)]
 mod tests {
