@@ -55,6 +55,10 @@ use crate::{
     error::{write_json_string_contents, OAuthError, APPLICATION_JSON},
 };
 
+/// The algorithms client assertions may be signed with: those a key set pins its keys to.
+const ASSERTION_ALGORITHMS: &[&str] = &[
+    "ES256", "ES384", "EdDSA", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512",
+];
 /// An issuer identifier that RFC 8414 §2 does not allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidIssuer(String);
@@ -134,9 +138,21 @@ impl AuthorizationServerMetadata {
         endpoint: &Endpoint<R, T>,
     ) -> Self {
         let url = json_string(&self.url(path));
-        let methods = json_strings(endpoint.auth_methods_supported());
-        self.member(&format!("{name}_endpoint"), url)
-            .member(&format!("{name}_endpoint_auth_methods_supported"), methods)
+        let supported = endpoint.auth_methods_supported();
+        let assertions = supported.contains(&"private_key_jwt");
+        let methods = json_strings(supported);
+        let this = self
+            .member(&format!("{name}_endpoint"), url)
+            .member(&format!("{name}_endpoint_auth_methods_supported"), methods);
+        if assertions {
+            // What a client's registered key may sign its assertion with (RFC 8414 §2).
+            this.member(
+                &format!("{name}_endpoint_auth_signing_alg_values_supported"),
+                json_strings(ASSERTION_ALGORITHMS.iter().copied()),
+            )
+        } else {
+            this
+        }
     }
 
     /// `token_endpoint` at `path`, and the methods `endpoint` accepts.

@@ -165,9 +165,28 @@ impl SigningKey {
         }
     }
 
-    /// The key id (`kid`) every token it signs names.
+    /// The key id (`kid`) every token it signs names: by default the RFC 7638 thumbprint
+    /// of its public JWK.
     pub fn kid(&self) -> &str {
         &self.kid
+    }
+
+    /// The same key under another key id (a client's key registered with the id it
+    /// chose, say), in its JWK and in every token it signs.
+    ///
+    /// ```
+    /// use tower_oauth_revoke::jose::SigningKey;
+    ///
+    /// let key = SigningKey::generate().with_kid("client-key-1");
+    /// assert_eq!(key.kid(), "client-key-1");
+    /// assert!(key.jwks().contains("\"kid\":\"client-key-1\""));
+    /// ```
+    #[must_use]
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        let kid: String = kid.into();
+        Arc::make_mut(&mut self.jwk).common.key_id = Some(kid.clone());
+        self.kid = kid.into();
+        self
     }
 
     /// The private key as PKCS#8 PEM, to share it with other nodes. Keep it secret.

@@ -18,7 +18,7 @@ use http_body_util::Full;
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_oauth_revoke::{
     admin::AdminRevocations,
-    client_auth::{decode_basic, AuthFailureLimiter, RemoteAddr},
+    client_auth::{decode_basic, AuthFailureLimiter, ClientAssertions, RemoteAddr},
     cors::CorsPolicy,
     deadline::BodyDeadlineLayer,
     endpoint::Endpoint,
@@ -165,8 +165,15 @@ pub(crate) async fn app(
         .realm("demo")
         .limit_failures(limiter.clone());
 
+    // private_key_jwt at every endpoint whose body is the client's: the assertions' jtis
+    // are kept in the store, so that every node sharing it refuses a replay.
+    // The token endpoint's URL is accepted at every endpoint too (OpenID Connect asks clients
+    // for it).
+    let assertions = ClientAssertions::new(issuer_url, store.clone())
+        .audience(format!("{}/oauth2/token", issuer_url.trim_end_matches('/')));
     let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
         .jwt(jwts.clone())
+        .client_assertions(assertions.clone())
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -187,6 +194,7 @@ pub(crate) async fn app(
     // its limiter, the origin check) with the demo's own last step. It serves browser apps
     // too (a public client's password grant).
     let token = Endpoint::with_step(registry.clone(), issuer)
+        .client_assertions(assertions.clone())
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -202,6 +210,7 @@ pub(crate) async fn app(
             .issuer(issuer_url)
             .jwt(jwts.clone()),
     )
+    .client_assertions(assertions)
     .realm("demo")
     .limit_failures(limiter)
     .cors_origins(&args.cors_origins)

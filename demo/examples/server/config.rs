@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime};
 use crate::{store::DemoStore, Args};
 use serde::Deserialize;
 use tower_oauth_revoke::{
-    client_auth::{Client, MemoryClientRegistry},
+    client_auth::{Client, ClientKeys, MemoryClientRegistry},
+    jose::RemoteKeySet,
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
@@ -20,6 +21,8 @@ pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; repl
   origins = ["https://app.example"] # optional: this client's allowed CORS origins
   introspect = false                # optional: may introspect any client's tokens
   admin = false                     # optional: may use the admin operations
+  jwks = '{"keys": [...]}'          # optional: public keys for private_key_jwt (RFC 7523)
+  jwks_uri = "https://app.example/jwks.json"  # optional: or where to fetch them
 
   [[users]]                         # resource owners (password grant, owner API)
   name = "alice"
@@ -77,6 +80,10 @@ pub(crate) struct ClientConfig {
     /// May use the admin operations.
     #[serde(default)]
     pub(crate) admin: bool,
+    /// A JWKS document: the client's keys for `private_key_jwt`.
+    pub(crate) jwks: Option<String>,
+    /// Where the client publishes its JWKS.
+    pub(crate) jwks_uri: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +123,11 @@ id = "resource-server"
 secret = "rs-secret"
 name = "Resource server"
 introspect = true
+
+[[clients]]
+id = "fapi-client"
+name = "FAPI 2.0 app"
+jwks = '{"keys":[{"kty":"EC","crv":"P-256","x":"bt4d-9FAU6qz6fGUXSxEm9OBxcvdOJqVeSriZlIDkgo","y":"RpxzoKth72Z7aKImd_pxFatIVUHXjIKuiwh4JSzVjmw","kid":"fapi-client-1","use":"sig","alg":"ES256"}]}'
 
 [[clients]]
 id = "admin-client"
@@ -172,9 +184,31 @@ pub(crate) fn load_config(args: &Args) -> Result<DemoConfig, String> {
 pub(crate) fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, String> {
     let mut clients = Vec::new();
     for c in &config.clients {
-        let mut client = match &c.secret {
-            Some(secret) => Client::confidential(c.id.as_str(), secret),
-            None => Client::public(c.id.as_str()),
+        let keys = match (&c.jwks, &c.jwks_uri) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "client {:?}: give jwks or jwks_uri, not both",
+                    c.id
+                ))
+            }
+            (Some(jwks), None) => Some(
+                ClientKeys::from_jwks(jwks).map_err(|e| format!("client {:?}: jwks: {e}", c.id))?,
+            ),
+            (None, Some(uri)) => Some(ClientKeys::remote(
+                RemoteKeySet::new(uri, None).map_err(|e| format!("client {:?}: {e}", c.id))?,
+            )),
+            (None, None) => None,
+        };
+        let mut client = match (&c.secret, keys) {
+            (Some(secret), keys) => {
+                let client = Client::confidential(c.id.as_str(), secret);
+                match keys {
+                    Some(keys) => client.with_keys(keys),
+                    None => client,
+                }
+            }
+            (None, Some(keys)) => Client::private_key_jwt(c.id.as_str(), keys),
+            (None, None) => Client::public(c.id.as_str()),
         };
         client = client
             .with_origins(&c.origins)

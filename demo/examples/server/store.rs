@@ -2,8 +2,8 @@
 
 use tower_oauth_revoke::events::{Events, Initiator, RevocationEvent};
 use tower_oauth_revoke::store::{
-    backend::GrantState, GrantId, IssueError, MemoryStore, OwnerGrants, RevocationOutcome,
-    RevocationRequest, StoreError, TokenHash, TokenRecord, TokenStore,
+    backend::GrantState, GrantId, IssueError, MemoryStore, OwnerGrants, ReplayCache,
+    RevocationOutcome, RevocationRequest, StoreError, TokenHash, TokenRecord, TokenStore,
 };
 
 #[derive(Clone)]
@@ -21,6 +21,17 @@ macro_rules! delegate {
             DemoStore::Postgres($s) => $e.await,
         }
     };
+}
+
+impl ReplayCache for DemoStore {
+    async fn first_use(
+        &self,
+        scope: &str,
+        id: &str,
+        until: std::time::SystemTime,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.first_use(scope, id, until))
+    }
 }
 
 impl TokenStore for DemoStore {

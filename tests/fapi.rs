@@ -1,0 +1,374 @@
+//! Client authentication by `private_key_jwt` (RFC 7523) on the demo server over HTTPS:
+//! with stock clients (openid-client 6 on Node.js, Authlib on Python) at the token,
+//! introspection and revocation endpoints, and with forged or misused assertions made by
+//! hand, each refused with `invalid_client` and changing nothing.
+//!
+//! openid-client comes from npm and Authlib from PyPI (`.ci/fapi.sh` installs both);
+//! `SKIP_FAPI_TESTS=1` skips the tests that need them when they are missing, anything else
+//! makes them fail.
+
+#![cfg(all(feature = "jwt", feature = "serve"))]
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use common::{demo_server_binary, Process};
+use serde_json::{json, Value};
+use tower_oauth_revoke::{client_auth::JWT_BEARER, jose::SigningKey};
+
+const CLIENT: &str = "fapi-client";
+const KID: &str = "fapi-client-1";
+const RS: (&str, &str) = ("resource-server", "rs-secret");
+
+fn fapi_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fapi")
+}
+
+fn client_key() -> SigningKey {
+    let pem = std::fs::read_to_string(fapi_dir().join("demo-client-key.pem")).unwrap();
+    SigningKey::from_pkcs8_pem(&pem).unwrap().with_kid(KID)
+}
+
+/// The demo over HTTPS, its certificate, and a client that trusts it.
+struct Demo {
+    _process: Process,
+    base: String,
+    cert: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.cert);
+    }
+}
+
+impl Demo {
+    fn start() -> Self {
+        let cert = std::env::temp_dir().join(format!(
+            "tor-fapi-{}-{:x}.pem",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let process = Process::start(
+            &demo_server_binary(),
+            &[
+                "--listen",
+                "127.0.0.1:0",
+                "--cert-out",
+                cert.to_str().unwrap(),
+            ],
+        );
+        assert!(process.url.starts_with("https://"), "{}", process.url);
+        let pem = std::fs::read(&cert).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+            .no_proxy()
+            .build()
+            .unwrap();
+        Self {
+            base: process.url.trim_end_matches('/').to_owned(),
+            _process: process,
+            cert,
+            http,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// An assertion of the demo's `fapi-client`, with `edit` applied to its claims.
+    fn assertion(&self, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = json!({
+            "iss": CLIENT, "sub": CLIENT, "aud": self.base,
+            "iat": now, "exp": now + 60,
+            "jti": format!("{:032x}", rand::random::<u128>()),
+        });
+        edit(claims.as_object_mut().unwrap());
+        client_key().sign("JWT", &claims).unwrap()
+    }
+
+    /// POSTs `form` with `assertion` as the client's authentication.
+    async fn post(&self, path: &str, assertion: &str, form: &[(&str, &str)]) -> (u16, Value, bool) {
+        let mut form = form.to_vec();
+        form.push(("client_assertion_type", JWT_BEARER));
+        form.push(("client_assertion", assertion));
+        let response = self
+            .http
+            .post(self.url(path))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let challenged = response.headers().contains_key("www-authenticate");
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body, challenged)
+    }
+
+    /// A token of `fapi-client` by client_credentials.
+    async fn token(&self) -> String {
+        let (status, body, _) = self
+            .post(
+                "/oauth2/token",
+                &self.assertion(|_| {}),
+                &[("grant_type", "client_credentials")],
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Whether the resource server sees `token` as active.
+    async fn active(&self, token: &str) -> bool {
+        let body: Value = self
+            .http
+            .post(self.url("/oauth2/introspect"))
+            .basic_auth(RS.0, Some(RS.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["active"] == true
+    }
+
+    /// Runs a client script with the demo's issuer, the client's key and a CA to trust.
+    fn script(&self, program: &str, script: &str, env: &[(&str, &str)]) -> Value {
+        let output = Command::new(program)
+            .arg(fapi_dir().join(script))
+            .current_dir(fapi_dir())
+            .env("ISSUER", &self.base)
+            .env("CLIENT_ID", CLIENT)
+            .env("KID", KID)
+            .env("KEY_FILE", fapi_dir().join("demo-client-key.pem"))
+            .env("CA_FILE", &self.cert)
+            .env("NODE_EXTRA_CA_CERTS", &self.cert)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        assert!(
+            output.status.success(),
+            "{script} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+    }
+}
+
+fn available(program: &str, args: &[&str], what: &str) -> bool {
+    let found = Command::new(program)
+        .args(args)
+        .current_dir(fapi_dir())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        common::skip_or_fail("SKIP_FAPI_TESTS", &format!("{what} (bash .ci/fapi.sh)"));
+    }
+    found
+}
+
+#[tokio::test]
+async fn openid_client_authenticates_with_private_key_jwt_everywhere() {
+    if !available(
+        "node",
+        &["-e", "import('openid-client')"],
+        "node cannot import openid-client",
+    ) {
+        return;
+    }
+    let demo = Demo::start();
+    let seen = demo.script("node", "openid_client.mjs", &[]);
+    let metadata = &seen["metadata"];
+    for endpoint in ["token", "revocation", "introspection"] {
+        let methods = &metadata[format!("{endpoint}_endpoint_auth_methods_supported")];
+        assert!(
+            methods
+                .as_array()
+                .unwrap()
+                .contains(&json!("private_key_jwt")),
+            "{endpoint}: {methods}"
+        );
+        let algs = &metadata[format!("{endpoint}_endpoint_auth_signing_alg_values_supported")];
+        let algs = algs.as_array().unwrap();
+        assert!(algs.contains(&json!("ES256")) && algs.contains(&json!("PS256")));
+        assert!(!algs
+            .iter()
+            .any(|a| a == "none" || a.as_str().unwrap().starts_with("HS")));
+    }
+    let bearer = &seen["bearer"];
+    assert_eq!(bearer["token_type"], "bearer", "{bearer}");
+    assert_eq!(bearer["introspected"]["active"], true, "{bearer}");
+    assert_eq!(bearer["introspected"]["client_id"], CLIENT);
+    assert_eq!(bearer["userinfo"]["status"], 200, "{bearer}");
+    assert_eq!(bearer["userinfo"]["body"]["client_id"], CLIENT);
+    let after = &bearer["after_revocation"];
+    assert_eq!(after["introspected"], json!({"active": false}), "{after}");
+    assert_eq!(after["userinfo"]["status"], 401, "{after}");
+}
+
+#[tokio::test]
+async fn authlib_authenticates_with_private_key_jwt() {
+    if !available(
+        "python3",
+        &["-c", "import authlib"],
+        "python3 cannot import authlib",
+    ) {
+        return;
+    }
+    let demo = Demo::start();
+    let seen = demo.script("python3", "authlib_client.py", &[]);
+    assert_eq!(seen["token_type"], "Bearer", "{seen}");
+    assert_eq!(seen["introspected"]["active"], true, "{seen}");
+    assert_eq!(seen["revoked"], 200, "{seen}");
+    assert_eq!(seen["after_revocation"], json!({"active": false}), "{seen}");
+    assert_eq!(seen["userinfo_after_revocation"], 401, "{seen}");
+}
+
+#[tokio::test]
+async fn forged_and_misused_assertions_are_refused_and_change_nothing() {
+    let demo = Demo::start();
+    let token = demo.token().await;
+    let revoke = |assertion: String| {
+        let demo = &demo;
+        let token = token.clone();
+        async move {
+            demo.post("/oauth2/revoke", &assertion, &[("token", token.as_str())])
+                .await
+        }
+    };
+
+    // A good assertion, replayed.
+    let once = demo.assertion(|_| {});
+    let (status, body, _) = demo
+        .post("/oauth2/introspect", &once, &[("token", token.as_str())])
+        .await;
+    assert_eq!((status, &body["active"]), (200, &json!(true)), "{body}");
+
+    // Another P-256 key under the client's kid.
+    let other = SigningKey::from_pkcs8_pem(
+        &p256::SecretKey::from_slice(&[7u8; 32])
+            .unwrap()
+            .to_sec1_pem(Default::default())
+            .unwrap(),
+    )
+    .unwrap()
+    .with_kid(KID);
+    let unregistered = {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        other
+            .sign(
+                "JWT",
+                &json!({"iss": CLIENT, "sub": CLIENT, "aud": demo.base, "exp": now + 60, "jti": "u"}),
+            )
+            .unwrap()
+    };
+    let payload = demo.assertion(|_| {});
+    let payload = payload.split('.').nth(1).unwrap().to_owned();
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": KID}).to_string())
+    );
+    let hs256 = {
+        let jwks: Value = serde_json::from_str(
+            &std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap(),
+        )
+        .unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(KID.to_owned());
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload).unwrap()).unwrap();
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(jwks["keys"][0].to_string().as_bytes())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("a replayed assertion", once),
+        (
+            "another audience",
+            demo.assertion(|c| {
+                c.insert("aud".into(), json!("https://other.example"));
+            }),
+        ),
+        (
+            "expired",
+            demo.assertion(|c| {
+                c.insert("exp".into(), json!(1_000_000_000));
+            }),
+        ),
+        (
+            "another client's name",
+            demo.assertion(|c| {
+                c.insert("iss".into(), json!("other-client"));
+            }),
+        ),
+        ("a key not registered", unregistered),
+        ("alg none", none),
+        ("HS256 keyed with the public key", hs256),
+    ];
+    for (case, assertion) in cases {
+        let (status, body, challenged) = revoke(assertion).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        assert_eq!(body["error"], "invalid_client", "{case}: {body}");
+        assert!(challenged, "{case}: a 401 carries WWW-Authenticate");
+        assert!(demo.active(&token).await, "{case}: nothing was revoked");
+    }
+
+    // Two methods at once, and an unknown assertion type.
+    let response = demo
+        .http
+        .post(demo.url("/oauth2/revoke"))
+        .basic_auth(RS.0, Some(RS.1))
+        .form(&[
+            ("token", token.as_str()),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &demo.assertion(|_| {})),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let response = demo
+        .http
+        .post(demo.url("/oauth2/revoke"))
+        .form(&[
+            ("token", token.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:saml2-bearer",
+            ),
+            ("client_assertion", "PHNhbWw+"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(demo.active(&token).await, "nothing was revoked");
+
+    // And the genuine article revokes.
+    let (status, body, _) = revoke(demo.assertion(|_| {})).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!demo.active(&token).await);
+}
