@@ -54,12 +54,12 @@
 //!                          credentials, the authentication step and layer, the limiter
 //!  3  CORS              cors
 //!                          the CORS policy and the origin checks
-//!  2  parsing, storage  form  jsonp  store
+//!  2  parsing, storage  form  jsonp  store  registry
 //!                          the bounded form step; JSONP callbacks and wrapping; TokenStore
-//!                          and its stores
-//!  1  codecs, records   future  urlencoded  deadline  jose  events  registry
+//!                          and its stores; registered clients and their keys
+//!  1  codecs, records   future  urlencoded  deadline  jose  events
 //!                          the shared response future, the strict urlencoded codec, body
-//!                          deadlines, signing keys, revocation events, registered clients
+//!                          deadlines, signing keys and key sets, revocation events
 //!  0  vocabulary        token  escape  body  error  origin  macros
 //!                          token hashes, ids and kinds; log escaping; response bodies;
 //!                          OAuth errors; web origins; the macros that write repeated impls

@@ -113,7 +113,7 @@ struct ClientInner {
     name: Option<String>,
     capabilities: Capabilities,
     #[cfg(feature = "jwt")]
-    keys: Option<crate::client_auth::ClientKeys>,
+    keys: Option<crate::jose::ClientKeys>,
 }
 
 /// What a client may do beyond its own tokens.
@@ -164,7 +164,7 @@ impl Client {
     /// signed by one of `keys` (feature `jwt`).
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    pub fn private_key_jwt(id: impl Into<Arc<str>>, keys: crate::client_auth::ClientKeys) -> Self {
+    pub fn private_key_jwt(id: impl Into<Arc<str>>, keys: crate::jose::ClientKeys) -> Self {
         Self::build(
             id.into(),
             ClientKind::Confidential,
@@ -179,7 +179,7 @@ impl Client {
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
     #[must_use]
-    pub fn with_keys(self, keys: crate::client_auth::ClientKeys) -> Self {
+    pub fn with_keys(self, keys: crate::jose::ClientKeys) -> Self {
         if self.kind() == ClientKind::Public {
             return self;
         }
@@ -194,7 +194,7 @@ impl Client {
     /// The client's registered public keys, if any (feature `jwt`).
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-    pub fn keys(&self) -> Option<&crate::client_auth::ClientKeys> {
+    pub fn keys(&self) -> Option<&crate::jose::ClientKeys> {
         self.inner.keys.as_ref()
     }
 

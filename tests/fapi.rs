@@ -39,6 +39,8 @@ fn client_key() -> SigningKey {
 struct Demo {
     _process: Process,
     base: String,
+    /// The issuer identifier: the base URL unless `--issuer` set another.
+    issuer: String,
     cert: PathBuf,
     http: reqwest::Client,
 }
@@ -51,20 +53,24 @@ impl Drop for Demo {
 
 impl Demo {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// The demo with more arguments (`--redis URL`, say).
+    fn start_with(more: &[&str]) -> Self {
         let cert = std::env::temp_dir().join(format!(
             "tor-fapi-{}-{:x}.pem",
             std::process::id(),
             rand::random::<u64>()
         ));
-        let process = Process::start(
-            &demo_server_binary(),
-            &[
-                "--listen",
-                "127.0.0.1:0",
-                "--cert-out",
-                cert.to_str().unwrap(),
-            ],
-        );
+        let mut args = vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--cert-out",
+            cert.to_str().unwrap(),
+        ];
+        args.extend_from_slice(more);
+        let process = Process::start(&demo_server_binary(), &args);
         assert!(process.url.starts_with("https://"), "{}", process.url);
         let pem = std::fs::read(&cert).unwrap();
         let http = reqwest::Client::builder()
@@ -72,8 +78,14 @@ impl Demo {
             .no_proxy()
             .build()
             .unwrap();
+        let base = process.url.trim_end_matches('/').to_owned();
+        let issuer = match more.iter().position(|a| *a == "--issuer") {
+            Some(i) => more[i + 1].to_owned(),
+            None => base.clone(),
+        };
         Self {
-            base: process.url.trim_end_matches('/').to_owned(),
+            base,
+            issuer,
             _process: process,
             cert,
             http,
@@ -91,7 +103,7 @@ impl Demo {
             .unwrap()
             .as_secs();
         let mut claims = json!({
-            "iss": CLIENT, "sub": CLIENT, "aud": self.base,
+            "iss": CLIENT, "sub": CLIENT, "aud": self.issuer,
             "iat": now, "exp": now + 60,
             "jti": format!("{:032x}", rand::random::<u128>()),
         });
@@ -371,4 +383,67 @@ async fn forged_and_misused_assertions_are_refused_and_change_nothing() {
     let (status, body, _) = revoke(demo.assertion(|_| {})).await;
     assert_eq!(status, 200, "{body}");
     assert!(!demo.active(&token).await);
+}
+
+/// An assertion taken by one node is refused by every other node of the same store.
+async fn an_assertion_is_single_use_across_two_servers(store: &[&str]) {
+    // Two nodes of one authorization server: one issuer, one store.
+    let mut args = vec!["--issuer", "https://as.test"];
+    args.extend_from_slice(store);
+    let (a, b) = (Demo::start_with(&args), Demo::start_with(&args));
+    let assertion = a.assertion(|_| {});
+    let grant = [("grant_type", "client_credentials")];
+    let (status, body, _) = a.post("/oauth2/token", &assertion, &grant).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = b.post("/oauth2/token", &assertion, &grant).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("used before"),
+        "{body}"
+    );
+    let (status, _, _) = a.post("/oauth2/token", &assertion, &grant).await;
+    assert_eq!(status, 401, "nor again at the first");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn an_assertion_is_single_use_across_two_servers_on_redis() {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let client = redis::Client::open(url.as_str()).unwrap();
+    if client.get_multiplexed_async_connection().await.is_err() {
+        return common::skip_or_fail("SKIP_REDIS_TESTS", &format!("no Redis at {url}"));
+    }
+    let prefix = format!("tor-test-fapi-{:016x}", rand::random::<u64>());
+    an_assertion_is_single_use_across_two_servers(&[
+        "--redis",
+        &url,
+        "--redis-key-prefix",
+        &prefix,
+    ])
+    .await;
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn an_assertion_is_single_use_across_two_servers_on_postgres() {
+    let Some(database) = common::Database::create("tor_fapi") else {
+        return common::skip_or_fail("SKIP_POSTGRES_TESTS", "no PostgreSQL answers");
+    };
+    an_assertion_is_single_use_across_two_servers(&["--postgres", &database.url()]).await;
 }

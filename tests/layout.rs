@@ -11,8 +11,8 @@ use std::{fs, path::Path, path::PathBuf};
 #[rustfmt::skip]
 const LAYERS: &[(&str, &[&str])] = &[
     ("vocabulary",       &["token", "escape", "body", "error", "origin", "macros"]),
-    ("codecs, records",  &["future", "urlencoded", "deadline", "jose", "events", "registry"]),
-    ("parsing, storage", &["form", "jsonp", "store"]),
+    ("codecs, records",  &["future", "urlencoded", "deadline", "jose", "events"]),
+    ("parsing, storage", &["form", "jsonp", "store", "registry"]),
     ("CORS",             &["cors"]),
     ("client auth",      &["client_auth"]),
     ("pipeline, guards", &["endpoint", "guard", "trace"]),

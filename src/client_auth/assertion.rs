@@ -60,7 +60,7 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    jose::{JoseError, KeySet},
+    jose::{ClientKeys, JoseError, KeysSource},
     registry::Client,
     store::{
         replay::{DynReplay, SharedReplay},
@@ -74,59 +74,27 @@ pub(crate) const MAX_ASSERTION: usize = super::credentials::MAX_ASSERTION;
 /// Clock skew allowed either way.
 const LEEWAY: u64 = 30;
 
-/// A client's public keys, what its assertions are checked with: a JWKS registered with
-/// the client, or its `jwks_uri`, fetched and cached with the rules of
-/// [`RemoteKeySet`](crate::jose::RemoteKeySet). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct ClientKeys(Source);
-
-#[derive(Clone, Debug)]
-enum Source {
-    Inline(KeySet),
-    #[cfg(feature = "remote")]
-    Remote(crate::jose::RemoteKeySet),
-}
-
-impl ClientKeys {
-    /// Keys registered with the client.
-    pub fn inline(keys: KeySet) -> Self {
-        Self(Source::Inline(keys))
-    }
-
-    /// The keys of a JWKS document registered with the client.
-    pub fn from_jwks(jwks: &str) -> Result<Self, JoseError> {
-        KeySet::from_jwks(jwks).map(Self::inline)
-    }
-
-    /// The keys at the client's `jwks_uri` (feature `remote`).
-    #[cfg(feature = "remote")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
-    pub fn remote(keys: crate::jose::RemoteKeySet) -> Self {
-        Self(Source::Remote(keys))
-    }
-
-    /// The claims of `jws`, checked by the client's keys: a key it names or the one key of
-    /// its algorithm; a remote set is fetched again (rate-limited) when that fails.
-    async fn verify(&self, jws: &str) -> Result<Claims, AssertionError> {
-        const TYPS: &[&str] = &["JWT", "client-authentication+jwt"];
-        match &self.0 {
-            Source::Inline(keys) => keys.verify_any(jws, TYPS).map_err(AssertionError::jose),
-            #[cfg(feature = "remote")]
-            Source::Remote(remote) => {
-                let held = remote.keys();
-                if !held.is_empty() {
-                    if let Ok(claims) = held.verify_any(jws, TYPS) {
-                        return Ok(claims);
-                    }
+/// The claims of `jws`, checked by the client's keys: a key it names or the one key of
+/// its algorithm; a remote set is fetched again (rate-limited) when that fails.
+async fn verify_by(keys: &ClientKeys, jws: &str) -> Result<Claims, AssertionError> {
+    const TYPS: &[&str] = &["JWT", "client-authentication+jwt"];
+    match keys.source() {
+        KeysSource::Inline(keys) => keys.verify_any(jws, TYPS).map_err(AssertionError::jose),
+        #[cfg(feature = "remote")]
+        KeysSource::Remote(remote) => {
+            let held = remote.keys();
+            if !held.is_empty() {
+                if let Ok(claims) = held.verify_any(jws, TYPS) {
+                    return Ok(claims);
                 }
-                if let Err(e) = remote.refresh(held.is_empty()).await {
-                    tracing::warn!(error = %e, "cannot read a client's jwks_uri");
-                }
-                remote
-                    .keys()
-                    .verify_any(jws, TYPS)
-                    .map_err(AssertionError::jose)
             }
+            if let Err(e) = remote.refresh(held.is_empty()).await {
+                tracing::warn!(error = %e, "cannot read a client's jwks_uri");
+            }
+            remote
+                .keys()
+                .verify_any(jws, TYPS)
+                .map_err(AssertionError::jose)
         }
     }
 }
@@ -297,7 +265,7 @@ impl ClientAssertions {
         let keys = client
             .keys()
             .ok_or_else(|| AssertionError::invalid("the client has no registered keys"))?;
-        let claims = keys.verify(assertion).await?;
+        let claims = verify_by(keys, assertion).await?;
         let id = client.id();
         if claims.iss.as_deref() != Some(id) || claims.sub.as_deref() != Some(id) {
             return Err(AssertionError::invalid(

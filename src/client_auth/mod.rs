@@ -107,7 +107,7 @@ mod remote_addr;
 
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-pub use self::assertion::{AssertionError, ClientAssertions, ClientKeys};
+pub use self::assertion::{AssertionError, ClientAssertions};
 pub(crate) use self::layer::authenticate_request;
 pub use self::{
     authenticate::{authenticate, authenticate_basic, AuthError},
@@ -117,6 +117,9 @@ pub use self::{
     remote_addr::RemoteAddr,
 };
 pub use crate::future::ResponseFuture;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub use crate::jose::ClientKeys;
 pub use crate::registry::{
     AuthenticatedClient, Client, ClientAuthMethod, ClientKind, ClientRegistry,
     MemoryClientRegistry, RegistryError, SecretDigest,

@@ -454,6 +454,44 @@ impl KeySet {
     }
 }
 
+/// A client's public keys, what its assertions are checked with: a JWKS registered with
+/// the client, or its `jwks_uri`, fetched and cached with the rules of
+/// [`RemoteKeySet`]. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ClientKeys(KeysSource);
+
+/// Where a client's keys are.
+#[derive(Clone, Debug)]
+pub(crate) enum KeysSource {
+    Inline(KeySet),
+    #[cfg(feature = "remote")]
+    Remote(RemoteKeySet),
+}
+
+impl ClientKeys {
+    /// Keys registered with the client.
+    pub fn inline(keys: KeySet) -> Self {
+        Self(KeysSource::Inline(keys))
+    }
+
+    /// The keys of a JWKS document registered with the client.
+    pub fn from_jwks(jwks: &str) -> Result<Self, JoseError> {
+        KeySet::from_jwks(jwks).map(Self::inline)
+    }
+
+    /// The keys at the client's `jwks_uri` (feature `remote`).
+    #[cfg(feature = "remote")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
+    pub fn remote(keys: RemoteKeySet) -> Self {
+        Self(KeysSource::Remote(keys))
+    }
+
+    /// Where the keys are.
+    pub(crate) fn source(&self) -> &KeysSource {
+        &self.0
+    }
+}
+
 /// Whether the header's `typ` is `typ`, without case, with or without `application/`.
 fn typ_is(header: &Header, typ: &str) -> bool {
     let found = header.typ.as_deref().unwrap_or("");

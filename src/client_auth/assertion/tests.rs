@@ -6,7 +6,10 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::{jose::SigningKey, store::MemoryStore};
+use crate::{
+    jose::{KeySet, SigningKey},
+    store::MemoryStore,
+};
 
 const ISSUER: &str = "https://as.example/tenant";
 const PATH: &str = "/tenant/oauth2/token";

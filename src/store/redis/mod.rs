@@ -39,6 +39,7 @@ use super::{
 
 mod delivery;
 mod relay;
+mod replay;
 mod scripts;
 
 use relay::{
@@ -661,40 +662,6 @@ impl RedisStore {
             Bulk::Subject(name) => (self.owner_key(name), "s"),
             Bulk::Client(_) => (format!("{}ci:-", self.config.tag), "c"),
         }
-    }
-}
-
-impl super::ReplayCache for RedisStore {
-    /// `SET {P}:jti:<hash> 1 NX PXAT <until>`: the key expires with the value.
-    async fn first_use(
-        &self,
-        scope: &str,
-        id: &str,
-        until: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let key = super::replay::replay_key(scope, id);
-        let mut name = format!("{}jti:", self.config.tag);
-        for byte in key {
-            use std::fmt::Write as _;
-            let _ = write!(name, "{byte:02x}");
-        }
-        let until_ms = until
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let set: Option<String> = self
-            .run(|mut conn| async move {
-                redis::cmd("SET")
-                    .arg(&name)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(until_ms.max(1))
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(set.is_some())
     }
 }
 
