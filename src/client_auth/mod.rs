@@ -101,6 +101,9 @@ pub mod conformance;
 mod credentials;
 mod layer;
 mod limiter;
+#[cfg(feature = "mtls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+pub mod mtls;
 mod remote_addr;
 
 pub(crate) use self::layer::authenticate_request;
