@@ -2,7 +2,13 @@
 //!
 //! Client authentication by certificate needs the certificate the client presented in the
 //! TLS handshake, next to the request: a [`ClientCertificate`] in the request's extensions,
-//! parsed once. It says whether its chain was checked against trusted CAs
+//! parsed once. Behind a proxy that terminates TLS and forwards the certificate in a
+//! header, [`TrustedCertificateHeaderLayer`] parses that header into the extension and
+//! removes it. **The proxy must strip the header from every client request**, and the
+//! server be reachable only through it: whoever can set the header can claim any
+//! certificate.
+//!
+//! A certificate says whether its chain was checked against trusted CAs
 //! ([`chain_verified`](ClientCertificate::chain_verified)): only such a certificate may
 //! authenticate a client by its subject or SAN (`tls_client_auth`, [RFC 8705 §2.1]);
 //! one nobody checked proves that the client holds its key, for
@@ -39,6 +45,10 @@
 
 mod certificate;
 mod dn;
+mod header;
 mod pem;
 
-pub use self::certificate::{CertificateError, ClientCertificate, SanKind};
+pub use self::{
+    certificate::{CertificateError, ClientCertificate, SanKind},
+    header::{TrustedCertificateHeader, TrustedCertificateHeaderLayer},
+};

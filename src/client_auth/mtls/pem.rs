@@ -7,6 +7,7 @@ use base64::{
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
     Engine as _,
 };
+use percent_encoding::percent_decode;
 
 use super::CertificateError;
 
@@ -39,6 +40,26 @@ fn base64(text: &str) -> Result<Vec<u8>, CertificateError> {
         .map_err(|_| CertificateError("malformed base64"))
 }
 
+/// The DER a proxy's header value carries: URL-encoded PEM (nginx's
+/// `$ssl_client_escaped_cert`), PEM with spaces for line breaks, or base64 DER. `None` for
+/// an empty value: no certificate.
+pub(super) fn decode_forwarded(value: &[u8]) -> Result<Option<Vec<u8>>, CertificateError> {
+    // Percent-decoding, not form-decoding: a `+` is base64's, never a space.
+    let decoded: Vec<u8> = percent_decode(value).collect();
+    let text = std::str::from_utf8(&decoded)
+        .map_err(|_| CertificateError("the certificate header is not text"))?
+        .trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let der = if text.starts_with("-----BEGIN") {
+        decode(text)?
+    } else {
+        base64(text)?
+    };
+    Ok(Some(der))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,13 +75,31 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_forms() {
+        let escaped =
+            b"-----BEGIN%20CERTIFICATE-----%0AAAEC%2BwQ%3D%0A-----END%20CERTIFICATE-----%0A";
+        assert_eq!(
+            decode_forwarded(escaped).unwrap().unwrap(),
+            [0, 1, 2, 0xfb, 4]
+        );
+        // A literal `+` stays base64's.
+        assert_eq!(
+            decode_forwarded(b"AAEC+wQ").unwrap().unwrap(),
+            [0, 1, 2, 0xfb, 4]
+        );
+        assert_eq!(decode_forwarded(b"").unwrap(), None);
+        assert_eq!(decode_forwarded(b"  ").unwrap(), None);
+    }
+
+    #[test]
     fn malformed_text_is_an_error() {
-        for pem in [
-            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----",
-            "-----BEGIN CERTIFICATE-----AAEC",
-            "-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----",
+        for value in [
+            &b"not base64!"[..],
+            b"-----BEGIN CERTIFICATE-----AAEC",
+            b"-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----",
+            b"%FF%FE",
         ] {
-            assert!(decode(pem).is_err(), "{pem:?}");
+            assert!(decode_forwarded(value).is_err(), "{value:?}");
         }
     }
 }
