@@ -17,7 +17,8 @@
 //!   room, and no new connection is accepted until one has.
 //! - **Accept errors** (out of descriptors, say) back off from 10 ms to 1 s, and are logged
 //!   at most once a second.
-//! - Each request carries the peer's [`RemoteAddr`], for the failure limiter.
+//! - Each request carries the peer's [`RemoteAddr`], for the failure limiter, and (with
+//!   `Server::serve_tls`, feature `mtls`) the client certificate of mutual TLS.
 //! - Shutdown is graceful: in-flight requests finish, within the idle timeout.
 //!
 //! A body that trickles in is not a connection matter: bound it with
@@ -69,6 +70,8 @@ use tokio::{
 };
 use tower_service::Service;
 
+#[cfg(feature = "mtls")]
+use crate::client_auth::mtls::MtlsAcceptor;
 use crate::{body::BoxError, client_auth::RemoteAddr};
 
 /// How long a connection may go without a request in flight, by default.
@@ -222,6 +225,74 @@ impl Server {
         F: Future<Output = io::Result<T>> + Send,
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let accept = move |stream| {
+            let handshake = accept(stream);
+            async move { Ok((handshake.await?, None::<()>)) }
+        };
+        self.serve_connections(listener, accept, service, shutdown)
+            .await
+    }
+
+    /// As [`serve`](Self::serve), over TLS with client certificates (feature `mtls`): each
+    /// request carries the [`ClientCertificate`](crate::client_auth::mtls::ClientCertificate)
+    /// its client presented in the handshake, if any, as it carries [`RemoteAddr`]. See
+    /// [`MtlsAcceptor`] for the two ways to trust a client certificate.
+    ///
+    /// ```no_run
+    /// use std::convert::Infallible;
+    /// use http::{Request, Response};
+    /// use tower_oauth_revoke::{body::Body, client_auth::mtls::{ClientCertificate, MtlsAcceptor}, serve::Server};
+    ///
+    /// # async fn run(acceptor: MtlsAcceptor) -> std::io::Result<()> {
+    /// let app = tower::service_fn(|req: Request<hyper::body::Incoming>| async move {
+    ///     let subject = ClientCertificate::from_extensions(req.extensions())
+    ///         .and_then(|certificate| certificate.subject_dn())
+    ///         .unwrap_or("no certificate")
+    ///         .to_owned();
+    ///     Ok::<_, Infallible>(Response::new(Body::from(subject)))
+    /// });
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+    /// Server::new()
+    ///     .serve_tls(listener, acceptor, app, async { let _ = tokio::signal::ctrl_c().await; })
+    ///     .await
+    /// # }
+    /// ```
+    #[cfg(feature = "mtls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+    pub async fn serve_tls<S>(
+        self,
+        listener: TcpListener,
+        acceptor: MtlsAcceptor,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()>
+    where
+        S: HttpService,
+    {
+        let accept = move |stream| {
+            let acceptor = acceptor.clone();
+            async move { acceptor.accept(stream).await }
+        };
+        self.serve_connections(listener, accept, service, shutdown)
+            .await
+    }
+
+    /// The accept loop: `accept` sets each connection up, and gives what each of its
+    /// requests carries besides its [`RemoteAddr`].
+    async fn serve_connections<S, A, F, T, E>(
+        self,
+        listener: TcpListener,
+        accept: A,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()>
+    where
+        S: HttpService,
+        A: Fn(TcpStream) -> F + Clone + Send + 'static,
+        F: Future<Output = io::Result<(T, Option<E>)>> + Send,
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        E: Clone + Send + Sync + 'static,
+    {
         let permits = Arc::new(Semaphore::new(self.max_connections));
         let (stop, stopped) = watch::channel(false);
         let shed = Arc::new(Notify::new());
@@ -267,18 +338,19 @@ impl Server {
             let (accept, service) = (accept.clone(), service.clone());
             tokio::spawn(async move {
                 let _permit = permit;
-                let io = match tokio::time::timeout(connection.idle_timeout, accept(stream)).await {
-                    Ok(Ok(io)) => io,
-                    Ok(Err(err)) => {
-                        tracing::debug!(error = %err, "connection set-up failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!("connection set-up timed out");
-                        return;
-                    }
-                };
-                connection.run(io, service).await;
+                let (io, extension) =
+                    match tokio::time::timeout(connection.idle_timeout, accept(stream)).await {
+                        Ok(Ok(accepted)) => accepted,
+                        Ok(Err(err)) => {
+                            tracing::debug!(error = %err, "connection set-up failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("connection set-up timed out");
+                            return;
+                        }
+                    };
+                connection.run(io, extension, service).await;
             });
         }
         drop(listener);
@@ -340,16 +412,21 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run<T, S>(mut self, io: T, service: S)
+    /// Serves the connection; each request carries `extension`, if any.
+    async fn run<T, S, E>(mut self, io: T, extension: Option<E>, service: S)
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: HttpService,
+        E: Clone + Send + Sync + 'static,
     {
         let activity = Arc::new(Activity::new());
         let peer = self.peer;
         let tracked = activity.clone();
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(RemoteAddr(peer));
+            if let Some(extension) = &extension {
+                req.extensions_mut().insert(extension.clone());
+            }
             let in_flight = tracked.begin();
             let mut service = service.clone();
             async move {

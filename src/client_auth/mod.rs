@@ -103,6 +103,9 @@ pub mod conformance;
 mod credentials;
 mod layer;
 mod limiter;
+#[cfg(feature = "mtls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+pub mod mtls;
 mod remote_addr;
 
 #[cfg(feature = "jwt")]
