@@ -35,6 +35,16 @@ pub enum ClientAuthMethod {
     ///
     /// [RFC 7523 §2.2]: https://www.rfc-editor.org/rfc/rfc7523#section-2.2
     PrivateKeyJwt,
+    /// `tls_client_auth`: a client certificate chained to a trusted CA, of the subject DN or
+    /// SAN the client registered ([RFC 8705 §2.1]; feature `mtls`).
+    ///
+    /// [RFC 8705 §2.1]: https://www.rfc-editor.org/rfc/rfc8705#section-2.1
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth`: a client certificate the client registered, by its
+    /// SHA-256 thumbprint ([RFC 8705 §2.2]; feature `mtls`).
+    ///
+    /// [RFC 8705 §2.2]: https://www.rfc-editor.org/rfc/rfc8705#section-2.2
+    SelfSignedTlsClientAuth,
 }
 
 impl ClientAuthMethod {
@@ -45,6 +55,47 @@ impl ClientAuthMethod {
             ClientAuthMethod::ClientSecretPost => "client_secret_post",
             ClientAuthMethod::None => "none",
             ClientAuthMethod::PrivateKeyJwt => "private_key_jwt",
+            ClientAuthMethod::TlsClientAuth => "tls_client_auth",
+            ClientAuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+        }
+    }
+}
+
+/// What a client registered for mutual-TLS client authentication ([RFC 8705 §2]): the
+/// certificate it authenticates with, by subject or SAN (`tls_client_auth`, a certificate
+/// chained to a trusted CA) or by thumbprint (`self_signed_tls_client_auth`).
+///
+/// ```
+/// use tower_oauth_revoke::client_auth::{CertificateAuth, Client, ClientAuthMethod};
+///
+/// let client = Client::tls_client_auth("bank-app", CertificateAuth::SubjectDn("CN=bank-app,O=Bank".into()));
+/// assert_eq!(client.auth_methods(), [ClientAuthMethod::TlsClientAuth]);
+/// ```
+///
+/// [RFC 8705 §2]: https://www.rfc-editor.org/rfc/rfc8705#section-2
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateAuth {
+    /// `tls_client_auth_subject_dn`: the subject, in RFC 4514 form.
+    SubjectDn(String),
+    /// `tls_client_auth_san_dns`.
+    SanDns(String),
+    /// `tls_client_auth_san_uri`.
+    SanUri(String),
+    /// `tls_client_auth_san_ip`.
+    SanIp(String),
+    /// `tls_client_auth_san_email`.
+    SanEmail(String),
+    /// `self_signed_tls_client_auth`: the SHA-256 thumbprints (`x5t#S256`) of the
+    /// certificates the client registered (more than one while it rolls one over).
+    SelfSigned(Vec<[u8; 32]>),
+}
+
+impl CertificateAuth {
+    /// The method it is for.
+    pub fn method(&self) -> ClientAuthMethod {
+        match self {
+            CertificateAuth::SelfSigned(_) => ClientAuthMethod::SelfSignedTlsClientAuth,
+            _ => ClientAuthMethod::TlsClientAuth,
         }
     }
 }
@@ -114,6 +165,7 @@ struct ClientInner {
     capabilities: Capabilities,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jose::ClientKeys>,
+    certificate: Option<CertificateAuth>,
 }
 
 /// What a client may do beyond its own tokens.
@@ -198,6 +250,40 @@ impl Client {
         self.inner.keys.as_ref()
     }
 
+    /// A confidential client that authenticates by its TLS client certificate alone
+    /// (`tls_client_auth` or `self_signed_tls_client_auth`, as `certificate` says; feature
+    /// `mtls` reads the certificate).
+    pub fn tls_client_auth(id: impl Into<Arc<str>>, certificate: CertificateAuth) -> Self {
+        let method = certificate.method();
+        Self::build(id.into(), ClientKind::Confidential, vec![method], None)
+            .edit(|c| c.certificate = Some(certificate))
+    }
+
+    /// Registers the client's certificate and lets it authenticate with it besides its
+    /// other methods. A public client stays public.
+    #[must_use]
+    pub fn with_certificate(self, certificate: CertificateAuth) -> Self {
+        if self.kind() == ClientKind::Public {
+            return self;
+        }
+        let method = certificate.method();
+        self.edit(|c| {
+            c.certificate = Some(certificate);
+            c.methods.retain(|m| {
+                !matches!(
+                    m,
+                    ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth
+                )
+            });
+            c.methods.push(method);
+        })
+    }
+
+    /// What the client registered for mutual-TLS authentication, if anything.
+    pub fn certificate_auth(&self) -> Option<&CertificateAuth> {
+        self.inner.certificate.as_ref()
+    }
+
     fn build(
         id: Arc<str>,
         kind: ClientKind,
@@ -215,6 +301,7 @@ impl Client {
                 capabilities: Capabilities::default(),
                 #[cfg(feature = "jwt")]
                 keys: None,
+                certificate: None,
             }),
         }
     }
@@ -234,6 +321,7 @@ impl Client {
                     capabilities: old.capabilities,
                     #[cfg(feature = "jwt")]
                     keys: old.keys.clone(),
+                    certificate: old.certificate.clone(),
                 };
                 f(&mut copy);
                 self.inner = Arc::new(copy);

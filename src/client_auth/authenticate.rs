@@ -24,6 +24,8 @@ pub enum AuthError {
     SecretForPublicClient,
     /// The client assertion (`private_key_jwt`) was refused: what was wrong with it.
     InvalidAssertion(String),
+    /// The client authenticates by certificate, and the request's is missing or not its.
+    CertificateRefused(&'static str),
 }
 
 /// What authenticating a request needs besides its credentials: the assertion checks, and
@@ -33,6 +35,8 @@ pub(crate) struct AuthContext<'a> {
     #[cfg(feature = "jwt")]
     pub(crate) assertions: Option<&'a super::ClientAssertions>,
     pub(crate) path: &'a str,
+    /// The TLS client certificate, where the endpoint reads certificates.
+    pub(crate) certificate: Option<&'a super::PresentedCertificate>,
 }
 
 /// Authenticates presented credentials against a registry: the pure step of the layer.
@@ -68,6 +72,15 @@ pub(crate) async fn authenticate_in<R: ClientRegistry>(
     if method == ClientAuthMethod::PrivateKeyJwt {
         return authenticate_assertion(client, credentials, context).await;
     }
+    if method == ClientAuthMethod::None && client.kind() == ClientKind::Confidential {
+        if let Some(registered) = client.certificate_auth() {
+            let method = registered.method();
+            return match certificate_matches(registered, context.certificate) {
+                Ok(()) => Ok(AuthenticatedClient::new(client, method)),
+                Err(why) => Err(AuthError::CertificateRefused(why)),
+            };
+        }
+    }
     let ok = match client.kind() {
         ClientKind::Public => {
             // A public client has no secret: it may only name itself, by `client_id` or by
@@ -91,6 +104,52 @@ pub(crate) async fn authenticate_in<R: ClientRegistry>(
         ClientKind::Confidential => method,
     };
     Ok(AuthenticatedClient::new(client, method))
+}
+
+/// Whether the request's certificate is the one `registered` names: for
+/// `tls_client_auth`, chained to a trusted CA and of the subject or SAN; for
+/// `self_signed_tls_client_auth`, of a registered thumbprint; within its validity either way.
+fn certificate_matches(
+    registered: &crate::registry::CertificateAuth,
+    presented: Option<&super::PresentedCertificate>,
+) -> Result<(), &'static str> {
+    let Some(certificate) = presented else {
+        return Err("the client authenticates by TLS certificate, and none was presented");
+    };
+    #[cfg(feature = "mtls")]
+    {
+        use super::mtls::SanKind;
+        use crate::registry::CertificateAuth as A;
+        if !certificate.is_valid_at(std::time::SystemTime::now()) {
+            return Err("the client certificate is expired or not yet valid");
+        }
+        let matches = match registered {
+            A::SelfSigned(thumbprints) => {
+                let presented = certificate.thumbprint();
+                thumbprints.iter().fold(false, |found, t| {
+                    found | bool::from(subtle::ConstantTimeEq::ct_eq(&t[..], &presented[..]))
+                })
+            }
+            _ if !certificate.chain_verified() => {
+                return Err("the client certificate does not chain to a trusted CA")
+            }
+            A::SubjectDn(dn) => certificate.matches_subject_dn(dn),
+            A::SanDns(v) => certificate.matches_san(SanKind::Dns, v),
+            A::SanUri(v) => certificate.matches_san(SanKind::Uri, v),
+            A::SanIp(v) => certificate.matches_san(SanKind::Ip, v),
+            A::SanEmail(v) => certificate.matches_san(SanKind::Email, v),
+        };
+        if matches {
+            Ok(())
+        } else {
+            Err("the client certificate is not the client's")
+        }
+    }
+    #[cfg(not(feature = "mtls"))]
+    {
+        let _ = registered;
+        match *certificate {}
+    }
 }
 
 /// Checks a `private_key_jwt` assertion for a client registered with keys.

@@ -39,6 +39,8 @@ pub(crate) struct Config {
     /// `private_key_jwt`: how assertions are checked; none accepted without.
     #[cfg(feature = "jwt")]
     assertions: Option<super::ClientAssertions>,
+    /// Mutual TLS: whether the request's client certificate authenticates clients.
+    certificates: bool,
 }
 
 impl<R> ClientAuthLayer<R> {
@@ -53,6 +55,7 @@ impl<R> ClientAuthLayer<R> {
                 origins: Arc::from(Vec::new()),
                 #[cfg(feature = "jwt")]
                 assertions: None,
+                certificates: false,
             }),
         }
     }
@@ -83,6 +86,17 @@ impl<R> ClientAuthLayer<R> {
     /// Limits failed authentications per client id and remote address.
     pub fn limit_failures(mut self, limiter: AuthFailureLimiter) -> Self {
         self.config_mut().limiter = Some(limiter);
+        self
+    }
+
+    /// Accepts `tls_client_auth` and `self_signed_tls_client_auth` from clients registered
+    /// with a [`CertificateAuth`](super::CertificateAuth): the request's
+    /// [`ClientCertificate`](super::mtls::ClientCertificate) (feature `mtls`) is matched
+    /// against it. Without it, certificates are not looked at.
+    #[cfg(feature = "mtls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+    pub fn certificates(mut self, enabled: bool) -> Self {
+        self.config_mut().certificates = enabled;
         self
     }
 
@@ -159,6 +173,7 @@ where
                 req.extensions().get::<FormParams>(),
                 RemoteAddr::from_extensions(req.extensions()),
                 req.uri().path(),
+                super::presented_certificate(req.extensions()),
             )
             .await;
             match result {
@@ -179,6 +194,11 @@ impl Config {
     /// The `WWW-Authenticate: Basic realm=…` challenge of a 401.
     pub(crate) fn challenge(&self) -> &HeaderValue {
         &self.www_authenticate
+    }
+
+    /// Whether mutual-TLS client authentication is accepted.
+    pub(crate) fn accepts_certificates(&self) -> bool {
+        self.certificates
     }
 
     /// Whether `private_key_jwt` is accepted.
@@ -215,6 +235,7 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
     params: Option<&FormParams>,
     addr: Option<RemoteAddr>,
     path: &str,
+    certificate: Option<&super::PresentedCertificate>,
 ) -> Result<AuthenticatedClient, OAuthError> {
     crate::cors::known_origin(registry, &config.origins, headers).await?;
     // RFC 9110 §15.5.2: every 401 carries a challenge, whichever way the client tried.
@@ -286,6 +307,7 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
         #[cfg(feature = "jwt")]
         assertions: config.assertions.as_ref(),
         path,
+        certificate: certificate.filter(|_| config.certificates),
     };
     match super::authenticate::authenticate_in(registry, &credentials, context).await {
         Ok(client) => {
@@ -316,6 +338,19 @@ pub(crate) async fn authenticate_request<R: ClientRegistry>(
                 attempt.abandon();
             }
             failed("a public client sent a secret")
+        }
+        Err(AuthError::CertificateRefused(why)) => {
+            if let Some(attempt) = attempt {
+                attempt.abandon();
+            }
+            tracing::debug!(
+                client_id = %Escaped(credentials.client_id()),
+                outcome = "invalid_client",
+                reason = why,
+                latency_us = latency_us(),
+                "client authentication failed"
+            );
+            Err(challenge(OAuthError::invalid_client(why)))
         }
         Err(AuthError::InvalidAssertion(why)) => {
             if let Some(attempt) = attempt {

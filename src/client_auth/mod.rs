@@ -112,6 +112,27 @@ mod remote_addr;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use self::assertion::{AssertionError, ClientAssertions};
 pub(crate) use self::layer::authenticate_request;
+
+/// The client certificate a request presented, as authentication reads it: the mutual-TLS
+/// certificate with the feature `mtls`, a type with no value without.
+#[cfg(feature = "mtls")]
+pub(crate) type PresentedCertificate = mtls::ClientCertificate;
+/// The client certificate a request presented: none without the feature `mtls`.
+#[cfg(not(feature = "mtls"))]
+pub(crate) type PresentedCertificate = std::convert::Infallible;
+
+/// The certificate in a request's extensions, if any.
+pub(crate) fn presented_certificate(
+    extensions: &http::Extensions,
+) -> Option<&PresentedCertificate> {
+    #[cfg(feature = "mtls")]
+    return mtls::ClientCertificate::from_extensions(extensions);
+    #[cfg(not(feature = "mtls"))]
+    {
+        let _ = extensions;
+        None
+    }
+}
 pub use self::{
     authenticate::{authenticate, authenticate_basic, AuthError},
     credentials::{decode_basic, encode_basic, ClientCredentials, CredentialsError, JWT_BEARER},
@@ -124,6 +145,6 @@ pub use crate::future::ResponseFuture;
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use crate::jose::ClientKeys;
 pub use crate::registry::{
-    AuthenticatedClient, Client, ClientAuthMethod, ClientKind, ClientRegistry,
+    AuthenticatedClient, CertificateAuth, Client, ClientAuthMethod, ClientKind, ClientRegistry,
     MemoryClientRegistry, RegistryError, SecretDigest,
 };

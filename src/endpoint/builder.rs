@@ -32,6 +32,8 @@ pub struct EndpointBuilder<R, T> {
     quiet: bool,
     #[cfg(feature = "jwt")]
     assertions: Option<crate::client_auth::ClientAssertions>,
+    #[cfg(feature = "mtls")]
+    certificates: bool,
 }
 
 debug_fields!(EndpointBuilder<R, T> { body_limit, realm, cors_origins, cors_max_age, jsonp, annotate });
@@ -91,6 +93,8 @@ impl<R, T> EndpointBuilder<R, T> {
             quiet: false,
             #[cfg(feature = "jwt")]
             assertions: None,
+            #[cfg(feature = "mtls")]
+            certificates: false,
         }
     }
 
@@ -112,6 +116,17 @@ impl<R, T> EndpointBuilder<R, T> {
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
     pub fn client_assertions(mut self, assertions: crate::client_auth::ClientAssertions) -> Self {
         self.assertions = Some(assertions);
+        self
+    }
+
+    /// Accepts mutual-TLS client authentication (`tls_client_auth`,
+    /// `self_signed_tls_client_auth`; feature `mtls`): see
+    /// [`ClientAuthLayer::certificates`]. The metadata then lists both methods for this
+    /// endpoint.
+    #[cfg(feature = "mtls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+    pub fn client_certificates(mut self, enabled: bool) -> Self {
+        self.certificates = enabled;
         self
     }
 
@@ -205,6 +220,8 @@ impl<R, T> EndpointBuilder<R, T> {
         let auth = ClientAuthLayer::new(self.clients.clone())
             .realm(&self.realm)
             .cors(cors);
+        #[cfg(feature = "mtls")]
+        let auth = auth.certificates(self.certificates);
         #[cfg(feature = "jwt")]
         let auth = match &self.assertions {
             Some(assertions) => auth.assertions(assertions.clone()),

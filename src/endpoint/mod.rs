@@ -93,13 +93,17 @@ impl<R, T> Clone for Endpoint<R, T> {
 impl<R, T: EndpointStep> Endpoint<R, T> {
     /// The client authentication methods this endpoint accepts, as authorization server
     /// metadata lists them ([RFC 8414 §2]): `client_secret_basic`, `client_secret_post`,
-    /// and `none` when its step accepts public clients.
+    /// `private_key_jwt` when given client assertions, the two mutual-TLS methods when it
+    /// reads client certificates, and `none` when its step accepts public clients.
     ///
     /// [RFC 8414 §2]: https://www.rfc-editor.org/rfc/rfc8414#section-2
     pub fn auth_methods_supported(&self) -> Vec<&'static str> {
         let mut methods = vec!["client_secret_basic", "client_secret_post"];
         if self.pipeline.auth.config().accepts_assertions() {
             methods.push("private_key_jwt");
+        }
+        if self.pipeline.auth.config().accepts_certificates() {
+            methods.extend(["tls_client_auth", "self_signed_tls_client_auth"]);
         }
         if self.pipeline.step.accepts_public_clients() {
             methods.push("none");

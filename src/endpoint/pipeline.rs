@@ -60,6 +60,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             ..
         } = parts;
         let addr = RemoteAddr::from_extensions(&extensions);
+        let certificate = crate::client_auth::presented_certificate(&extensions).cloned();
         drop(extensions);
         let mut response = 'answer: {
             let params = match plan {
@@ -79,7 +80,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
                 None
             };
             let response = self
-                .authenticated(&headers, addr, &params, uri.path())
+                .authenticated(&headers, addr, &params, uri.path(), certificate.as_ref())
                 .await;
             match callback {
                 Some(callback) => wrap(response, &callback),
@@ -101,6 +102,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
         addr: Option<RemoteAddr>,
         params: &FormParams,
         path: &str,
+        certificate: Option<&crate::client_auth::PresentedCertificate>,
     ) -> Response<crate::body::Body> {
         let client = match authenticate_request(
             self.auth.registry(),
@@ -109,6 +111,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             Some(params),
             addr,
             path,
+            certificate,
         )
         .await
         {

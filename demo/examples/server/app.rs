@@ -171,9 +171,12 @@ pub(crate) async fn app(
     // for it).
     let assertions = ClientAssertions::new(issuer_url, store.clone())
         .audience(format!("{}/oauth2/token", issuer_url.trim_end_matches('/')));
+    // Mutual TLS: where the server asks for client certificates, they authenticate.
+    let mtls = args.client_ca.is_some() || args.self_signed_clients;
     let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
         .jwt(jwts.clone())
         .client_assertions(assertions.clone())
+        .client_certificates(mtls)
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -195,6 +198,7 @@ pub(crate) async fn app(
     // too (a public client's password grant).
     let token = Endpoint::with_step(registry.clone(), issuer)
         .client_assertions(assertions.clone())
+        .client_certificates(mtls)
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -211,6 +215,7 @@ pub(crate) async fn app(
             .jwt(jwts.clone()),
     )
     .client_assertions(assertions)
+    .client_certificates(mtls)
     .realm("demo")
     .limit_failures(limiter)
     .cors_origins(&args.cors_origins)

@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime};
 use crate::{store::DemoStore, Args};
 use serde::Deserialize;
 use tower_oauth_revoke::{
-    client_auth::{Client, ClientKeys, MemoryClientRegistry},
+    client_auth::{
+        mtls::ClientCertificate, CertificateAuth, Client, ClientAuthMethod, ClientKeys,
+        MemoryClientRegistry,
+    },
     jose::RemoteKeySet,
     store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
@@ -23,6 +26,10 @@ pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; repl
   admin = false                     # optional: may use the admin operations
   jwks = '{"keys": [...]}'          # optional: public keys for private_key_jwt (RFC 7523)
   jwks_uri = "https://app.example/jwks.json"  # optional: or where to fetch them
+  tls_client_auth_subject_dn = "CN=app,O=Example"  # optional: tls_client_auth (--client-ca)
+  tls_client_auth_san_dns = "app.example"          # optional: or by a SAN
+  self_signed_certificate = "-----BEGIN CERTIFICATE-----..."  # optional: for
+                                    # self_signed_tls_client_auth (--self-signed-clients)
 
   [[users]]                         # resource owners (password grant, owner API)
   name = "alice"
@@ -84,6 +91,12 @@ pub(crate) struct ClientConfig {
     pub(crate) jwks: Option<String>,
     /// Where the client publishes its JWKS.
     pub(crate) jwks_uri: Option<String>,
+    /// `tls_client_auth` by this subject DN.
+    pub(crate) tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth` by this DNS SAN.
+    pub(crate) tls_client_auth_san_dns: Option<String>,
+    /// `self_signed_tls_client_auth` with this certificate (PEM).
+    pub(crate) self_signed_certificate: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +141,11 @@ introspect = true
 id = "fapi-client"
 name = "FAPI 2.0 app"
 jwks = '{"keys":[{"kty":"EC","crv":"P-256","x":"bt4d-9FAU6qz6fGUXSxEm9OBxcvdOJqVeSriZlIDkgo","y":"RpxzoKth72Z7aKImd_pxFatIVUHXjIKuiwh4JSzVjmw","kid":"fapi-client-1","use":"sig","alg":"ES256"}]}'
+
+[[clients]]
+id = "mtls-client"
+name = "Mutual-TLS app"
+tls_client_auth_subject_dn = "CN=mtls-client,O=tower-oauth-revoke demo"
 
 [[clients]]
 id = "admin-client"
@@ -208,8 +226,19 @@ pub(crate) fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, Stri
                 }
             }
             (None, Some(keys)) => Client::private_key_jwt(c.id.as_str(), keys),
-            (None, None) => Client::public(c.id.as_str()),
+            (None, None) => match certificate_auth(c)? {
+                Some(certificate) => Client::tls_client_auth(c.id.as_str(), certificate),
+                None => Client::public(c.id.as_str()),
+            },
         };
+        if !matches!(
+            client.auth_methods(),
+            [ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth]
+        ) {
+            if let Some(certificate) = certificate_auth(c)? {
+                client = client.with_certificate(certificate);
+            }
+        }
         client = client
             .with_origins(&c.origins)
             .map_err(|e| format!("client {:?}: {e}", c.id))?;
@@ -225,6 +254,29 @@ pub(crate) fn registry(config: &DemoConfig) -> Result<MemoryClientRegistry, Stri
         clients.push(client);
     }
     Ok(MemoryClientRegistry::new(clients))
+}
+
+/// What a client registered for mutual TLS, if anything: at most one way.
+fn certificate_auth(c: &ClientConfig) -> Result<Option<CertificateAuth>, String> {
+    let mut found = Vec::new();
+    if let Some(dn) = &c.tls_client_auth_subject_dn {
+        found.push(CertificateAuth::SubjectDn(dn.clone()));
+    }
+    if let Some(dns) = &c.tls_client_auth_san_dns {
+        found.push(CertificateAuth::SanDns(dns.clone()));
+    }
+    if let Some(pem) = &c.self_signed_certificate {
+        let certificate = ClientCertificate::from_pem(pem)
+            .map_err(|e| format!("client {:?}: self_signed_certificate: {e}", c.id))?;
+        found.push(CertificateAuth::SelfSigned(vec![certificate.thumbprint()]));
+    }
+    match found.len() {
+        0 | 1 => Ok(found.pop()),
+        _ => Err(format!(
+            "client {:?}: give one of tls_client_auth_subject_dn, tls_client_auth_san_dns, self_signed_certificate",
+            c.id
+        )),
+    }
 }
 
 pub(crate) async fn preissue(store: &DemoStore, config: &DemoConfig) -> Result<(), String> {

@@ -35,7 +35,7 @@ use crate::{
 };
 use clap::Parser;
 use tokio::net::TcpListener;
-use tower_oauth_revoke::{jose::SigningKey, serve::Server};
+use tower_oauth_revoke::{client_auth::mtls::MtlsAcceptor, jose::SigningKey, serve::Server};
 
 #[derive(Debug, Parser)]
 #[command(name = "server", version, after_long_help = CONFIG_HELP)]
@@ -89,6 +89,14 @@ struct Args {
     /// nodes sharing a store share it (default: an Ed25519 key made at start-up).
     #[arg(long, value_name = "FILE")]
     signing_key: Option<PathBuf>,
+    /// Ask clients for a TLS certificate and accept those chained to a CA of FILE (PEM), for
+    /// `tls_client_auth` (RFC 8705 §2.1) by subject DN or SAN.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["plain", "self_signed_clients"])]
+    client_ca: Option<PathBuf>,
+    /// Ask clients for a TLS certificate and accept any whose key signs the handshake, for
+    /// `self_signed_tls_client_auth` (RFC 8705 §2.2): the client must have registered it.
+    #[arg(long, conflicts_with = "plain")]
+    self_signed_clients: bool,
     /// Push every revocation as a Security Event Token to URL (RFC 8935); may be repeated.
     #[arg(long = "event-webhook", value_name = "URL")]
     event_webhooks: Vec<String>,
@@ -105,16 +113,43 @@ fn signing_key(path: Option<&std::path::Path>) -> Result<SigningKey, String> {
     }
 }
 
-fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsAcceptor, String> {
+/// How the server terminates TLS: asking for client certificates or not.
+enum Tls {
+    Plain(tokio_rustls::TlsAcceptor),
+    Mutual(MtlsAcceptor),
+}
+
+fn tls_acceptor(args: &Args) -> Result<Tls, String> {
     let certified =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
             .map_err(|e| format!("cannot make a certificate: {e}"))?;
-    if let Some(path) = cert_out {
+    if let Some(path) = &args.cert_out {
         std::fs::write(path, certified.cert.pem())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     let cert = certified.cert.der().clone();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    if let Some(path) = &args.client_ca {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        use rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let ca = ca.map_err(|e| format!("--client-ca: {e}"))?;
+            roots.add(ca).map_err(|e| format!("--client-ca: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("--client-ca: no certificate in the file".into());
+        }
+        return MtlsAcceptor::client_ca(roots, vec![cert], key)
+            .map(Tls::Mutual)
+            .map_err(|e| format!("--client-ca: {e}"));
+    }
+    if args.self_signed_clients {
+        return MtlsAcceptor::self_signed_clients(vec![cert], key)
+            .map(Tls::Mutual)
+            .map_err(|e| e.to_string());
+    }
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -124,7 +159,9 @@ fn tls_acceptor(cert_out: Option<&std::path::Path>) -> Result<tokio_rustls::TlsA
     .with_single_cert(vec![cert], key)
     .map_err(|e| format!("cannot use the certificate: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(Tls::Plain(tokio_rustls::TlsAcceptor::from(Arc::new(
+        config,
+    ))))
 }
 
 /// Resolves on SIGINT or SIGTERM. The handlers are installed at once, before the server
@@ -198,7 +235,7 @@ async fn run(args: Args) -> Result<(), String> {
     let tls = if args.plain {
         None
     } else {
-        Some(tls_acceptor(args.cert_out.as_deref())?)
+        Some(tls_acceptor(&args)?)
     };
 
     let listener = TcpListener::bind(args.listen)
@@ -220,11 +257,12 @@ async fn run(args: Args) -> Result<(), String> {
     let server = Server::new().idle_timeout(Duration::from_secs(10));
     tracing::debug!(max_connections = server.connection_limit(), "serving");
     let served = match tls {
-        Some(tls) => {
+        Some(Tls::Plain(tls)) => {
             server
                 .serve_with(listener, move |stream| tls.accept(stream), router, shutdown)
                 .await
         }
+        Some(Tls::Mutual(tls)) => server.serve_tls(listener, tls, router, shutdown).await,
         None => server.serve(listener, router, shutdown).await,
     };
     tracing::info!("stopped");
