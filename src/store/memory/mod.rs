@@ -341,6 +341,7 @@ impl MemoryStore {
                 owner: (grant.owner != NO_OWNER).then(|| self.inner.names.name(grant.owner)),
                 expires_at: from_secs(entry.expires_at()),
                 issued_at: from_secs(entry.issued_at()),
+                confirmation: None,
             },
             grant: self.state(&grant),
         })

@@ -131,6 +131,7 @@ impl Backend for PostgresStore {
                 owner: try_get::<Option<&str>>(row, "owner")?.map(Arc::from),
                 expires_at: try_get(row, "expires_at")?,
                 issued_at: try_get(row, "issued_at")?,
+                confirmation: None,
             },
             grant: GrantState {
                 revoked: try_get(row, "revoked")?,

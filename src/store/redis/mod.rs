@@ -449,6 +449,7 @@ impl Backend for RedisStore {
                 owner: name(owner),
                 expires_at: from_secs(parse(expires, "token expiry")?),
                 issued_at: from_secs(parse(issued, "token issue time")?),
+                confirmation: None,
             },
             grant: grant_state(state)?,
         }))
