@@ -34,7 +34,8 @@ use super::{
     backend::{
         Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held, TokenRule,
     },
-    hex_string, GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
+    hex_string, Confirmation, GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
+    TokenRecord,
 };
 
 mod delivery;
@@ -56,7 +57,7 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 ///
 /// | key | type | fields | expires |
 /// |---|---|---|---|
-/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds) | with the token |
+/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds), `b` the key a bound token is bound to ([`Confirmation`], `<cnf member>:<thumbprint in base64url>`, e.g. `jkt:…`; absent for a bearer token) | with the token |
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 /// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
@@ -375,6 +376,25 @@ fn name(value: &str) -> Option<Arc<str>> {
     (!value.is_empty()).then(|| value.into())
 }
 
+/// A token's binding as its field `b` holds it: `<cnf member>:<thumbprint in base64url>`,
+/// empty for none.
+fn binding_code(confirmation: Option<&Confirmation>) -> String {
+    confirmation.map_or_else(String::new, |c| {
+        format!("{}:{}", c.member(), c.to_base64url())
+    })
+}
+
+fn binding_of(value: &str) -> Result<Option<Confirmation>, StoreError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .split_once(':')
+        .and_then(|(member, thumbprint)| Confirmation::from_member(member, thumbprint))
+        .map(Some)
+        .ok_or_else(|| malformed("token binding"))
+}
+
 fn cut_off(value: &str) -> Result<Option<u64>, StoreError> {
     match value {
         "" => Ok(None),
@@ -419,7 +439,8 @@ impl Backend for RedisStore {
                     .arg(record.grant.to_string())
                     .arg(&*record.client_id)
                     .arg(to_secs(record.issued_at))
-                    .arg(tag);
+                    .arg(tag)
+                    .arg(binding_code(record.confirmation.as_ref()));
                 if let Some(owner) = &record.owner {
                     call.arg(&**owner);
                 }
@@ -438,7 +459,8 @@ impl Backend for RedisStore {
         let Some(fields) = found else {
             return Ok(None);
         };
-        let [kind, grant, expires, issued, client, owner, state @ ..] = fields.as_slice() else {
+        let [kind, grant, expires, issued, binding, client, owner, state @ ..] = fields.as_slice()
+        else {
             return Err(malformed("token record"));
         };
         Ok(Some(Held {
@@ -449,7 +471,7 @@ impl Backend for RedisStore {
                 owner: name(owner),
                 expires_at: from_secs(parse(expires, "token expiry")?),
                 issued_at: from_secs(parse(issued, "token issue time")?),
-                confirmation: None,
+                confirmation: binding_of(binding)?,
             },
             grant: grant_state(state)?,
         }))
@@ -722,6 +744,20 @@ mod tests {
         let owner = store.owner_key("alice@example.com");
         assert!(owner.starts_with("{tenant-a}:o:") && !owner.contains("alice"));
         assert_eq!(owner.len(), "{tenant-a}:o:".len() + 64);
+    }
+
+    #[test]
+    fn bindings_read_back_as_written() {
+        for confirmation in [
+            None,
+            Some(Confirmation::Jkt([3; 32])),
+            Some(Confirmation::X5tS256([250; 32])),
+        ] {
+            let code = binding_code(confirmation.as_ref());
+            assert_eq!(binding_of(&code).unwrap(), confirmation, "{code}");
+        }
+        assert!(binding_of("jwk:AAAA").is_err());
+        assert!(binding_of("no separator").is_err());
     }
 
     #[test]
