@@ -34,16 +34,17 @@ use super::{
     backend::{
         Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held, TokenRule,
     },
-    hex_string, Confirmation, GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
-    TokenRecord,
+    hex_string, GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
 };
 
 mod delivery;
 mod relay;
+mod replay;
 mod scripts;
 
 use relay::{
-    from_secs, initiator_code, kind_code, kind_of, malformed, relay_events, scope_code, to_secs,
+    binding_code, binding_of, from_secs, initiator_code, kind_code, kind_of, malformed,
+    relay_events, scope_code, to_secs,
 };
 use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNER, REVOKE_GRANT};
 
@@ -57,7 +58,7 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 ///
 /// | key | type | fields | expires |
 /// |---|---|---|---|
-/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds), `b` the key a bound token is bound to ([`Confirmation`], `<cnf member>:<thumbprint in base64url>`, e.g. `jkt:…`; absent for a bearer token) | with the token |
+/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds), `b` the key a bound token is bound to ([`Confirmation`](super::Confirmation), `<cnf member>:<thumbprint in base64url>`, e.g. `jkt:…`; absent for a bearer token) | with the token |
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 /// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
@@ -376,25 +377,6 @@ fn name(value: &str) -> Option<Arc<str>> {
     (!value.is_empty()).then(|| value.into())
 }
 
-/// A token's binding as its field `b` holds it: `<cnf member>:<thumbprint in base64url>`,
-/// empty for none.
-fn binding_code(confirmation: Option<&Confirmation>) -> String {
-    confirmation.map_or_else(String::new, |c| {
-        format!("{}:{}", c.member(), c.to_base64url())
-    })
-}
-
-fn binding_of(value: &str) -> Result<Option<Confirmation>, StoreError> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    value
-        .split_once(':')
-        .and_then(|(member, thumbprint)| Confirmation::from_member(member, thumbprint))
-        .map(Some)
-        .ok_or_else(|| malformed("token binding"))
-}
-
 fn cut_off(value: &str) -> Result<Option<u64>, StoreError> {
     match value {
         "" => Ok(None),
@@ -687,40 +669,6 @@ impl RedisStore {
     }
 }
 
-impl super::ReplayCache for RedisStore {
-    /// `SET {P}:jti:<hash> 1 NX PXAT <until>`: the key expires with the value.
-    async fn first_use(
-        &self,
-        scope: &str,
-        id: &str,
-        until: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let key = super::replay::replay_key(scope, id);
-        let mut name = format!("{}jti:", self.config.tag);
-        for byte in key {
-            use std::fmt::Write as _;
-            let _ = write!(name, "{byte:02x}");
-        }
-        let until_ms = until
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
-        let set: Option<String> = self
-            .run(|mut conn| async move {
-                redis::cmd("SET")
-                    .arg(&name)
-                    .arg(1)
-                    .arg("NX")
-                    .arg("PXAT")
-                    .arg(until_ms.max(1))
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(set.is_some())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,20 +692,6 @@ mod tests {
         let owner = store.owner_key("alice@example.com");
         assert!(owner.starts_with("{tenant-a}:o:") && !owner.contains("alice"));
         assert_eq!(owner.len(), "{tenant-a}:o:".len() + 64);
-    }
-
-    #[test]
-    fn bindings_read_back_as_written() {
-        for confirmation in [
-            None,
-            Some(Confirmation::Jkt([3; 32])),
-            Some(Confirmation::X5tS256([250; 32])),
-        ] {
-            let code = binding_code(confirmation.as_ref());
-            assert_eq!(binding_of(&code).unwrap(), confirmation, "{code}");
-        }
-        assert!(binding_of("jwk:AAAA").is_err());
-        assert!(binding_of("no separator").is_err());
     }
 
     #[test]
