@@ -6,7 +6,7 @@
 //!
 //! | case | answer |
 //! |---|---|
-//! | an active token the caller may see | 200 `{"active":true,"client_id","token_type","exp","iat","sub","grant_id","iss"?}` |
+//! | an active token the caller may see | 200 `{"active":true,"client_id","token_type","exp","iat","sub","grant_id","iss"?,"jti"?,"cnf"?}` |
 //! | revoked, expired, unknown, or not the caller's to see | 200, exactly `{"active":false}` |
 //! | `token` missing or empty | 400 `invalid_request` |
 //! | a public client | 401 `invalid_client` ([RFC 7662 §2.1]: the endpoint is protected) |
@@ -15,10 +15,16 @@
 //! Who sees what: a client the registry marks with
 //! [`with_introspection`](crate::client_auth::Client::with_introspection) (a resource
 //! server) sees any client's tokens; any other confidential client only its own.
-//! `token_type` is `Bearer` for an access token and `refresh_token` for a refresh token;
+//! `token_type` is `Bearer` for an access token, `DPoP` for one bound to a DPoP key
+//! ([RFC 9449 §6.2]), and `refresh_token` for a refresh token;
 //! `sub` is the resource owner, or the client for `client_credentials`; `grant_id` (an
 //! extension, [RFC 7662 §2.2]) names the token's grant, so that a resource server can tie
-//! later revocation events to the answer. Every answer carries `Cache-Control: no-store`.
+//! later revocation events to the answer. A token bound to a key
+//! ([`TokenRecord::confirmation`]) has `cnf` ([RFC 7800 §3.1]): `{"jkt":"<thumbprint>"}`
+//! for a DPoP key ([RFC 9449 §6.2]), `{"x5t#S256":"<thumbprint>"}` for a client certificate
+//! ([RFC 8705 §3.2]), the SHA-256 thumbprint in unpadded base64url; a JWT's binding is its
+//! claims' ([`jwt`](crate::jwt), feature `jwt`). Every answer carries `Cache-Control:
+//! no-store`.
 //!
 //! ```
 //! use tower_oauth_revoke::{
@@ -42,6 +48,9 @@
 //! [RFC 7662]: https://www.rfc-editor.org/rfc/rfc7662
 //! [RFC 7662 §2.1]: https://www.rfc-editor.org/rfc/rfc7662#section-2.1
 //! [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
+//! [RFC 7800 §3.1]: https://www.rfc-editor.org/rfc/rfc7800#section-3.1
+//! [RFC 8705 §3.2]: https://www.rfc-editor.org/rfc/rfc8705#section-3.2
+//! [RFC 9449 §6.2]: https://www.rfc-editor.org/rfc/rfc9449#section-6.2
 
 use std::{
     sync::Arc,
@@ -55,7 +64,7 @@ use crate::{
     endpoint::{EndpointStep, StepRequest},
     error::{set_no_store, write_json_string_contents, OAuthError, APPLICATION_JSON},
     escape::Escaped,
-    store::{TokenHash, TokenKind, TokenRecord, TokenStore},
+    store::{Confirmation, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
 /// The introspection step; see the [module docs](self).
@@ -115,16 +124,18 @@ impl<S: TokenStore> EndpointStep for Introspector<S> {
                 ))
             }
         };
+        // A JWT's `jti` and the binding its claims give, which wins over the store's.
         #[cfg(feature = "jwt")]
-        let (key, jti) = match &self.jwt {
+        let (key, jwt) = match &self.jwt {
             Some(jwts) if crate::jwt::looks_like_jwt(token) => match jwts.verify(token) {
-                Some(claims) => (Some(claims.store_key()), Some(claims.jti)),
+                Some(claims) => (Some(claims.store_key()), Some((claims.jti, claims.cnf))),
                 None => (None, None),
             },
             _ => (Some(TokenHash::of(token)), None),
         };
         #[cfg(not(feature = "jwt"))]
-        let (key, jti): (Option<TokenHash>, Option<String>) = (Some(TokenHash::of(token)), None);
+        let (key, jwt): (Option<TokenHash>, Option<(String, ())>) =
+            (Some(TokenHash::of(token)), None);
         let record = match key {
             Some(key) => self.store.inspect(&key).await,
             None => Ok(None),
@@ -140,6 +151,16 @@ impl<S: TokenStore> EndpointStep for Introspector<S> {
                 1,
             )
         })?;
+        #[cfg(feature = "jwt")]
+        let (record, jti) = match jwt {
+            Some((jti, claimed)) => (
+                record.and_then(|r| crate::jwt::bound_as_claimed(r, claimed)),
+                Some(jti),
+            ),
+            None => (record, None),
+        };
+        #[cfg(not(feature = "jwt"))]
+        let jti = jwt.map(|(jti, ())| jti);
         let visible =
             record.filter(|r| client.client().may_introspect_any() || &*r.client_id == client.id());
         if request.quiet() {
@@ -186,9 +207,10 @@ fn active(record: &TokenRecord, issuer: Option<&str>, jti: Option<&str>) -> Byte
     };
     buf.put_slice(b"{\"active\":true");
     string(&mut buf, "client_id", &record.client_id);
-    let token_type = match record.kind {
-        TokenKind::AccessToken => "Bearer",
-        TokenKind::RefreshToken => "refresh_token",
+    let token_type = match (record.kind, record.confirmation) {
+        (TokenKind::AccessToken, Some(Confirmation::Jkt(_))) => "DPoP",
+        (TokenKind::AccessToken, _) => "Bearer",
+        (TokenKind::RefreshToken, _) => "refresh_token",
     };
     string(&mut buf, "token_type", token_type);
     buf.put_slice(format!(",\"exp\":{}", secs(record.expires_at)).as_bytes());
@@ -207,6 +229,14 @@ fn active(record: &TokenRecord, issuer: Option<&str>, jti: Option<&str>) -> Byte
     }
     if let Some(jti) = jti {
         string(&mut buf, "jti", jti);
+    }
+    if let Some(confirmation) = &record.confirmation {
+        // A member name and base64url: nothing to escape.
+        buf.put_slice(b",\"cnf\":{\"");
+        buf.put_slice(confirmation.member().as_bytes());
+        buf.put_slice(b"\":\"");
+        buf.put_slice(confirmation.to_base64url().as_bytes());
+        buf.put_slice(b"\"}");
     }
     buf.put_u8(b'}');
     buf.freeze()
@@ -243,5 +273,45 @@ mod tests {
                 "iss": "https://as.example",
             })
         );
+    }
+
+    #[test]
+    fn a_bound_token_has_its_cnf_and_a_dpop_key_its_token_type() {
+        let exp = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let access = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::from_u64(1), exp);
+        let refresh = TokenRecord {
+            kind: TokenKind::RefreshToken,
+            ..access.clone()
+        };
+        let jkt = Confirmation::Jkt([0xfb; 32]);
+        let x5t = Confirmation::X5tS256([0; 32]);
+        for (record, token_type, cnf) in [
+            (access.clone(), "Bearer", None),
+            (
+                access.clone().with_confirmation(jkt),
+                "DPoP",
+                Some(("jkt", jkt)),
+            ),
+            (
+                access.with_confirmation(x5t),
+                "Bearer",
+                Some(("x5t#S256", x5t)),
+            ),
+            (
+                refresh.with_confirmation(jkt),
+                "refresh_token",
+                Some(("jkt", jkt)),
+            ),
+        ] {
+            let json: serde_json::Value =
+                serde_json::from_slice(&active(&record, None, None)).unwrap();
+            assert_eq!(json["token_type"], token_type, "{record:?}");
+            match cnf {
+                Some((member, c)) => {
+                    assert_eq!(json["cnf"], serde_json::json!({ member: c.to_base64url() }))
+                }
+                None => assert!(json.get("cnf").is_none()),
+            }
+        }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! [`JwtAccessTokens`] signs access tokens (JWS `EdDSA`, header `typ` `at+jwt`) with claims
 //! `iss`, `sub` (the user, or the client id for `client_credentials`), `client_id`, `aud`,
-//! `exp`, `iat` (whole seconds, as RFC 7519's NumericDate is most often read), `jti`, and
-//! `grant_id` (the 16 hex digits of
-//! the [`GrantId`]: a grant's revocation reaches its JWTs). What revocation needs is
+//! `exp`, `iat` (whole seconds, as RFC 7519's NumericDate is most often read), `jti`,
+//! `grant_id` (the 16 hex digits of the [`GrantId`]: a grant's revocation reaches its
+//! JWTs), and for a sender-constrained token `cnf` ([RFC 7800]: `{"jkt": …}` for a DPoP
+//! key, [RFC 9449 §6.1]; `{"x5t#S256": …}` for a client certificate, [RFC 8705 §3.1]),
+//! the record's [`Confirmation`]. What revocation needs is
 //! registered in the store under [`jwt_key`]`(iss, jti)`: the JWT itself is never stored,
 //! and the entry lives until the token's own `exp`, as any token's does.
 //!
@@ -41,7 +43,16 @@
 //! # }
 //! ```
 //!
+//! A JWT's binding is in its signed claims and in the store's record of it, which agree
+//! for every token [`JwtAccessTokens::issue`] made. Checked against a store
+//! ([`JwtCheck`], introspection), the signed claims win: the record given back carries the
+//! claims' binding, and a token whose record in the store holds a binding the claims do
+//! not carry (another key, or none) is refused as inactive.
+//!
 //! [RFC 9068]: https://www.rfc-editor.org/rfc/rfc9068
+//! [RFC 7800]: https://www.rfc-editor.org/rfc/rfc7800#section-3.1
+//! [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
+//! [RFC 8705 §3.1]: https://www.rfc-editor.org/rfc/rfc8705#section-3.1
 
 use std::{
     future::Future,
@@ -55,8 +66,12 @@ use serde::{Deserialize, Serialize};
 use crate::{
     guard::{active_access_token, TokenCheck, TokenCheckError},
     jose::{JoseError, KeySet, SigningKey},
-    store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
+    store::{Confirmation, GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
+
+mod binding;
+
+pub(crate) use binding::bound_as_claimed;
 
 /// The JWS `typ` of a JWT access token ([RFC 9068 §2.1]).
 ///
@@ -85,6 +100,18 @@ pub struct AccessClaims {
     pub jti: String,
     /// The grant: 16 hex digits.
     pub grant_id: String,
+    /// The key the token is bound to ([RFC 7800 §3.1] `cnf`), absent for a bearer token.
+    /// It reads from and writes as an object of exactly one member, `jkt` ([RFC 9449
+    /// §6.1]) or `x5t#S256` ([RFC 8705 §3.1]), whose value is a SHA-256 thumbprint in
+    /// unpadded base64url; a token whose `cnf` is anything else (another confirmation
+    /// method, both members, a malformed thumbprint) fails [`validate`], since its binding
+    /// could not be honoured.
+    ///
+    /// [RFC 7800 §3.1]: https://www.rfc-editor.org/rfc/rfc7800#section-3.1
+    /// [RFC 9449 §6.1]: https://www.rfc-editor.org/rfc/rfc9449#section-6.1
+    /// [RFC 8705 §3.1]: https://www.rfc-editor.org/rfc/rfc8705#section-3.1
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "binding")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl AccessClaims {
@@ -117,6 +144,7 @@ impl AccessClaims {
         if self.sub != self.client_id {
             record = record.with_owner(self.sub.as_str());
         }
+        record.confirmation = self.cnf;
         record
     }
 }
@@ -342,7 +370,9 @@ impl JwtAccessTokens {
     }
 
     /// Signs a JWT for `record` (its kind must be an access token) and registers it in
-    /// `store` under [`jwt_key`]. Fails as [`TokenStore::issue`] does.
+    /// `store` under [`jwt_key`]. Fails as [`TokenStore::issue`] does. The record's
+    /// [`confirmation`](TokenRecord::confirmation), if any, is the JWT's `cnf` claim and
+    /// is registered with it.
     ///
     /// `iat` is the record's [`issued_at`](TokenRecord::issued_at) in whole seconds and
     /// `exp` its [`expires_at`](TokenRecord::expires_at), so that `exp - iat` is the
@@ -407,6 +437,7 @@ impl JwtAccessTokens {
             iat: whole_secs(record.issued_at),
             jti: crate::store::generate_token(),
             grant_id: record.grant.to_string(),
+            cnf: record.confirmation,
         };
         let token = self
             .key
@@ -448,8 +479,8 @@ impl JwtAccessTokens {
 }
 
 /// A bearer guard's [`TokenCheck`] for a server that shares the store: a JWT is checked
-/// locally ([`JwtAccessTokens::verify`]) and then looked up by `(iss, jti)`; an opaque
-/// token is looked up by its hash.
+/// locally ([`JwtAccessTokens::verify`]) and then looked up by `(iss, jti)`, its binding
+/// the claims' (see the [module docs](self)); an opaque token is looked up by its hash.
 #[derive(Debug, Clone)]
 pub struct JwtCheck<S> {
     store: S,
@@ -469,17 +500,22 @@ impl<S: TokenStore> TokenCheck for JwtCheck<S> {
         token: &str,
     ) -> impl Future<Output = Result<Option<TokenRecord>, TokenCheckError>> + Send + 'static {
         // `verified` tells a JWT by its shape, and `None` of anything else that is not one.
+        // A JWT's binding is its claims' (`Some`), an opaque token's the store's (`None`).
         let key = match self.jwts.verified(token) {
-            Some(v) => Some(v.store_key),
+            Some(v) => Some((v.store_key, Some(v.claims.cnf))),
             None if looks_like_jwt(token) => None,
-            None => Some(TokenHash::of(token)),
+            None => Some((TokenHash::of(token), None)),
         };
         let store = self.store.clone();
         async move {
-            let Some(key) = key else {
+            let Some((key, claimed)) = key else {
                 return Ok(None);
             };
-            active_access_token(&store, &key).await
+            let record = active_access_token(&store, &key).await?;
+            Ok(match claimed {
+                Some(claimed) => record.and_then(|r| bound_as_claimed(r, claimed)),
+                None => record,
+            })
         }
     }
 }

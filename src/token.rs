@@ -1,5 +1,6 @@
 //! The vocabulary every layer shares: a token's digest ([`TokenHash`]), its kind
-//! ([`TokenKind`]) and its grant ([`GrantId`]).
+//! ([`TokenKind`]), its grant ([`GrantId`]) and the key it is bound to
+//! ([`Confirmation`]).
 //!
 //! These sit below the store and the events that both name them, so that neither has to
 //! reach into the other for its words. [`store`](crate::store) re-exports them where users
@@ -151,5 +152,90 @@ impl Hash for GrantId {
 impl fmt::Display for GrantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:016x}", self.0)
+    }
+}
+
+/// The key a sender-constrained token is bound to: the SHA-256 thumbprint of a DPoP key or of
+/// a client certificate, as the token's confirmation ([RFC 7800] `cnf`) carries it.
+///
+/// Only a client that proves possession of that key may use the token. A store keeps the
+/// thumbprint with the token for its lifetime; introspection and JWT access tokens show it
+/// as the `cnf` member it names.
+///
+/// ```
+/// use tower_oauth_revoke::store::Confirmation;
+///
+/// let jkt = Confirmation::Jkt([7; 32]);
+/// assert_eq!(jkt.member(), "jkt");
+/// let b64 = jkt.to_base64url();
+/// assert_eq!(b64.len(), 43);
+/// assert_eq!(Confirmation::from_member("jkt", &b64), Some(jkt));
+/// assert_eq!(
+///     Confirmation::from_member("x5t#S256", &b64),
+///     Some(Confirmation::X5tS256([7; 32]))
+/// );
+/// assert_eq!(Confirmation::from_member("jwk", &b64), None);
+/// assert_eq!(Confirmation::from_member("jkt", "too-short"), None);
+/// ```
+///
+/// [RFC 7800]: https://www.rfc-editor.org/rfc/rfc7800#section-3.1
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Confirmation {
+    /// The JWK SHA-256 thumbprint ([RFC 7638]) of the client's DPoP key: `cnf.jkt`
+    /// ([RFC 9449 §6]).
+    ///
+    /// [RFC 7638]: https://www.rfc-editor.org/rfc/rfc7638
+    /// [RFC 9449 §6]: https://www.rfc-editor.org/rfc/rfc9449#section-6
+    Jkt([u8; 32]),
+    /// The SHA-256 thumbprint of the DER of the client's X.509 certificate, as mutual TLS
+    /// presented it: `cnf.x5t#S256` ([RFC 8705 §3.1]).
+    ///
+    /// [RFC 8705 §3.1]: https://www.rfc-editor.org/rfc/rfc8705#section-3.1
+    X5tS256([u8; 32]),
+}
+
+impl Confirmation {
+    /// The name of its member in a `cnf` object: `jkt` or `x5t#S256`.
+    pub fn member(&self) -> &'static str {
+        match self {
+            Confirmation::Jkt(_) => "jkt",
+            Confirmation::X5tS256(_) => "x5t#S256",
+        }
+    }
+
+    /// The 32 bytes of the thumbprint.
+    pub fn thumbprint(&self) -> &[u8; 32] {
+        match self {
+            Confirmation::Jkt(t) | Confirmation::X5tS256(t) => t,
+        }
+    }
+
+    /// The thumbprint as 43 characters of unpadded base64url ([RFC 4648 §5]): the value of
+    /// its `cnf` member.
+    ///
+    /// [RFC 4648 §5]: https://www.rfc-editor.org/rfc/rfc4648#section-5
+    pub fn to_base64url(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.thumbprint())
+    }
+
+    /// The confirmation a `cnf` member names: `member` `jkt` or `x5t#S256`, `value` the
+    /// thumbprint in unpadded base64url ([`to_base64url`](Self::to_base64url)). `None` for
+    /// another member, or a value that is not exactly 32 bytes in canonical unpadded
+    /// base64url.
+    pub fn from_member(member: &str, value: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let make = match member {
+            "jkt" => Confirmation::Jkt,
+            "x5t#S256" => Confirmation::X5tS256,
+            _ => return None,
+        };
+        if value.len() != 43 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(value)
+            .ok()?;
+        Some(make(bytes.try_into().ok()?))
     }
 }

@@ -13,10 +13,12 @@ use tower_oauth_revoke::{
     client_auth::{Client, MemoryClientRegistry},
     endpoint::Endpoint,
     introspect::Introspector,
+    jose::SigningKey,
+    jwt::JwtAccessTokens,
     metadata::AuthorizationServerMetadata,
     store::{
-        GrantId, ManualClock, MemoryStore, RevocationRequest, TokenHash, TokenKind, TokenRecord,
-        TokenStore,
+        Confirmation, GrantId, ManualClock, MemoryStore, RevocationRequest, TokenHash, TokenKind,
+        TokenRecord, TokenStore,
     },
     RevocationEndpoint,
 };
@@ -160,6 +162,97 @@ async fn introspection_follows_the_rules() {
         .await
         .unwrap()
         .is_some());
+}
+
+#[tokio::test]
+async fn a_bound_token_shows_its_cnf() {
+    let store = MemoryStore::new();
+    let later = std::time::SystemTime::now() + Duration::from_secs(600);
+    let jkt = Confirmation::Jkt(*TokenHash::of("a DPoP key").as_bytes());
+    let x5t = Confirmation::X5tS256(*TokenHash::of("a certificate").as_bytes());
+    for (token, kind, confirmation) in [
+        ("t-dpop", TokenKind::AccessToken, Some(jkt)),
+        ("t-mtls", TokenKind::AccessToken, Some(x5t)),
+        ("r-dpop", TokenKind::RefreshToken, Some(jkt)),
+        ("t-bearer", TokenKind::AccessToken, None),
+    ] {
+        let mut record = TokenRecord::new(kind, "app", GrantId::random(), later);
+        record.confirmation = confirmation;
+        store.issue(TokenHash::of(token), record).await.unwrap();
+    }
+    let jwts = JwtAccessTokens::new(ISSUER, "https://api.example", SigningKey::generate());
+    let introspector = Introspector::new(store.clone()).jwt(jwts.clone());
+    let endpoint = Endpoint::with_step(registry(), introspector)
+        .build()
+        .unwrap();
+    let addr = serve(endpoint).await;
+
+    // RFC 9449 §6.2: a DPoP-bound access token is of type DPoP, with cnf.jkt.
+    let json = introspect(addr, "rs", "rs-secret", "t-dpop").await.json();
+    assert_eq!(json["active"], true);
+    assert_eq!(json["token_type"], "DPoP");
+    assert_eq!(json["cnf"], serde_json::json!({"jkt": jkt.to_base64url()}));
+    // RFC 8705 §3.2: a certificate-bound one stays a bearer type, with cnf.x5t#S256.
+    let json = introspect(addr, "rs", "rs-secret", "t-mtls").await.json();
+    assert_eq!(json["token_type"], "Bearer");
+    assert_eq!(
+        json["cnf"],
+        serde_json::json!({"x5t#S256": x5t.to_base64url()})
+    );
+    // A refresh token keeps its type and shows its binding.
+    let json = introspect(addr, "app", "app-secret", "r-dpop").await.json();
+    assert_eq!(json["token_type"], "refresh_token");
+    assert_eq!(json["cnf"], serde_json::json!({"jkt": jkt.to_base64url()}));
+    // A bearer token: no cnf.
+    let json = introspect(addr, "rs", "rs-secret", "t-bearer").await.json();
+    assert_eq!(json["token_type"], "Bearer");
+    assert!(json.get("cnf").is_none(), "{json}");
+    // Inactive answers say nothing of a binding.
+    store
+        .revoke(&TokenHash::of("t-dpop"), RevocationRequest::new("app"))
+        .await
+        .unwrap();
+    assert_inactive(
+        &introspect(addr, "rs", "rs-secret", "t-dpop").await,
+        "revoked",
+    );
+
+    // A JWT: its binding in its claims and in the store, shown once.
+    let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), later)
+        .with_owner("alice");
+    let bound = jwts
+        .issue(&store, record.clone().with_confirmation(jkt))
+        .await
+        .unwrap();
+    let json = introspect(addr, "rs", "rs-secret", &bound).await.json();
+    assert_eq!(json["token_type"], "DPoP");
+    assert_eq!(json["cnf"], serde_json::json!({"jkt": jkt.to_base64url()}));
+    assert_eq!(json["jti"], jwts.verify(&bound).unwrap().jti);
+    // The claims win: the store's record without the binding shows the claims' ...
+    let key = jwts.verify(&bound).unwrap().store_key();
+    store.issue(key, record.clone()).await.unwrap();
+    let json = introspect(addr, "rs", "rs-secret", &bound).await.json();
+    assert_eq!(json["cnf"], serde_json::json!({"jkt": jkt.to_base64url()}));
+    // ... and a store bound to another key than the claims, or to one they lack, refuses.
+    store
+        .issue(key, record.clone().with_confirmation(x5t))
+        .await
+        .unwrap();
+    assert_inactive(
+        &introspect(addr, "rs", "rs-secret", &bound).await,
+        "bound to another key",
+    );
+    let bearer = jwts.issue(&store, record.clone()).await.unwrap();
+    assert!(introspect(addr, "rs", "rs-secret", &bearer).await.json()["cnf"].is_null());
+    let key = jwts.verify(&bearer).unwrap().store_key();
+    store
+        .issue(key, record.with_confirmation(jkt))
+        .await
+        .unwrap();
+    assert_inactive(
+        &introspect(addr, "rs", "rs-secret", &bearer).await,
+        "bound in the store only",
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,9 @@
 # Applies every migration (NNNN_*.sql, in order) to a scratch database tor_check_<random> on the PostgreSQL at
 # PGHOST:PGPORT, else at DATABASE_URL's server (default 127.0.0.1:5432, user postgres, trust
 # auth; see .ci/postgres.sh); checks that a second application fails without effect, runs
-# check.sql and check_delivery.sql (asserts on every function) and races of concurrent calls; drops the database.
+# check.sql, check_delivery.sql and check_confirmation.sql (asserts on every function), a
+# version-3 node's statements across the migration to version 4, and races of concurrent
+# calls; drops the database.
 # With --bench N, also times N revocations through tor_revoke.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,6 +45,58 @@ echo "check: ${#files[@]} migrations applied once each, in order; a second appli
 
 psql_db -f check.sql
 psql_db -f check_delivery.sql
+psql_db -f check_confirmation.sql
+
+# A rolling upgrade to version 4, on a second scratch database migrated to version 3 only:
+# a node of version 3 prepares its statements (the store's own, as version 3 sends them)
+# before the migration and runs them after it, beside a node of version 4 that registers a
+# bound token; a node of version 3 that starts after the migration prepares them anew.
+up="${db}_upgrade"
+createdb "$up"
+trap 'dropdb --if-exists "$db"; dropdb --if-exists "$up"' EXIT
+for file in 000[1-3]_*.sql; do
+  psql -X -q -v ON_ERROR_STOP=1 -d "$up" -1 -f "$file"
+done
+v3_issue='SELECT tor_issue($1, $2, $3, $4, $5, $6, $7, $8)'
+v3_lookup='SELECT kind, grant_id, expires_at, issued_at, client_id, owner, revoked, grant_expires_at, created_us, subject_cutoff_us, client_cutoff_us FROM tor_lookup($1)'
+hour="'app', 'ann', clock_timestamp() + interval '1 hour', clock_timestamp()"
+# Kind, grant, client, owner, revoked of each looked-up row; the other lines as they are.
+rows() { awk -F'|' 'NF > 1 { print $1 "|" $2 "|" $5 "|" $6 "|" $7; next } { print }'; }
+got="$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$up" <<SQL | rows
+PREPARE issue3 AS $v3_issue;
+PREPARE lookup3 AS $v3_lookup;
+EXECUTE issue3(sha256('before'), 'a', 5, $hour, NULL);
+EXECUTE lookup3(sha256('before'));
+\! psql -X -q -v ON_ERROR_STOP=1 -d "$up" -1 -f 0004_confirmation.sql
+EXECUTE issue3(sha256('after'), 'a', 6, $hour, NULL);
+EXECUTE lookup3(sha256('after'));
+EXECUTE lookup3(sha256('before'));
+\! psql -X -q -At -v ON_ERROR_STOP=1 -d "$up" -c "SELECT tor_issue(sha256('bound'), 'a', 7, $hour, NULL, 'jkt', sha256('key'))"
+EXECUTE lookup3(sha256('bound'));
+SQL
+)"
+got+=$'\n'"$(psql -X -q -At -v ON_ERROR_STOP=1 -d "$up" <<SQL | rows
+PREPARE lookup3 AS $v3_lookup;
+EXECUTE lookup3(sha256('bound'));
+SELECT cnf_member || ' ' || (cnf = sha256('key')) FROM tor_lookup(sha256('bound'));
+SELECT count(*) FROM tor_lookup(sha256('before')) WHERE cnf_member IS NULL AND cnf IS NULL;
+SQL
+)"
+want='ok
+a|5|app|ann|f
+ok
+a|6|app|ann|f
+a|5|app|ann|f
+ok
+a|7|app|ann|f
+a|7|app|ann|f
+jkt true
+1'
+if [[ "$got" != "$want" ]]; then
+  printf 'check: a version-3 node across the migration to version 4:\n%s\nwant:\n%s\n' "$got" "$want" >&2
+  exit 1
+fi
+echo "check: a version-3 node's statements, prepared before the migration to version 4 and after it, run beside a version-4 node's bound token"
 
 # A refresh racing a revocation: the revocation holds the grant's row (as a slow commit
 # would) while a new token of the grant is registered; the registration waits for it and

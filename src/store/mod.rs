@@ -1,8 +1,9 @@
 //! What was issued, and what was revoked: the [`TokenStore`] trait and its stores.
 //!
-//! A store keeps, for each issued token, its kind, client, grant, resource owner and expiry,
-//! keyed by the SHA-256 [`TokenHash`] of the token: a store never sees a token in clear, so
-//! a leaked store leaks no usable token.
+//! A store keeps, for each issued token, its kind, client, grant, resource owner, issue
+//! time, expiry and the key it is bound to if any ([`Confirmation`]), keyed by the SHA-256
+//! [`TokenHash`] of the token: a store never sees a token in clear, so a leaked store leaks
+//! no usable token.
 //!
 //! - [`MemoryStore`]: the embedded default, for one node.
 //! - `RedisStore` (feature `redis`): shared revocation state for many nodes.
@@ -75,7 +76,7 @@ use backend::GrantState;
 
 #[cfg(feature = "redis")]
 pub(crate) use crate::token::hex_string;
-pub use crate::token::{GrantId, TokenHash, TokenKind};
+pub use crate::token::{Confirmation, GrantId, TokenHash, TokenKind};
 
 pub mod backend;
 mod clock;
@@ -121,10 +122,16 @@ pub struct TokenRecord {
     ///
     /// [RFC 7662 §2.2]: https://www.rfc-editor.org/rfc/rfc7662#section-2.2
     pub issued_at: SystemTime,
+    /// The key the token is bound to ([RFC 7800] `cnf`): a DPoP key's or a client
+    /// certificate's thumbprint; `None` for a bearer token. Every store keeps it for the
+    /// token's lifetime.
+    ///
+    /// [RFC 7800]: https://www.rfc-editor.org/rfc/rfc7800#section-3.1
+    pub confirmation: Option<Confirmation>,
 }
 
 impl TokenRecord {
-    /// A record without a resource owner, issued now (by the system clock).
+    /// A record without a resource owner nor a binding, issued now (by the system clock).
     pub fn new(
         kind: TokenKind,
         client_id: impl Into<Arc<str>>,
@@ -138,6 +145,7 @@ impl TokenRecord {
             owner: None,
             expires_at,
             issued_at: SystemTime::now(),
+            confirmation: None,
         }
     }
 
@@ -152,6 +160,26 @@ impl TokenRecord {
     #[must_use]
     pub fn with_owner(mut self, owner: impl Into<Arc<str>>) -> Self {
         self.owner = Some(owner.into());
+        self
+    }
+
+    /// Binds the token to a key: a sender-constrained token ([RFC 9449], [RFC 8705]).
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use tower_oauth_revoke::store::{Confirmation, GrantId, TokenKind, TokenRecord};
+    ///
+    /// let exp = SystemTime::now() + Duration::from_secs(600);
+    /// let record = TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), exp)
+    ///     .with_confirmation(Confirmation::Jkt([1; 32]));
+    /// assert_eq!(record.confirmation, Some(Confirmation::Jkt([1; 32])));
+    /// ```
+    ///
+    /// [RFC 9449]: https://www.rfc-editor.org/rfc/rfc9449
+    /// [RFC 8705]: https://www.rfc-editor.org/rfc/rfc8705
+    #[must_use]
+    pub fn with_confirmation(mut self, confirmation: Confirmation) -> Self {
+        self.confirmation = Some(confirmation);
         self
     }
 }

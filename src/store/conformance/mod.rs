@@ -23,8 +23,8 @@ use std::{
 use crate::events::{Initiator, RevocationEvent, Revoked, Subscription};
 
 use super::{
-    GrantId, IssueError, RevocationOutcome, RevocationRequest, RevocationScope, TokenHash,
-    TokenKind, TokenRecord, TokenStore,
+    Confirmation, GrantId, IssueError, RevocationOutcome, RevocationRequest, RevocationScope,
+    TokenHash, TokenKind, TokenRecord, TokenStore,
 };
 
 mod bulk;
@@ -181,6 +181,7 @@ where
     F: Fn() -> S,
 {
     issued_tokens_are_active(make()).await;
+    bound_tokens_keep_their_confirmation(make()).await;
     unknown_and_expired_tokens_are_not_active(make()).await;
     access_token_revokes_alone(make()).await;
     refresh_token_revokes_its_grant(make()).await;

@@ -1,4 +1,4 @@
-//! What is active: issued tokens, unknown and expired ones, hints.
+//! What is active: issued tokens, unknown and expired ones, hints; what a token is bound to.
 
 use super::*;
 
@@ -39,6 +39,64 @@ pub(super) async fn issued_tokens_are_active<S: TokenStore>(store: S) {
     store.issue(n.token("r"), record).await.unwrap();
     let record = store.inspect(&n.token("r")).await.unwrap().unwrap();
     assert_eq!(record.issued_at, issued_at, "inspect keeps the issue time");
+}
+
+pub(super) async fn bound_tokens_keep_their_confirmation<S: TokenStore>(store: S) {
+    let n = Names::new();
+    let (client, owner) = (n.id("client"), n.id("owner"));
+    let grant = GrantId::random();
+    let mut jkt = [0u8; 32];
+    jkt.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    let x5t = [0xa5; 32];
+    for (name, kind, confirmation) in [
+        ("dpop", ACCESS, Confirmation::Jkt(jkt)),
+        ("mtls", ACCESS, Confirmation::X5tS256(x5t)),
+        ("dpop-refresh", REFRESH, Confirmation::Jkt(jkt)),
+    ] {
+        let record = TokenRecord::new(kind, client.clone(), grant, later())
+            .with_owner(owner.clone())
+            .with_confirmation(confirmation);
+        store.issue(n.token(name), record).await.unwrap();
+        let held = store
+            .inspect(&n.token(name))
+            .await
+            .unwrap()
+            .expect("a bound token is active");
+        assert_eq!(
+            held.confirmation,
+            Some(confirmation),
+            "inspect keeps a token's {} binding",
+            confirmation.member()
+        );
+        assert_eq!(
+            (held.kind, held.grant, held.owner.as_ref()),
+            (kind, grant, Some(&owner)),
+            "a binding changes nothing else of the record"
+        );
+    }
+    issue(&store, n.token("bearer"), ACCESS, &client, grant, None).await;
+    let held = store.inspect(&n.token("bearer")).await.unwrap().unwrap();
+    assert_eq!(
+        held.confirmation, None,
+        "a bearer token is bound to nothing"
+    );
+
+    // The same hash registered again without a binding leaves none behind.
+    let record = TokenRecord::new(ACCESS, client.clone(), grant, later());
+    store.issue(n.token("mtls"), record).await.unwrap();
+    let held = store.inspect(&n.token("mtls")).await.unwrap().unwrap();
+    assert_eq!(held.confirmation, None, "a new record replaces the binding");
+
+    // Revoked with its grant, a bound token is as inactive as any.
+    let outcome = store
+        .revoke(&n.token("dpop-refresh"), RevocationRequest::new(&client))
+        .await
+        .unwrap();
+    assert_eq!(outcome, revoked(REFRESH, RevocationScope::Grant));
+    assert!(
+        !active(&store, &n.token("dpop")).await,
+        "a bound token goes with its grant"
+    );
 }
 
 pub(super) async fn unknown_and_expired_tokens_are_not_active<S: TokenStore>(store: S) {

@@ -16,7 +16,7 @@ use super::{
         Applied, Backend, Bulk, CutOff, Facts, GrantPage, GrantState, GrantTarget, Held, TokenRule,
     },
     clock::{Clock, SystemClock},
-    GrantId, RevocationScope, StoreError, TokenHash, TokenRecord,
+    Confirmation, GrantId, RevocationScope, StoreError, TokenHash, TokenRecord,
 };
 
 mod tables;
@@ -42,6 +42,8 @@ const NO_OWNER: u32 = u32::MAX;
 /// - About 157 bytes of heap per token at one million tokens with one grant per token and
 ///   an owner per grant, 123 with access and refresh token per grant (measured by
 ///   `cargo bench --bench memory`). Tokens are keyed by the first 160 bits of their digest.
+/// - A bound token ([`TokenRecord::confirmation`]) keeps its binding in a side table of its
+///   shard (53 bytes a slot), dropped with the token; a bearer token costs nothing there.
 ///
 /// Expiry times are kept with one-second precision, up to the year 2106. Client ids and
 /// owner names are interned and kept for the life of the store.
@@ -146,7 +148,7 @@ impl MemoryStore {
         let mut orphaned = Vec::new();
         {
             let mut shard = lock(&self.inner.shards[index]);
-            shard.tokens.retain(|_, t| t.expires_at > now);
+            shard.purge_tokens(now);
             shard.grants.retain(|id, g| {
                 let keep = g.expires_at > now;
                 if !keep {
@@ -155,13 +157,7 @@ impl MemoryStore {
                 keep
             });
             // Give memory back once most of a shard has expired.
-            let Shard { tokens, grants } = &mut *shard;
-            if tokens.capacity() > 64 && tokens.len() < tokens.capacity() / 4 {
-                tokens.shrink_to_fit();
-            }
-            if grants.capacity() > 64 && grants.len() < grants.capacity() / 4 {
-                grants.shrink_to_fit();
-            }
+            shard.shrink();
         }
         if !orphaned.is_empty() {
             fn unlist(index: &mut HashMap<u32, Vec<GrantId>>, key: u32, id: GrantId) {
@@ -224,14 +220,14 @@ impl MemoryStore {
         }
     }
 
-    /// The token's entry and its grant's, if both are held.
-    fn held(&self, token: &TokenHash) -> Option<(TokenEntry, GrantEntry)> {
-        let entry = *self.token_shard(token).tokens.get(&TokenKey::of(token))?;
+    /// The token's entry with its binding, and its grant's entry, if both are held.
+    fn held(&self, token: &TokenHash) -> Option<(TokenEntry, Option<Confirmation>, GrantEntry)> {
+        let (entry, confirmation) = self.token_shard(token).token(&TokenKey::of(token))?;
         let grant = *self
             .grant_shard(entry.grant())
             .grants
             .get(&GrantKey::of(entry.grant()))?;
-        Some((entry, grant))
+        Some((entry, confirmation, grant))
     }
 
     fn facts(
@@ -309,13 +305,10 @@ impl MemoryStore {
                 true
             }
         };
+        let (key, confirmation) = (TokenKey::of(&token), record.confirmation);
         match token_shard {
-            Some(mut token_shard) => {
-                token_shard.tokens.insert(TokenKey::of(&token), entry);
-            }
-            None => {
-                grant_shard.tokens.insert(TokenKey::of(&token), entry);
-            }
+            Some(mut token_shard) => token_shard.insert_token(key, entry, confirmation),
+            None => grant_shard.insert_token(key, entry, confirmation),
         }
         drop(grant_shard);
         if let (true, Some(mut owners)) = (new_grant, owners) {
@@ -332,7 +325,7 @@ impl MemoryStore {
     }
 
     fn lookup_sync(&self, token: &TokenHash) -> Option<Held> {
-        let (entry, grant) = self.held(token)?;
+        let (entry, confirmation, grant) = self.held(token)?;
         Some(Held {
             record: TokenRecord {
                 kind: entry.kind(),
@@ -341,13 +334,14 @@ impl MemoryStore {
                 owner: (grant.owner != NO_OWNER).then(|| self.inner.names.name(grant.owner)),
                 expires_at: from_secs(entry.expires_at()),
                 issued_at: from_secs(entry.issued_at()),
+                confirmation,
             },
             grant: self.state(&grant),
         })
     }
 
     fn revoke_token_sync(&self, token: &TokenHash, rule: TokenRule<'_>) -> Applied {
-        let Some((entry, grant)) = self.held(token) else {
+        let Some((entry, _, grant)) = self.held(token) else {
             return Applied::NotActive;
         };
         if from_secs(entry.expires_at()) <= rule.now || !self.state(&grant).is_live(rule.now) {
@@ -368,7 +362,7 @@ impl MemoryStore {
             }
             RevocationScope::Token => {
                 let mut shard = self.token_shard(token);
-                if shard.tokens.remove(&TokenKey::of(token)).is_none() {
+                if shard.remove_token(&TokenKey::of(token)).is_none() {
                     return Applied::NotActive;
                 }
                 entry.expires_at()

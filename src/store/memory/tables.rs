@@ -8,7 +8,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::store::{GrantId, TokenHash, TokenKind};
+use crate::store::{Confirmation, GrantId, TokenHash, TokenKind};
 
 #[derive(Default)]
 pub(super) struct Cutoffs {
@@ -20,6 +20,82 @@ pub(super) struct Cutoffs {
 pub(super) struct Shard {
     pub(super) tokens: HashMap<TokenKey, TokenEntry, BuildHasherDefault<MixHasher>>,
     pub(super) grants: HashMap<GrantKey, GrantEntry, BuildHasherDefault<MixHasher>>,
+    /// The confirmations of the bound tokens of `tokens`, and of them only: a bearer token
+    /// costs nothing here (an empty map holds no heap), a bound one a slot of 53 bytes.
+    /// Every write of `tokens` keeps it in step.
+    bound: HashMap<TokenKey, Confirmation, BuildHasherDefault<MixHasher>>,
+}
+
+impl Shard {
+    /// Holds a token, with its binding if any (replacing what the key held).
+    pub(super) fn insert_token(
+        &mut self,
+        key: TokenKey,
+        entry: TokenEntry,
+        confirmation: Option<Confirmation>,
+    ) {
+        self.tokens.insert(key, entry);
+        match confirmation {
+            Some(confirmation) => {
+                self.bound.insert(key, confirmation);
+            }
+            None if !self.bound.is_empty() => {
+                self.bound.remove(&key);
+            }
+            None => {}
+        }
+    }
+
+    /// A token held, with its binding.
+    pub(super) fn token(&self, key: &TokenKey) -> Option<(TokenEntry, Option<Confirmation>)> {
+        let entry = *self.tokens.get(key)?;
+        let confirmation = match self.bound.is_empty() {
+            true => None,
+            false => self.bound.get(key).copied(),
+        };
+        Some((entry, confirmation))
+    }
+
+    /// Drops a token and its binding; `None` if it was not held.
+    pub(super) fn remove_token(&mut self, key: &TokenKey) -> Option<TokenEntry> {
+        let entry = self.tokens.remove(key)?;
+        if !self.bound.is_empty() {
+            self.bound.remove(key);
+        }
+        Some(entry)
+    }
+
+    /// Drops every token expired at `now` and its binding.
+    pub(super) fn purge_tokens(&mut self, now: u32) {
+        let Shard { tokens, bound, .. } = self;
+        tokens.retain(|key, t| {
+            let keep = t.expires_at > now;
+            if !keep && !bound.is_empty() {
+                bound.remove(key);
+            }
+            keep
+        });
+    }
+
+    /// Gives memory back once most of a table has gone.
+    pub(super) fn shrink(&mut self) {
+        fn shrink<K: Eq + std::hash::Hash, V, H: std::hash::BuildHasher>(
+            map: &mut HashMap<K, V, H>,
+        ) {
+            if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+                map.shrink_to_fit();
+            }
+        }
+        shrink(&mut self.tokens);
+        shrink(&mut self.grants);
+        shrink(&mut self.bound);
+    }
+
+    /// How many bound tokens are held.
+    #[cfg(test)]
+    pub(super) fn bound_len(&self) -> usize {
+        self.bound.len()
+    }
 }
 
 /// A token's key: the first 20 bytes (160 bits) of its SHA-256 [`TokenHash`].

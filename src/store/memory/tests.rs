@@ -2,7 +2,7 @@ use super::*;
 use std::time::Duration;
 
 use super::tables::{GrantEntry, GrantKey, TokenEntry, TokenKey};
-use crate::store::{Initiator, TokenKind, TokenStore};
+use crate::store::{Initiator, RevocationOutcome, RevocationRequest, TokenKind, TokenStore};
 
 #[cfg(feature = "conformance")]
 #[tokio::test]
@@ -127,6 +127,64 @@ fn slots_are_small() {
     // client, owner, expiry, and its creation time with the revocation flag.
     assert_eq!(std::mem::size_of::<(TokenKey, TokenEntry)>(), 36);
     assert_eq!(std::mem::size_of::<(GrantKey, GrantEntry)>(), 28);
+    // A bound token's binding, in a table of its own.
+    assert_eq!(
+        std::mem::size_of::<(TokenKey, crate::store::Confirmation)>(),
+        53
+    );
+}
+
+fn bound_len(store: &MemoryStore) -> usize {
+    store.inner.shards.iter().map(|s| lock(s).bound_len()).sum()
+}
+
+#[tokio::test]
+async fn a_binding_lives_and_goes_with_its_token() {
+    use crate::store::Confirmation;
+    let clock = crate::store::ManualClock::new();
+    let store = MemoryStore::with_clock(clock.clone());
+    let soon = clock.now() + Duration::from_secs(10);
+    let later = clock.now() + Duration::from_secs(600);
+    issue_many(&store, "bearer", 1_000, later).await;
+    assert_eq!(bound_len(&store), 0, "a bearer token holds no binding");
+    let bind = |i: u8, expires| {
+        TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), expires)
+            .with_confirmation(Confirmation::Jkt([i; 32]))
+    };
+    for i in 0..3 {
+        let token = TokenHash::of(&format!("bound{i}"));
+        store.issue(token, bind(i, soon)).await.unwrap();
+    }
+    store
+        .issue(TokenHash::of("kept"), bind(9, later))
+        .await
+        .unwrap();
+    assert_eq!(bound_len(&store), 4);
+    let held = store.inspect(&TokenHash::of("bound1")).await.unwrap();
+    assert_eq!(held.unwrap().confirmation, Some(Confirmation::Jkt([1; 32])));
+
+    // Revoked alone: its binding goes with it.
+    let outcome = store
+        .revoke(&TokenHash::of("bound0"), RevocationRequest::new("c"))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RevocationOutcome::Revoked { .. }));
+    assert_eq!(bound_len(&store), 3);
+
+    // Registered again without one: none is left behind.
+    let again = TokenRecord::new(TokenKind::AccessToken, "c", GrantId::random(), soon);
+    store.issue(TokenHash::of("bound2"), again).await.unwrap();
+    assert_eq!(bound_len(&store), 2);
+    let held = store.inspect(&TokenHash::of("bound2")).await.unwrap();
+    assert_eq!(held.unwrap().confirmation, None);
+
+    // Expired and purged: so is its binding.
+    clock.advance(Duration::from_secs(11));
+    store.purge_expired();
+    assert_eq!(bound_len(&store), 1);
+    assert_eq!(store.len(), 1_001);
+    let held = store.inspect(&TokenHash::of("kept")).await.unwrap();
+    assert_eq!(held.unwrap().confirmation, Some(Confirmation::Jkt([9; 32])));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::{
             TokenRule,
         },
         rules::initiator_code,
-        GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
+        Confirmation, GrantId, RevocationScope, StoreError, TokenHash, TokenKind, TokenRecord,
     },
 };
 
@@ -22,9 +22,10 @@ use super::{malformed, PostgresStore};
 const PAGE: i32 = 1000;
 
 // Tombstones are sent as µs (`bigint`), made an interval in the call.
-const ISSUE: &str = "SELECT tor_issue($1, $2, $3, $4, $5, $6, $7, $8)";
+const ISSUE: &str = "SELECT tor_issue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const LOOKUP: &str = "SELECT kind, grant_id, expires_at, issued_at, client_id, owner, revoked, \
-    grant_expires_at, created_us, subject_cutoff_us, client_cutoff_us FROM tor_lookup($1)";
+    grant_expires_at, created_us, subject_cutoff_us, client_cutoff_us, cnf_member, cnf \
+    FROM tor_lookup($1)";
 const REVOKE: &str = "SELECT outcome, kind, grant_id, client_id, owner, expires_at \
     FROM tor_revoke($1, $2, $3, $4, $5, $6::bigint * interval '1 microsecond', $7, $8)";
 const REVOKE_GRANT: &str = "SELECT grant_id, client_id, owner, expires_at \
@@ -48,6 +49,28 @@ pub(super) fn kind_of(code: &str) -> Result<TokenKind, StoreError> {
         "a" => Ok(TokenKind::AccessToken),
         "r" => Ok(TokenKind::RefreshToken),
         _ => Err(malformed("token kind")),
+    }
+}
+
+/// A token's binding as its row holds it: the `cnf` member and the thumbprint.
+fn binding_args(confirmation: Option<&Confirmation>) -> (Option<&'static str>, Option<&[u8]>) {
+    match confirmation {
+        Some(c) => (Some(c.member()), Some(c.thumbprint().as_slice())),
+        None => (None, None),
+    }
+}
+
+fn binding_of(row: &Row) -> Result<Option<Confirmation>, StoreError> {
+    let member: Option<&str> = try_get(row, "cnf_member")?;
+    let thumbprint: Option<&[u8]> = try_get(row, "cnf")?;
+    let Some((member, thumbprint)) = member.zip(thumbprint) else {
+        return Ok(None);
+    };
+    let thumbprint = <[u8; 32]>::try_from(thumbprint).map_err(|_| malformed("token binding"))?;
+    match member {
+        "jkt" => Ok(Some(Confirmation::Jkt(thumbprint))),
+        "x5t#S256" => Ok(Some(Confirmation::X5tS256(thumbprint))),
+        _ => Err(malformed("token binding")),
     }
 }
 
@@ -95,6 +118,7 @@ impl Backend for PostgresStore {
     }
 
     async fn register(&self, token: TokenHash, record: TokenRecord) -> Result<bool, StoreError> {
+        let (cnf_member, cnf) = binding_args(record.confirmation.as_ref());
         let rows = self
             .query(
                 ISSUE,
@@ -107,6 +131,8 @@ impl Backend for PostgresStore {
                     &record.expires_at,
                     &record.issued_at,
                     &self.now_arg(),
+                    &cnf_member,
+                    &cnf,
                 ],
             )
             .await?;
@@ -131,6 +157,7 @@ impl Backend for PostgresStore {
                 owner: try_get::<Option<&str>>(row, "owner")?.map(Arc::from),
                 expires_at: try_get(row, "expires_at")?,
                 issued_at: try_get(row, "issued_at")?,
+                confirmation: binding_of(row)?,
             },
             grant: GrantState {
                 revoked: try_get(row, "revoked")?,

@@ -6,7 +6,7 @@ use crate::store::StoreError;
 
 /// The version of the schema this library migrates a database to (the number of the last
 /// file of `migrations/postgres/`).
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// Every migration, in order: its version and its SQL (one transaction each).
 const MIGRATIONS: &[(i32, &str)] = &[
@@ -21,6 +21,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (
         3,
         include_str!("../../../migrations/postgres/0003_replay.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/postgres/0004_confirmation.sql"),
     ),
 ];
 

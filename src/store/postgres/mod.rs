@@ -50,7 +50,9 @@ pub use purge::Purged;
 /// recorded in `schema_version`. Objects live in the [schema](PostgresStoreBuilder::schema)
 /// of the store (default `public`), which every connection puts first in its
 /// `search_path`. A token is stored only as its SHA-256 ([`TokenHash`](super::TokenHash),
-/// `bytea`), a [`GrantId`](super::GrantId) as the `bigint` of the same 64 bits.
+/// `bytea`), a [`GrantId`](super::GrantId) as the `bigint` of the same 64 bits, a bound
+/// token's [`Confirmation`](super::Confirmation) as its `cnf` member name and thumbprint
+/// (`cnf_member`, `cnf`; schema version 4).
 ///
 /// # Atomicity and round trips
 ///

@@ -43,7 +43,8 @@ mod replay;
 mod scripts;
 
 use relay::{
-    from_secs, initiator_code, kind_code, kind_of, malformed, relay_events, scope_code, to_secs,
+    binding_code, binding_of, from_secs, initiator_code, kind_code, kind_of, malformed,
+    relay_events, scope_code, to_secs,
 };
 use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNER, REVOKE_GRANT};
 
@@ -57,7 +58,7 @@ use scripts::{GRANTS, ISSUE, LOOKUP, REVOKE, REVOKE_BULK, REVOKE_CLIENT_FOR_OWNE
 ///
 /// | key | type | fields | expires |
 /// |---|---|---|---|
-/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds) | with the token |
+/// | `{P}:t:<token hash>` | hash | `k` kind (`a`/`r`), `g` grant, `e` expiry, `i` issue time (Unix seconds), `b` the key a bound token is bound to ([`Confirmation`](super::Confirmation), `<cnf member>:<thumbprint in base64url>`, e.g. `jkt:…`; absent for a bearer token) | with the token |
 /// | `{P}:g:<grant>` | hash | `c` client id, `o` owner (if any), `e` latest expiry of its tokens, `r` = `1` once revoked, `ct` when it was created (µs, Redis's clock) | with its longest-lived token; once revoked, at the later of that and [`tombstone_ttl`](RedisStoreBuilder::tombstone_ttl) from revocation |
 /// | `{P}:o:<owner digest>` | sorted set | grant ids, scored by their latest expiry | with its longest-lived grant |
 /// | `{P}:ci:<client SHA-1>` | sorted set | a client's grant ids, scored by their latest expiry (to count what [`revoke_client`](super::TokenStore::revoke_client) revoked) | with its longest-lived grant |
@@ -420,7 +421,8 @@ impl Backend for RedisStore {
                     .arg(record.grant.to_string())
                     .arg(&*record.client_id)
                     .arg(to_secs(record.issued_at))
-                    .arg(tag);
+                    .arg(tag)
+                    .arg(binding_code(record.confirmation.as_ref()));
                 if let Some(owner) = &record.owner {
                     call.arg(&**owner);
                 }
@@ -439,7 +441,8 @@ impl Backend for RedisStore {
         let Some(fields) = found else {
             return Ok(None);
         };
-        let [kind, grant, expires, issued, client, owner, state @ ..] = fields.as_slice() else {
+        let [kind, grant, expires, issued, binding, client, owner, state @ ..] = fields.as_slice()
+        else {
             return Err(malformed("token record"));
         };
         Ok(Some(Held {
@@ -450,6 +453,7 @@ impl Backend for RedisStore {
                 owner: name(owner),
                 expires_at: from_secs(parse(expires, "token expiry")?),
                 issued_at: from_secs(parse(issued, "token issue time")?),
+                confirmation: binding_of(binding)?,
             },
             grant: grant_state(state)?,
         }))

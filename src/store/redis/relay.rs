@@ -15,7 +15,7 @@ use crate::{
     store::{
         backend::{Bulk, Facts},
         rules::{self, initiator_of},
-        GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
+        Confirmation, GrantId, RevocationScope, StoreError, TokenHash, TokenKind,
     },
 };
 
@@ -51,6 +51,25 @@ pub(super) fn scope_code(scope: RevocationScope) -> &'static str {
         RevocationScope::Token => "t",
         RevocationScope::Grant => "g",
     }
+}
+
+/// A token's binding as its field `b` holds it: `<cnf member>:<thumbprint in base64url>`,
+/// empty for none.
+pub(super) fn binding_code(confirmation: Option<&Confirmation>) -> String {
+    confirmation.map_or_else(String::new, |c| {
+        format!("{}:{}", c.member(), c.to_base64url())
+    })
+}
+
+pub(super) fn binding_of(value: &str) -> Result<Option<Confirmation>, StoreError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    value
+        .split_once(':')
+        .and_then(|(member, thumbprint)| Confirmation::from_member(member, thumbprint))
+        .map(Some)
+        .ok_or_else(|| malformed("token binding"))
 }
 
 pub(super) fn malformed(what: &str) -> StoreError {
@@ -215,5 +234,24 @@ async fn follow(
                 Err(()) => tracing::warn!("a malformed revocation event in Redis"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_read_back_as_written() {
+        for confirmation in [
+            None,
+            Some(Confirmation::Jkt([3; 32])),
+            Some(Confirmation::X5tS256([250; 32])),
+        ] {
+            let code = binding_code(confirmation.as_ref());
+            assert_eq!(binding_of(&code).unwrap(), confirmation, "{code}");
+        }
+        assert!(binding_of("jwk:AAAA").is_err());
+        assert!(binding_of("no separator").is_err());
     }
 }

@@ -78,7 +78,8 @@ pub(super) fn script(body: &str) -> Script {
 }
 
 /// KEYS: token, grant, [owner index]. ARGV: now, expiry, kind, grant id, client, issued at,
-/// key tag, [owner]. Returns 0 if the grant is revoked, 1 once registered.
+/// key tag, binding (`<cnf member>:<thumbprint in base64url>`, or empty for none), [owner].
+/// Returns 0 if the grant is revoked, 1 once registered.
 pub(super) static ISSUE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -93,8 +94,8 @@ if ge == nil or ge <= now then
   redis.call('DEL', KEYS[2])
   local ct = string.format('%.0f', now_us())
   if #KEYS == 3 then
-    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[8], 'ct', ct)
-    owner = ARGV[8]
+    redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'o', ARGV[9], 'ct', ct)
+    owner = ARGV[9]
   else
     redis.call('HSET', KEYS[2], 'c', ARGV[5], 'e', exp, 'ct', ct)
     owner = false
@@ -116,8 +117,9 @@ end
 redis.call('EXPIREAT', KEYS[2], ge)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'k', ARGV[3], 'g', ARGV[4], 'e', exp, 'i', ARGV[6])
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'b', ARGV[8]) end
 redis.call('EXPIREAT', KEYS[1], exp)
-if #KEYS == 3 and owner == ARGV[8] then
+if #KEYS == 3 and owner == ARGV[9] then
   redis.call('ZADD', KEYS[3], ge, ARGV[4])
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
@@ -129,17 +131,18 @@ return 1
 });
 
 /// KEYS: token. ARGV: key tag. Returns false when the token or its grant is not held, or
-/// {kind, grant, expiry, issued at, client, owner or '', revoked `1`/`0`, grant expiry,
-/// created, subject cut-off or '', client cut-off or ''}.
+/// {kind, grant, expiry, issued at, binding or '', client, owner or '', revoked `1`/`0`,
+/// grant expiry, created, subject cut-off or '', client cut-off or ''}.
 pub(super) static LOOKUP: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e', 'i')
+local t = redis.call('HMGET', KEYS[1], 'k', 'g', 'e', 'i', 'b')
 if not t[1] then return false end
 local g = redis.call('HMGET', ARGV[1] .. 'g:' .. t[2], 'c', 'r', 'e', 'o', 'ct')
 if not g[1] then return false end
 local cs, cc = cuts(ARGV[1], g[1], g[4])
-return {t[1], t[2], t[3], t[4] or '0', g[1], g[4] or '', g[2] or '0', g[3] or '0', g[5] or '0', cs, cc}
+return {t[1], t[2], t[3], t[4] or '0', t[5] or '', g[1], g[4] or '', g[2] or '0', g[3] or '0',
+  g[5] or '0', cs, cc}
 ",
     )
 });
