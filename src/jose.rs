@@ -199,6 +199,12 @@ impl SigningKey {
         header.jwk = Some((*self.jwk).clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(JoseError::of)
     }
+
+    /// The `jsonwebtoken` key it signs with, for tests that build a JWS by hand.
+    #[cfg(test)]
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
 }
 
 /// Public keys by key id, from a JWKS: what a verifier trusts. Only `EdDSA` and `ES256` keys
