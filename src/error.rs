@@ -65,6 +65,13 @@ pub enum ErrorCode {
     ///
     /// [RFC 6749 §4.1.2.1]: https://www.rfc-editor.org/rfc/rfc6749#section-4.1.2.1
     AccessDenied,
+    /// `invalid_dpop_proof`: the DPoP proof is malformed, unsigned, stale, replayed or does
+    /// not match the request ([RFC 9449 §5] at the token endpoint, [RFC 9449 §7.1] at a
+    /// resource server).
+    ///
+    /// [RFC 9449 §5]: https://www.rfc-editor.org/rfc/rfc9449#section-5
+    /// [RFC 9449 §7.1]: https://www.rfc-editor.org/rfc/rfc9449#section-7.1
+    InvalidDpopProof,
 }
 
 impl ErrorCode {
@@ -81,6 +88,7 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
             ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 }

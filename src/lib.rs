@@ -50,8 +50,9 @@
 //!                          JWT access tokens that can be revoked
 //!  5  pipeline, guards  endpoint  guard  trace
 //!                          the fused pipeline and its builder; bearer guards; request logs
-//!  4  client auth       client_auth
-//!                          credentials, the authentication step and layer, the limiter
+//!  4  client auth, DPoP client_auth  dpop
+//!                          credentials, the authentication step and layer, the limiter;
+//!                          DPoP proofs and their checks
 //!  3  CORS              cors
 //!                          the CORS policy and the origin checks
 //!  2  parsing, storage  form  jsonp  store  registry
@@ -84,6 +85,9 @@ pub use body::BoxError;
 pub mod client_auth;
 pub mod cors;
 pub mod deadline;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod dpop;
 pub mod endpoint;
 pub mod error;
 mod escape;

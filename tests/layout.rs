@@ -14,7 +14,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("codecs, records",  &["future", "urlencoded", "deadline", "jose", "events"]),
     ("parsing, storage", &["form", "jsonp", "store", "registry"]),
     ("CORS",             &["cors"]),
-    ("client auth",      &["client_auth"]),
+    ("client auth, DPoP", &["client_auth", "dpop"]),
     ("pipeline, guards", &["endpoint", "guard", "trace"]),
     ("JWT",              &["jwt"]),
     ("services",         &["revoke", "introspect", "metadata", "owner", "admin", "set", "serve"]),

@@ -214,6 +214,24 @@ impl SigningKey {
         header.kid = Some(self.kid.to_string());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(JoseError::of)
     }
+
+    /// Signs `claims` as a compact JWS whose header carries the public key itself (`jwk`,
+    /// the [`public_jwk`](Self::public_jwk)) instead of a `kid`: header `alg`, `typ` and
+    /// `jwk`, as a DPoP proof has ([RFC 9449 §4.2]).
+    ///
+    /// [RFC 9449 §4.2]: https://www.rfc-editor.org/rfc/rfc9449#section-4.2
+    pub fn sign_with_jwk<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, JoseError> {
+        let mut header = Header::new(self.alg);
+        header.typ = Some(typ.to_owned());
+        header.jwk = Some((*self.jwk).clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(JoseError::of)
+    }
+
+    /// The `jsonwebtoken` key it signs with, for tests that build a JWS by hand.
+    #[cfg(test)]
+    pub(crate) fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding
+    }
 }
 
 /// Public keys from a JWKS: what a verifier trusts. Each key is pinned to the algorithms of
@@ -552,6 +570,32 @@ mod tests {
             "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_jwk_signed_jws_carries_the_public_key_and_no_kid() {
+        use base64::Engine as _;
+        for key in [
+            SigningKey::generate(),
+            SigningKey::from_p256(&p256::SecretKey::from_slice(&[9u8; 32]).unwrap()).unwrap(),
+        ] {
+            let jws = key.sign_with_jwk("dpop+jwt", &json!({"jti": "1"})).unwrap();
+            let header = jws.split('.').next().unwrap();
+            let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(header)
+                .unwrap();
+            let header: Value = serde_json::from_slice(&header).unwrap();
+            assert_eq!(header["typ"], "dpop+jwt");
+            assert_eq!(header["alg"], json!(key.algorithm()));
+            assert!(header.get("kid").is_none(), "{header}");
+            assert!(header["jwk"].get("d").is_none(), "no private part");
+            let jwk: Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
+            assert_eq!(&jwk, key.public_jwk());
+            let mut validation = Validation::new(key.algorithm());
+            validation.required_spec_claims.clear();
+            let decoding = DecodingKey::from_jwk(&jwk).unwrap();
+            assert!(jsonwebtoken::decode::<Value>(&jws, &decoding, &validation).is_ok());
+        }
     }
 
     #[test]
