@@ -193,6 +193,14 @@ impl AuthorizationServerMetadata {
         self.member("grant_types_supported", json_strings(grants))
     }
 
+    /// A boolean member, such as `tls_client_certificate_bound_access_tokens` ([RFC 8705
+    /// §3.3]).
+    ///
+    /// [RFC 8705 §3.3]: https://www.rfc-editor.org/rfc/rfc8705#section-3.3
+    pub fn flag(self, name: &str, value: bool) -> Self {
+        self.member(name, value.to_string())
+    }
+
     /// Any other member, a string array (for example `response_types_supported`).
     pub fn strings<'a>(self, name: &str, values: impl IntoIterator<Item = &'a str>) -> Self {
         self.member(name, json_strings(values))

@@ -204,9 +204,20 @@ async fn openid_client_authenticates_with_private_key_jwt_everywhere() {
     ) {
         return;
     }
-    let demo = Demo::start();
-    let seen = demo.script("node", "openid_client.mjs", &[]);
+    // Opaque access tokens, then JWTs (RFC 9068) whose binding is in their claims.
+    for args in [&[][..], &["--jwt"][..]] {
+        let demo = Demo::start_with(args);
+        let seen = demo.script("node", "openid_client.mjs", &[("DPOP", "1")]);
+        openid_client_saw(&seen, args);
+    }
+}
+
+fn openid_client_saw(seen: &Value, args: &[&str]) {
     let metadata = &seen["metadata"];
+    let dpop_algs = metadata["dpop_signing_alg_values_supported"]
+        .as_array()
+        .unwrap();
+    assert!(dpop_algs.contains(&json!("ES256")), "{metadata}");
     for endpoint in ["token", "revocation", "introspection"] {
         let methods = &metadata[format!("{endpoint}_endpoint_auth_methods_supported")];
         assert!(
@@ -232,6 +243,21 @@ async fn openid_client_authenticates_with_private_key_jwt_everywhere() {
     let after = &bearer["after_revocation"];
     assert_eq!(after["introspected"], json!({"active": false}), "{after}");
     assert_eq!(after["userinfo"]["status"], 401, "{after}");
+
+    let dpop = &seen["dpop"];
+    assert_eq!(dpop["token_type"], "dpop", "{args:?}: {dpop}");
+    let introspected = &dpop["introspected"];
+    assert_eq!(introspected["active"], true, "{introspected}");
+    assert_eq!(introspected["token_type"], "DPoP", "{introspected}");
+    assert_eq!(
+        introspected["cnf"]["jkt"].as_str().map(str::len),
+        Some(43),
+        "{introspected}"
+    );
+    assert_eq!(dpop["with_proof"]["status"], 200, "{args:?}: {dpop}");
+    assert_eq!(dpop["without_proof"]["status"], 401, "{args:?}: {dpop}");
+    assert_eq!(dpop["other_key"]["status"], 401, "{args:?}: {dpop}");
+    assert_eq!(dpop["after_revocation"]["status"], 401, "{args:?}: {dpop}");
 }
 
 #[tokio::test]
@@ -446,4 +472,116 @@ async fn an_assertion_is_single_use_across_two_servers_on_postgres() {
         return common::skip_or_fail("SKIP_POSTGRES_TESTS", "no PostgreSQL answers");
     };
     an_assertion_is_single_use_across_two_servers(&["--postgres", &database.url()]).await;
+}
+
+#[tokio::test]
+async fn dpop_proofs_that_do_not_fit_are_refused() {
+    use http::Method;
+    use tower_oauth_revoke::dpop;
+
+    let demo = Demo::start();
+    let key = SigningKey::generate();
+    let token_url = demo.url("/oauth2/token");
+    let userinfo = demo.url("/userinfo");
+    // A proof for another URL at the token endpoint: 400 invalid_dpop_proof, no token.
+    let wrong = dpop::proof(&key, &Method::POST, &userinfo, None).unwrap();
+    let response = demo
+        .http
+        .post(&token_url)
+        .header("dpop", &wrong)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &demo.assertion(|_| {})),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    assert!(body.get("access_token").is_none());
+
+    // A bound token.
+    let proof = dpop::proof(&key, &Method::POST, &token_url, None).unwrap();
+    let response = demo
+        .http
+        .post(&token_url)
+        .header("dpop", &proof)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &demo.assertion(|_| {})),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let get = |scheme: &'static str, proof: Option<String>| {
+        let request = demo
+            .http
+            .get(&userinfo)
+            .header("authorization", format!("{scheme} {token}"));
+        let request = match proof {
+            Some(proof) => request.header("dpop", proof),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (response.status().as_u16(), challenge)
+        }
+    };
+    let good = dpop::proof(&key, &Method::GET, &userinfo, Some(&token)).unwrap();
+    assert_eq!(get("DPoP", Some(good.clone())).await.0, 200);
+    let other = SigningKey::generate();
+    let cases = [
+        ("a replayed proof", "DPoP", Some(good), "invalid_dpop_proof"),
+        ("no proof", "DPoP", None, "invalid_dpop_proof"),
+        (
+            "the Bearer scheme",
+            "Bearer",
+            Some(dpop::proof(&key, &Method::GET, &userinfo, Some(&token)).unwrap()),
+            "invalid_token",
+        ),
+        (
+            "another method",
+            "DPoP",
+            Some(dpop::proof(&key, &Method::POST, &userinfo, Some(&token)).unwrap()),
+            "invalid_dpop_proof",
+        ),
+        (
+            "another URL",
+            "DPoP",
+            Some(dpop::proof(&key, &Method::GET, &token_url, Some(&token)).unwrap()),
+            "invalid_dpop_proof",
+        ),
+        (
+            "another token's hash",
+            "DPoP",
+            Some(dpop::proof(&key, &Method::GET, &userinfo, Some("other")).unwrap()),
+            "invalid_dpop_proof",
+        ),
+        (
+            "another key",
+            "DPoP",
+            Some(dpop::proof(&other, &Method::GET, &userinfo, Some(&token)).unwrap()),
+            "invalid_token",
+        ),
+    ];
+    for (case, scheme, proof, error) in cases {
+        let (status, challenge) = get(scheme, proof).await;
+        assert_eq!(status, 401, "{case}");
+        assert!(challenge.contains(error), "{case}: {challenge}");
+    }
+    // The token was never spent: a fresh proof of its key still works.
+    let fresh = dpop::proof(&key, &Method::GET, &userinfo, Some(&token)).unwrap();
+    assert_eq!(get("DPoP", Some(fresh)).await.0, 200);
 }

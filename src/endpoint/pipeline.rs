@@ -131,6 +131,7 @@ impl<R: ClientRegistry, T: EndpointStep> Pipeline<R, T> {
             params,
             headers,
             remote_addr: addr,
+            certificate: certificate.filter(|_| self.auth.config().accepts_certificates()),
             annotate: self.annotate,
             quiet: self.quiet,
         };

@@ -92,6 +92,7 @@ pub struct StepRequest<'a> {
     pub(crate) params: &'a FormParams,
     pub(crate) headers: &'a HeaderMap,
     pub(crate) remote_addr: Option<RemoteAddr>,
+    pub(crate) certificate: Option<&'a crate::client_auth::PresentedCertificate>,
     pub(crate) annotate: bool,
     pub(crate) quiet: bool,
 }
@@ -108,6 +109,7 @@ impl<'a> StepRequest<'a> {
             params,
             headers,
             remote_addr: None,
+            certificate: None,
             annotate: false,
             quiet: false,
         }
@@ -138,6 +140,14 @@ impl<'a> StepRequest<'a> {
     /// The peer's address, when the host provides it.
     pub fn remote_addr(&self) -> Option<RemoteAddr> {
         self.remote_addr
+    }
+
+    /// The client certificate of the connection (mutual TLS; feature `mtls`), when the
+    /// endpoint reads certificates: what a certificate-bound token is bound to.
+    #[cfg(feature = "mtls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "mtls")))]
+    pub fn client_certificate(&self) -> Option<&'a crate::client_auth::mtls::ClientCertificate> {
+        self.certificate
     }
 
     /// Whether the endpoint annotates responses for request logs
@@ -213,6 +223,7 @@ where
                 params,
                 headers: &parts.headers,
                 remote_addr: RemoteAddr::from_extensions(&parts.extensions),
+                certificate: crate::client_auth::presented_certificate(&parts.extensions),
                 // The layers always annotate: `ClientAuth` puts the client in the response.
                 annotate: true,
                 quiet: false,

@@ -59,6 +59,7 @@ use tower_service::Service;
 
 pub use crate::future::ResponseFuture;
 
+mod binding;
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod remote;
@@ -130,19 +131,24 @@ pub struct BearerGuardLayer<S> {
     challenges: Arc<Challenges>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Challenges {
+    realm: String,
     missing: HeaderValue,
     invalid_token: HeaderValue,
     invalid_request: HeaderValue,
+    /// DPoP-bound tokens: how proofs are checked, if they are.
+    dpop: Option<binding::DpopConfig>,
 }
 
 impl Challenges {
     fn new(realm: &str) -> Self {
         Self {
+            realm: realm.to_owned(),
             missing: challenge("Bearer", realm, ""),
             invalid_token: challenge("Bearer", realm, ", error=\"invalid_token\""),
             invalid_request: challenge("Bearer", realm, ", error=\"invalid_request\""),
+            dpop: None,
         }
     }
 }
@@ -158,7 +164,33 @@ impl<S> BearerGuardLayer<S> {
 
     /// Sets the realm of the `WWW-Authenticate` challenges.
     pub fn realm(mut self, realm: &str) -> Self {
-        self.challenges = Arc::new(Challenges::new(realm));
+        let dpop = self.challenges.dpop.clone().map(|mut d| {
+            d.set_realm(realm);
+            d
+        });
+        let mut challenges = Challenges::new(realm);
+        challenges.dpop = dpop;
+        self.challenges = Arc::new(challenges);
+        self
+    }
+
+    /// Admits DPoP-bound tokens ([RFC 9449 §7]) sent as `Authorization: DPoP TOKEN` with a
+    /// proof `verifier` accepts for this request: `htu` is `origin` (the scheme, host and
+    /// port clients reach this server at) and the request's path, `ath` the token's hash,
+    /// the key the token's `cnf.jkt`. Without it, a DPoP-bound token is refused whatever
+    /// is sent (feature `jwt`).
+    ///
+    /// [RFC 9449 §7]: https://www.rfc-editor.org/rfc/rfc9449#section-7
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn dpop(mut self, verifier: crate::dpop::DpopVerifier, origin: &str) -> Self {
+        let mut challenges = (*self.challenges).clone();
+        challenges.dpop = Some(binding::DpopConfig::new(
+            verifier,
+            origin,
+            &challenges.realm,
+        ));
+        self.challenges = Arc::new(challenges);
         self
     }
 }
@@ -206,10 +238,13 @@ enum Bearer<'a> {
     Missing,
     Malformed,
     Token(&'a str),
+    /// `Authorization: DPoP TOKEN` (RFC 9449 §7.1).
+    Dpop(&'a str),
 }
 
-/// Reads `Authorization: Bearer b64token` ([RFC 6750 §2.1]); the scheme is
-/// case-insensitive. Another scheme counts as no bearer token.
+/// Reads `Authorization: Bearer b64token` ([RFC 6750 §2.1]) or `Authorization: DPoP
+/// b64token` (RFC 9449 §7.1); the scheme is case-insensitive. Another scheme counts as no
+/// token.
 fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
     let Some(value) = value else {
         return Bearer::Missing;
@@ -218,7 +253,8 @@ fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
         return Bearer::Malformed;
     };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Bearer::Missing;
     }
     let token = rest.trim_matches(' ');
@@ -228,7 +264,11 @@ fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
     if body.is_empty() || !body.bytes().all(b64token) {
         return Bearer::Malformed;
     }
-    Bearer::Token(token)
+    if dpop {
+        Bearer::Dpop(token)
+    } else {
+        Bearer::Token(token)
+    }
 }
 
 fn unauthorized<B>(challenge: &HeaderValue) -> Response<ResponseBody<B>> {
@@ -262,9 +302,15 @@ where
                     .to_response(),
             );
         }
-        let check = match bearer(req.headers().get(header::AUTHORIZATION)) {
+        let (check, proof) = match bearer(req.headers().get(header::AUTHORIZATION)) {
             Bearer::Missing => {
-                return ResponseFuture::ready(unauthorized(&self.challenges.missing));
+                let mut response = unauthorized(&self.challenges.missing);
+                if let Some(dpop) = &self.challenges.dpop {
+                    response
+                        .headers_mut()
+                        .append(header::WWW_AUTHENTICATE, dpop.missing());
+                }
+                return ResponseFuture::ready(response);
             }
             Bearer::Malformed => {
                 return ResponseFuture::ready(
@@ -275,13 +321,36 @@ where
                     .to_response(),
                 );
             }
-            Bearer::Token(token) => self.store.check(token),
+            Bearer::Token(token) => (self.store.check(token), None),
+            Bearer::Dpop(token) => match &self.challenges.dpop {
+                Some(dpop) => (self.store.check(token), Some(dpop.proof(&req, token))),
+                // A server that does not do DPoP knows no such scheme.
+                None => return ResponseFuture::ready(unauthorized(&self.challenges.missing)),
+            },
         };
+        let certificate = binding::certificate_thumbprint(&req);
         let challenges = self.challenges.clone();
         let mut inner = crate::future::take_ready(&mut self.inner);
         ResponseFuture::steps(async move {
+            // The proof first: a refused proof costs no store look-up.
+            let dpop = match proof {
+                Some(proof) => match proof.await {
+                    Ok(thumbprint) => Some(thumbprint),
+                    Err(err) => return Ok(err.to_response()),
+                },
+                None => None,
+            };
             match check.await {
                 Ok(Some(record)) => {
+                    let presented = binding::Presented { dpop, certificate };
+                    if let Err(err) = binding::confirm(
+                        &record,
+                        &presented,
+                        challenges.dpop.as_ref(),
+                        &challenges.invalid_token,
+                    ) {
+                        return Ok(err.to_response());
+                    }
                     req.extensions_mut().insert(record);
                     let response = inner.call(req).await?;
                     Ok(response.map(ResponseBody::new))

@@ -60,7 +60,7 @@ use hyper_util::{
 use super::{TokenCheck, TokenCheckError};
 use crate::{
     client_auth::encode_basic,
-    store::{Clock, GrantId, SystemClock, TokenHash, TokenKind, TokenRecord},
+    store::{Clock, Confirmation, GrantId, SystemClock, TokenHash, TokenKind, TokenRecord},
 };
 
 /// The longest an inactive answer is kept.
@@ -407,6 +407,15 @@ fn record_of(json: &serde_json::Value, now: SystemTime) -> Option<TokenRecord> {
         .and_then(|s| s.as_str())
         .filter(|sub| *sub != client_id)
         .map(Into::into);
+    // A binding this guard cannot read is a token it cannot confirm: not admitted.
+    if let Some(cnf) = json.get("cnf") {
+        let mut members = cnf.as_object()?.iter();
+        let (member, value) = members.next()?;
+        if members.next().is_some() {
+            return None;
+        }
+        record.confirmation = Some(Confirmation::from_member(member, value.as_str()?)?);
+    }
     Some(record)
 }
 
@@ -463,12 +472,18 @@ mod tests {
         let mut cc = active.clone();
         cc["sub"] = "app".into();
         assert_eq!(record_of(&cc, now).unwrap().owner, None);
+        let jkt = Confirmation::Jkt([7; 32]);
+        let mut bound = active.clone();
+        bound["cnf"] = serde_json::json!({"jkt": jkt.to_base64url()});
+        assert_eq!(record_of(&bound, now).unwrap().confirmation, Some(jkt));
         for inactive in [
             serde_json::json!({"active": false}),
             serde_json::json!({"active": "true", "client_id": "app", "exp": 2_000}),
             serde_json::json!({"active": true, "client_id": "app", "exp": 999}),
             serde_json::json!({"active": true, "client_id": "app"}),
             serde_json::json!({"active": true, "client_id": "app", "exp": 2_000, "token_type": "refresh_token"}),
+            serde_json::json!({"active": true, "client_id": "app", "exp": 2_000, "cnf": {"x5t": "AAAA"}}),
+            serde_json::json!({"active": true, "client_id": "app", "exp": 2_000, "cnf": {"jkt": "short"}}),
         ] {
             assert!(record_of(&inactive, now).is_none(), "{inactive}");
         }

@@ -21,6 +21,7 @@ use tower_oauth_revoke::{
     client_auth::{decode_basic, AuthFailureLimiter, ClientAssertions, RemoteAddr},
     cors::CorsPolicy,
     deadline::BodyDeadlineLayer,
+    dpop::DpopVerifier,
     endpoint::Endpoint,
     error::{ErrorCode, OAuthError},
     guard::BearerGuardLayer,
@@ -187,11 +188,17 @@ pub(crate) async fn app(
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
+    // DPoP (RFC 9449): the token endpoint binds access tokens to the key of a proof sent
+    // with the request, /userinfo admits them only with a proof of that key; the proofs'
+    // jtis are kept in the store, as the assertions' are.
+    let dpop = DpopVerifier::new(store.clone());
     let issuer = Issuer {
         store: store.clone(),
         users: users.clone(),
         access_token_ttl: Duration::from_secs(args.access_token_ttl),
         jwts: args.jwt.then(|| jwts.clone()),
+        dpop: dpop.clone(),
+        token_url: format!("{}/oauth2/token", issuer_url.trim_end_matches('/')),
     };
     // The token endpoint is the crate's pipeline (CORS, form, client authentication and
     // its limiter, the origin check) with the demo's own last step. It serves browser apps
@@ -232,10 +239,19 @@ pub(crate) async fn app(
         .introspection_endpoint("/oauth2/introspect", &introspect)
         .jwks_uri("/.well-known/jwks.json")
         .grant_types_supported(["client_credentials", "password", "refresh_token"])
+        .strings(
+            "dpop_signing_alg_values_supported",
+            dpop.algorithms_supported().iter().copied(),
+        )
+        .flag("tls_client_certificate_bound_access_tokens", mtls)
         .into_service();
 
     let userinfo = ServiceBuilder::new()
-        .layer(BearerGuardLayer::new(JwtCheck::new(store.clone(), jwts)).realm("demo"))
+        .layer(
+            BearerGuardLayer::new(JwtCheck::new(store.clone(), jwts))
+                .realm("demo")
+                .dpop(dpop, issuer_url),
+        )
         .service(service_fn(|req: http::Request<Body>| async move {
             let record = req.extensions().get::<TokenRecord>().expect("bearer guard");
             let sub = record.owner.as_deref().unwrap_or(&record.client_id);

@@ -10,12 +10,12 @@ use crate::{
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use tower_oauth_revoke::{
-    client_auth::{AuthenticatedClient, ClientKind, RemoteAddr},
+    client_auth::{AuthenticatedClient, ClientAuthMethod, ClientKind},
+    dpop::DpopVerifier,
     endpoint::{EndpointStep, StepRequest},
     error::{set_no_store, ErrorCode, OAuthError},
-    form::FormParams,
     jwt::JwtAccessTokens,
-    store::{GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
+    store::{Confirmation, GrantId, IssueError, TokenHash, TokenKind, TokenRecord, TokenStore},
 };
 
 pub(crate) const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -27,6 +27,9 @@ pub(crate) struct Issuer {
     pub(crate) access_token_ttl: Duration,
     /// With `--jwt`: access tokens are JWTs.
     pub(crate) jwts: Option<JwtAccessTokens>,
+    /// DPoP proofs at the token endpoint (RFC 9449 §5), and the `htu` they must name.
+    pub(crate) dpop: DpopVerifier,
+    pub(crate) token_url: String,
 }
 
 pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http::Response<Bytes> {
@@ -40,13 +43,24 @@ pub(crate) fn json_response(status: StatusCode, body: serde_json::Value) -> http
     response
 }
 
-/// The successful token response of RFC 6749 §5.1.
-pub(crate) fn token_response(access: &str, refresh: &str, ttl: Duration) -> http::Response<Bytes> {
+/// The successful token response of RFC 6749 §5.1: `token_type` `DPoP` for a token bound to
+/// a DPoP key (RFC 9449 §5), else `Bearer` (a certificate-bound token is used as a bearer
+/// token over its TLS connection, RFC 8705 §3).
+pub(crate) fn token_response(
+    access: &str,
+    refresh: &str,
+    ttl: Duration,
+    binding: Option<Confirmation>,
+) -> http::Response<Bytes> {
+    let token_type = match binding {
+        Some(Confirmation::Jkt(_)) => "DPoP",
+        _ => "Bearer",
+    };
     json_response(
         StatusCode::OK,
         serde_json::json!({
             "access_token": access,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": ttl.as_secs(),
             "refresh_token": refresh,
         }),
@@ -54,10 +68,38 @@ pub(crate) fn token_response(access: &str, refresh: &str, ttl: Duration) -> http
 }
 
 impl Issuer {
+    /// What a new access token is bound to: the key of the request's DPoP proof, else the
+    /// client certificate a client authenticated with (RFC 8705 §3), else nothing. Refresh
+    /// tokens of confidential clients stay unbound (RFC 9449 §5).
+    async fn binding(&self, request: &StepRequest<'_>) -> Result<Option<Confirmation>, OAuthError> {
+        let proof = self
+            .dpop
+            .check(
+                request.headers(),
+                &http::Method::POST,
+                &self.token_url,
+                None,
+            )
+            .await
+            .map_err(|e| e.to_token_error())?;
+        if let Some(thumbprint) = proof {
+            return Ok(Some(Confirmation::Jkt(*thumbprint.as_bytes())));
+        }
+        let by_certificate = matches!(
+            request.client().method(),
+            ClientAuthMethod::TlsClientAuth | ClientAuthMethod::SelfSignedTlsClientAuth
+        );
+        Ok(request
+            .client_certificate()
+            .filter(|_| by_certificate)
+            .map(|c| Confirmation::X5tS256(c.thumbprint())))
+    }
+
     async fn issue_pair(
         &self,
         client: &AuthenticatedClient,
         owner: Option<&str>,
+        binding: Option<Confirmation>,
     ) -> Result<http::Response<Bytes>, OAuthError> {
         let grant = GrantId::random();
         let now = SystemTime::now();
@@ -77,9 +119,15 @@ impl Issuer {
         )
         .with_issued_at(now);
         access_record.owner = owner.map(Into::into);
+        access_record.confirmation = binding;
         let refresh = self.mint(refresh_record).await?;
         let access = self.mint_access(access_record).await?;
-        Ok(token_response(&access, &refresh, self.access_token_ttl))
+        Ok(token_response(
+            &access,
+            &refresh,
+            self.access_token_ttl,
+            binding,
+        ))
     }
 
     /// A new access token: a JWT with `--jwt`, else opaque; registered with the store.
@@ -106,12 +154,9 @@ fn issue_error(e: IssueError) -> OAuthError {
 }
 
 impl Issuer {
-    async fn token(
-        &self,
-        params: &FormParams,
-        client: &AuthenticatedClient,
-        addr: Option<RemoteAddr>,
-    ) -> Result<http::Response<Bytes>, OAuthError> {
+    async fn token(&self, request: &StepRequest<'_>) -> Result<http::Response<Bytes>, OAuthError> {
+        let (params, client, addr) = (request.params(), request.client(), request.remote_addr());
+        let binding = self.binding(request).await?;
         match params.get("grant_type") {
             Some("client_credentials") => {
                 if client.kind() == ClientKind::Public {
@@ -121,7 +166,7 @@ impl Issuer {
                         "a public client cannot use client_credentials",
                     ));
                 }
-                self.issue_pair(client, None).await
+                self.issue_pair(client, None, binding).await
             }
             Some("password") => {
                 let (Some(user), Some(password)) = (params.get("username"), params.get("password"))
@@ -139,7 +184,7 @@ impl Issuer {
                         ))
                     }
                 }
-                self.issue_pair(client, Some(user)).await
+                self.issue_pair(client, Some(user), binding).await
             }
             Some("refresh_token") => {
                 let Some(refresh) = params.get("refresh_token").filter(|t| !t.is_empty()) else {
@@ -173,8 +218,14 @@ impl Issuer {
                 )
                 .with_issued_at(now);
                 access_record.owner = record.owner.clone();
+                access_record.confirmation = binding;
                 let access = self.mint_access(access_record).await?;
-                Ok(token_response(&access, refresh, self.access_token_ttl))
+                Ok(token_response(
+                    &access,
+                    refresh,
+                    self.access_token_ttl,
+                    binding,
+                ))
             }
             Some(other) if !other.is_empty() => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
@@ -188,7 +239,6 @@ impl Issuer {
 
 impl EndpointStep for Issuer {
     async fn answer(&self, request: StepRequest<'_>) -> Result<http::Response<Bytes>, OAuthError> {
-        self.token(request.params(), request.client(), request.remote_addr())
-            .await
+        self.token(&request).await
     }
 }
