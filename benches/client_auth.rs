@@ -7,6 +7,11 @@
 //! Every assertion carries a fresh `jti`, recorded in a `MemoryStore`'s replay cache;
 //! assertions are signed before the clock starts.
 //!
+//! Then the resource server's side: `BearerGuardLayer` over a `MemoryStore`, a bearer token
+//! (the baseline) against a DPoP-bound token with a proof (ES256, EdDSA) checked by a
+//! `DpopVerifier` whose replay cache is the same store. A DPoP key comes in its proof, so
+//! there is no key to cache: every check is cold.
+//!
 //! ```text
 //! cargo bench --all-features --bench client_auth
 //! ```
@@ -98,6 +103,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(run());
+    runtime.block_on(guard());
 }
 
 async fn run() {
@@ -223,6 +229,107 @@ async fn run() {
         median(samples),
         &mut baseline,
     );
+}
+
+/// The guard with a bearer token, then with DPoP-bound tokens and their proofs.
+async fn guard() {
+    use tower_oauth_revoke::{
+        dpop::{self, DpopVerifier, JwkThumbprint},
+        guard::BearerGuardLayer,
+        store::{Confirmation, GrantId, TokenKind, TokenRecord, TokenStore},
+    };
+    let n = calls();
+    let store = MemoryStore::new();
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    let record = || TokenRecord::new(TokenKind::AccessToken, "app", GrantId::random(), expires);
+    store
+        .issue(
+            tower_oauth_revoke::store::TokenHash::of("bearer-token"),
+            record(),
+        )
+        .await
+        .unwrap();
+    let ec = SigningKey::from_pkcs8_pem(
+        &p256::SecretKey::from_slice(&[5u8; 32])
+            .unwrap()
+            .to_sec1_pem(Default::default())
+            .unwrap(),
+    )
+    .unwrap();
+    let ed = SigningKey::generate();
+    for (token, key) in [("es256-token", &ec), ("eddsa-token", &ed)] {
+        let bound =
+            record().with_confirmation(Confirmation::Jkt(*JwkThumbprint::of_key(key).as_bytes()));
+        store
+            .issue(tower_oauth_revoke::store::TokenHash::of(token), bound)
+            .await
+            .unwrap();
+    }
+    let ok = service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let mut service = ServiceBuilder::new()
+        .layer(
+            BearerGuardLayer::new(store.clone())
+                .dpop(DpopVerifier::new(store.clone()), "https://rs.example"),
+        )
+        .service(ok);
+    let get = |token: &str, proof: Option<String>| {
+        let scheme = if proof.is_some() { "DPoP" } else { "Bearer" };
+        let mut req = Request::get("https://rs.example/api")
+            .header("authorization", format!("{scheme} {token}"))
+            .body(Body::empty())
+            .unwrap();
+        if let Some(proof) = proof {
+            req.headers_mut().insert("dpop", proof.parse().unwrap());
+        }
+        req
+    };
+    let url = "https://rs.example/api";
+    type Case<'a> = (&'a str, Box<dyn Fn() -> Request<Body> + 'a>);
+    let cases: Vec<Case<'_>> = vec![
+        ("bearer token", Box::new(|| get("bearer-token", None))),
+        (
+            "DPoP-bound token, ES256 proof",
+            Box::new(|| {
+                let proof = dpop::proof(&ec, &http::Method::GET, url, Some("es256-token")).unwrap();
+                get("es256-token", Some(proof))
+            }),
+        ),
+        (
+            "DPoP-bound token, EdDSA proof",
+            Box::new(|| {
+                let proof = dpop::proof(&ed, &http::Method::GET, url, Some("eddsa-token")).unwrap();
+                get("eddsa-token", Some(proof))
+            }),
+        ),
+    ];
+    println!("resource server guard, per request (median of 7 runs):");
+    let mut baseline = None;
+    for (name, make) in &cases {
+        let mut samples = Vec::new();
+        for _ in 0..7 {
+            let requests: Vec<_> = (0..n).map(|_| make()).collect();
+            let start = Instant::now();
+            for req in requests {
+                let response = ServiceExt::<Request<Body>>::ready(&mut service)
+                    .await
+                    .unwrap()
+                    .call(req)
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200, "{name}");
+            }
+            samples.push(start.elapsed() / n as u32);
+        }
+        let per_call = median(samples);
+        let base = *baseline.get_or_insert(per_call);
+        println!(
+            "  {name:<48} {:>8.2} µs  {:>6.1}× bearer token",
+            per_call.as_nanos() as f64 / 1000.0,
+            per_call.as_nanos() as f64 / base.as_nanos() as f64
+        );
+    }
 }
 
 fn report(name: &str, per_call: Duration, baseline: &mut Option<Duration>) {

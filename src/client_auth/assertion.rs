@@ -1,55 +1,4 @@
-//! `private_key_jwt` ([RFC 7523 §2.2], [OpenID Connect Core §9]): a client authenticates
-//! with a JWT it signed with a key it registered, sent as `client_assertion` with
-//! `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
-//!
-//! [`ClientAssertions`] checks them, for [`ClientAuthLayer::assertions`] and the
-//! endpoints' builders:
-//!
-//! | claim or header | rule |
-//! |---|---|
-//! | signature | by a key of the client's set ([`ClientKeys`], inline or at a `jwks_uri`), with an algorithm that key is pinned to: never `none`, never HMAC |
-//! | `typ` | absent, `JWT` or `client-authentication+jwt` (no other kind of JWT passes for an assertion) |
-//! | `iss`, `sub` | both the client's id |
-//! | `aud` | the issuer, or the URL of the endpoint called (the issuer's origin and the request's path), as a string or in an array; with [`issuer_audience_only`](ClientAssertions::issuer_audience_only), only the issuer as a string |
-//! | `exp` | required, not past, at most [`max_lifetime`](ClientAssertions::max_lifetime) (default 5 minutes) ahead |
-//! | `iat`, `nbf` | if present, not in the future |
-//! | `jti` | required; used once, across every node sharing the [`ReplayCache`] (checked last, so that nothing unverified is recorded) |
-//!
-//! Clock skew of 30 seconds is allowed either way. `client_secret_jwt` is not offered:
-//! registries keep only digests of secrets, and an HMAC can only be checked with the
-//! secret itself.
-//!
-//! ```
-//! use std::time::{SystemTime, UNIX_EPOCH};
-//! use serde_json::json;
-//! use tower_oauth_revoke::{
-//!     client_auth::{Client, ClientAssertions, ClientKeys},
-//!     jose::{KeySet, SigningKey},
-//!     store::MemoryStore,
-//! };
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! // The client's key pair; the server knows only the public half.
-//! let key = SigningKey::generate();
-//! let keys = ClientKeys::inline(KeySet::from_jwks(&key.jwks()).unwrap());
-//! let client = Client::private_key_jwt("app", keys);
-//!
-//! let assertions = ClientAssertions::new("https://as.example", MemoryStore::new());
-//! let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-//! let claims = json!({
-//!     "iss": "app", "sub": "app", "aud": "https://as.example",
-//!     "exp": now + 60, "jti": "a-unique-id",
-//! });
-//! let assertion = key.sign("JWT", &claims).unwrap();
-//! assertions.verify(&client, &assertion, "/oauth2/token").await.unwrap();
-//! // The same assertion again is a replay.
-//! assert!(assertions.verify(&client, &assertion, "/oauth2/token").await.is_err());
-//! # }
-//! ```
-//!
-//! [RFC 7523 §2.2]: https://www.rfc-editor.org/rfc/rfc7523#section-2.2
-//! [OpenID Connect Core §9]: https://openid.net/specs/openid-connect-core-1_0.html#ClientAuthentication
-//! [`ClientAuthLayer::assertions`]: super::ClientAuthLayer::assertions
+//! `private_key_jwt`: client assertions and their checks ([`ClientAssertions`]).
 
 use std::{
     fmt,
@@ -142,7 +91,58 @@ struct Claims {
     jti: Option<String>,
 }
 
-/// Checks client assertions; see the [module docs](self). Cheap to clone.
+/// `private_key_jwt` ([RFC 7523 §2.2], [OpenID Connect Core §9]): a client authenticates
+/// with a JWT it signed with a key it registered, sent as `client_assertion` with
+/// `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+///
+/// This checks them, for [`ClientAuthLayer::assertions`] and the
+/// endpoints' builders:
+///
+/// | claim or header | rule |
+/// |---|---|
+/// | signature | by a key of the client's set ([`ClientKeys`], inline or at a `jwks_uri`), with an algorithm that key is pinned to: never `none`, never HMAC |
+/// | `typ` | absent, `JWT` or `client-authentication+jwt` (no other kind of JWT passes for an assertion) |
+/// | `iss`, `sub` | both the client's id |
+/// | `aud` | the issuer, or the URL of the endpoint called (the issuer's origin and the request's path), as a string or in an array; with [`issuer_audience_only`](Self::issuer_audience_only), only the issuer as a string |
+/// | `exp` | required, not past, at most [`max_lifetime`](Self::max_lifetime) (default 5 minutes) ahead |
+/// | `iat`, `nbf` | if present, not in the future |
+/// | `jti` | required; used once, across every node sharing the [`ReplayCache`] (checked last, so that nothing unverified is recorded) |
+///
+/// Clock skew of 30 seconds is allowed either way. `client_secret_jwt` is not offered:
+/// registries keep only digests of secrets, and an HMAC can only be checked with the
+/// secret itself.
+///
+/// ```
+/// use std::time::{SystemTime, UNIX_EPOCH};
+/// use serde_json::json;
+/// use tower_oauth_revoke::{
+///     client_auth::{Client, ClientAssertions, ClientKeys},
+///     jose::{KeySet, SigningKey},
+///     store::MemoryStore,
+/// };
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // The client's key pair; the server knows only the public half.
+/// let key = SigningKey::generate();
+/// let keys = ClientKeys::inline(KeySet::from_jwks(&key.jwks()).unwrap());
+/// let client = Client::private_key_jwt("app", keys);
+///
+/// let assertions = ClientAssertions::new("https://as.example", MemoryStore::new());
+/// let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+/// let claims = json!({
+///     "iss": "app", "sub": "app", "aud": "https://as.example",
+///     "exp": now + 60, "jti": "a-unique-id",
+/// });
+/// let assertion = key.sign("JWT", &claims).unwrap();
+/// assertions.verify(&client, &assertion, "/oauth2/token").await.unwrap();
+/// // The same assertion again is a replay.
+/// assert!(assertions.verify(&client, &assertion, "/oauth2/token").await.is_err());
+/// # }
+/// ```
+///
+/// [RFC 7523 §2.2]: https://www.rfc-editor.org/rfc/rfc7523#section-2.2
+/// [OpenID Connect Core §9]: https://openid.net/specs/openid-connect-core-1_0.html#ClientAuthentication
+/// [`ClientAuthLayer::assertions`]: crate::client_auth::ClientAuthLayer::assertions
 #[derive(Clone)]
 pub struct ClientAssertions {
     inner: Arc<Config>,
@@ -240,7 +240,7 @@ impl ClientAssertions {
     }
 
     /// Checks `assertion` for `client`, sent to the endpoint at `path`; see the
-    /// [module docs](self) for the rules. The `jti` is recorded only once every other
+    /// [type docs](Self) for the rules. The `jti` is recorded only once every other
     /// check passed.
     pub async fn verify(
         &self,

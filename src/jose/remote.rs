@@ -1,11 +1,4 @@
-//! A key set published at a URL (a `jwks_uri`), fetched and cached: [`RemoteKeySet`]. What
-//! a SET receiver trusts of its issuer, and what a client registered by `jwks_uri` signs
-//! its assertions with.
-//!
-//! The rules, for every such set: the keys are fetched on first use, and again when a
-//! token names a `kid` the set does not hold or fails with the keys held (the party rotated
-//! its keys), at most once every 5 seconds, one fetch at a time; each fetch has 5 seconds
-//! and at most 64 KiB; a failed fetch keeps the keys held.
+//! A key set published at a URL: [`RemoteKeySet`].
 
 use std::{
     sync::{Arc, Mutex, RwLock},
@@ -45,8 +38,15 @@ pub(crate) fn http_client(tls: Option<rustls::ClientConfig>) -> HttpClient {
         .build(connector)
 }
 
-/// A key set fetched from a URL and cached; see the [module docs](self). Cheap to clone:
-/// clones share the cache.
+/// A key set published at a URL (a `jwks_uri`), fetched and cached: [`RemoteKeySet`]. What
+/// a SET receiver trusts of its issuer, and what a client registered by `jwks_uri` signs
+/// its assertions with.
+///
+/// The rules, for every such set: the keys are fetched on first use, and again when a
+/// token names a `kid` the set does not hold or fails with the keys held (the party rotated
+/// its keys), at most once every 5 seconds, one fetch at a time; each fetch has 5 seconds
+/// and at most 64 KiB; a failed fetch keeps the keys held. Cheap to clone: clones share
+/// the cache.
 ///
 /// ```no_run
 /// use tower_oauth_revoke::jose::RemoteKeySet;
