@@ -12,6 +12,11 @@
 //! | revoked, expired, unknown, or a refresh token | 401 + `WWW-Authenticate: Bearer realm="...", error="invalid_token"` |
 //! | malformed header (`Bearer` with no or an ill-formed token) | 400 `invalid_request` |
 //! | the store fails | 503 `temporarily_unavailable` + `Retry-After`, never a pass |
+//! | a token bound to a DPoP key (`cnf.jkt`) sent as `Bearer`, or without a proof of that key | 401 `invalid_token` (with [`dpop`](BearerGuardLayer::dpop): a `DPoP` challenge) |
+//! | `Authorization: DPoP` with a proof that fails ([RFC 9449 §4.3]: method, URL, age, `ath`, replay, signature) | 401 + `WWW-Authenticate: DPoP …, error="invalid_dpop_proof"` |
+//! | a token bound to a client certificate (`cnf.x5t#S256`) over a connection without it | 401 `invalid_token` |
+//!
+//! A bound token never passes as a bearer token, whether or not the guard checks DPoP.
 //!
 //! A check costs one SHA-256 of the token (on the stack) and one store look-up; the only
 //! allocation is the boxed store future. With the [`MemoryStore`](crate::store::MemoryStore)
@@ -45,6 +50,7 @@
 //! ```
 //!
 //! [RFC 6750]: https://www.rfc-editor.org/rfc/rfc6750
+//! [RFC 9449 §4.3]: https://www.rfc-editor.org/rfc/rfc9449#section-4.3
 //! [RFC 6750 §2.1]: https://www.rfc-editor.org/rfc/rfc6750#section-2.1
 
 use std::{
