@@ -944,7 +944,11 @@ async fn introspection_and_metadata_as_the_demo_serves_them() {
     }
     assert_eq!(
         metadata["introspection_endpoint_auth_methods_supported"],
-        serde_json::json!(["client_secret_basic", "client_secret_post"])
+        serde_json::json!([
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt"
+        ])
     );
 
     // bob's token for another-client, with the configured lifetime.

@@ -24,12 +24,12 @@ pub(crate) const CONFIG_HELP: &str = r#"CONFIGURATION (--config FILE, TOML; repl
   origins = ["https://app.example"] # optional: this client's allowed CORS origins
   introspect = false                # optional: may introspect any client's tokens
   admin = false                     # optional: may use the admin operations
-  jwks = '{"keys": [...]}'          # optional: public keys for private_key_jwt (RFC 7523)
-  jwks_uri = "https://app.example/jwks.json"  # optional: or where to fetch them
-  tls_client_auth_subject_dn = "CN=app,O=Example"  # optional: tls_client_auth (--client-ca)
-  tls_client_auth_san_dns = "app.example"          # optional: or by a SAN
-  self_signed_certificate = "-----BEGIN CERTIFICATE-----..."  # optional: for
-                                    # self_signed_tls_client_auth (--self-signed-clients)
+  # jwks = '{"keys": [...]}'        # optional: public keys for private_key_jwt (RFC 7523)
+  # jwks_uri = "https://app.example/jwks.json"  # optional: or where to fetch them
+  # tls_client_auth_subject_dn = "CN=app,O=Example"  # optional: tls_client_auth (--client-ca)
+  # tls_client_auth_san_dns = "app.example"          # optional: or by a SAN
+  # self_signed_certificate = "-----BEGIN CERTIFICATE-----\n..."  # optional: for
+  #                               # self_signed_tls_client_auth (--self-signed-clients)
 
   [[users]]                         # resource owners (password grant, owner API)
   name = "alice"

@@ -183,6 +183,21 @@ fn print_demo_credentials(config: &DemoConfig) {
     for c in &config.clients {
         match &c.secret {
             Some(secret) => println!("  {}  secret {}", c.id, secret),
+            None if c.jwks.is_some() || c.jwks_uri.is_some() => {
+                println!("  {}  private_key_jwt (its registered keys)", c.id)
+            }
+            None if c.tls_client_auth_subject_dn.is_some()
+                || c.tls_client_auth_san_dns.is_some() =>
+            {
+                println!(
+                    "  {}  tls_client_auth (a certificate, with --client-ca)",
+                    c.id
+                )
+            }
+            None if c.self_signed_certificate.is_some() => println!(
+                "  {}  self_signed_tls_client_auth (its certificate, with --self-signed-clients)",
+                c.id
+            ),
             None => println!("  {}  (public client)", c.id),
         }
     }
