@@ -585,3 +585,79 @@ async fn dpop_proofs_that_do_not_fit_are_refused() {
     let fresh = dpop::proof(&key, &Method::GET, &userinfo, Some(&token)).unwrap();
     assert_eq!(get("DPoP", Some(fresh)).await.0, 200);
 }
+
+#[tokio::test]
+async fn a_public_client_revokes_a_dpop_bound_token_only_with_a_proof_of_its_key() {
+    use http::Method;
+    use tower_oauth_revoke::dpop;
+
+    let demo = Demo::start();
+    let key = SigningKey::generate();
+    let (token_url, revoke_url) = (demo.url("/oauth2/token"), demo.url("/oauth2/revoke"));
+    // The browser app's token, bound to its key by the proof at the token endpoint.
+    let body: Value = demo
+        .http
+        .post(&token_url)
+        .header(
+            "dpop",
+            dpop::proof(&key, &Method::POST, &token_url, None).unwrap(),
+        )
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "spa-client"),
+            ("username", "alice"),
+            ("password", "alice-password"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let revoke = |proof: Option<String>| {
+        let request = demo
+            .http
+            .post(&revoke_url)
+            .form(&[("client_id", "spa-client"), ("token", token.as_str())]);
+        let request = match proof {
+            Some(proof) => request.header("dpop", proof),
+            None => request,
+        };
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let other = SigningKey::generate();
+    for (case, proof) in [
+        ("no proof", None),
+        (
+            "another key's proof",
+            Some(dpop::proof(&other, &Method::POST, &revoke_url, None).unwrap()),
+        ),
+        (
+            "a proof for another URL",
+            Some(dpop::proof(&key, &Method::POST, &token_url, None).unwrap()),
+        ),
+    ] {
+        let (status, body) = revoke(proof).await;
+        assert_eq!(
+            (status, &body["error"]),
+            (400, &json!("invalid_dpop_proof")),
+            "{case}: {body}"
+        );
+        assert!(demo.active(&token).await, "{case}: nothing was revoked");
+    }
+    let (status, body) = revoke(Some(
+        dpop::proof(&key, &Method::POST, &revoke_url, None).unwrap(),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!demo.active(&token).await);
+}

@@ -17,6 +17,18 @@ impl<R, S> EndpointBuilder<R, Revoker<S>> {
         self.map_step(|step| step.policy(policy))
     }
 
+    /// Public clients revoke DPoP-bound tokens only with a proof of the bound key: see
+    /// [`Revoker::bound_tokens_need_proof`].
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    pub fn bound_tokens_need_proof(
+        self,
+        verifier: crate::dpop::DpopVerifier,
+        revocation_url: &str,
+    ) -> Self {
+        self.map_step(|step| step.bound_tokens_need_proof(verifier, revocation_url))
+    }
+
     /// Revokes the JWT access tokens of `jwts` too: see [`Revoker::jwt`].
     #[cfg(feature = "jwt")]
     #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]

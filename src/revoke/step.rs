@@ -22,6 +22,10 @@ pub struct Revoker<S> {
     policy: RevocationPolicy,
     #[cfg(feature = "jwt")]
     jwt: Option<crate::jwt::JwtAccessTokens>,
+    /// Public clients revoke a DPoP-bound token only with a proof of its key, made for this
+    /// URL.
+    #[cfg(feature = "jwt")]
+    bound_proofs: Option<(crate::dpop::DpopVerifier, std::sync::Arc<str>)>,
 }
 
 impl<S> Revoker<S> {
@@ -32,7 +36,26 @@ impl<S> Revoker<S> {
             policy: RevocationPolicy::default(),
             #[cfg(feature = "jwt")]
             jwt: None,
+            #[cfg(feature = "jwt")]
+            bound_proofs: None,
         }
+    }
+
+    /// A public client (which has no credentials) revokes a token bound to a DPoP key only
+    /// with a `DPoP` proof of that key for `POST revocation_url`, checked by `verifier`;
+    /// without one the answer is 400 `invalid_dpop_proof` and nothing is revoked (feature
+    /// `jwt`). Whoever holds a stolen bound token and the public client's id cannot revoke
+    /// it. Confidential clients authenticate, and revoke as before.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn bound_tokens_need_proof(
+        mut self,
+        verifier: crate::dpop::DpopVerifier,
+        revocation_url: &str,
+    ) -> Self {
+        self.bound_proofs = Some((verifier, revocation_url.into()));
+        self
     }
 
     setters! {
@@ -53,6 +76,52 @@ impl<S> Revoker<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+}
+
+#[cfg(feature = "jwt")]
+impl<S: TokenStore> Revoker<S> {
+    /// For a public client's token bound to a DPoP key: the request's proof must be of
+    /// that key. Unknown, unbound and other clients' tokens go on as before.
+    async fn proof_of_binding(
+        &self,
+        verifier: &crate::dpop::DpopVerifier,
+        url: &str,
+        request: &StepRequest<'_>,
+        hash: &TokenHash,
+    ) -> Result<(), OAuthError> {
+        let record = self.store.inspect(hash).await.map_err(|err| {
+            tracing::error!(error = %err, "token store unavailable");
+            OAuthError::temporarily_unavailable("the token store is unavailable", 1)
+        })?;
+        let bound = match record {
+            Some(record) if &*record.client_id == request.client().id() => {
+                match record.confirmation {
+                    Some(crate::store::Confirmation::Jkt(bound)) => bound,
+                    _ => return Ok(()),
+                }
+            }
+            _ => return Ok(()),
+        };
+        let proved = verifier
+            .check(request.headers(), &http::Method::POST, url, None)
+            .await
+            .map_err(|e| e.to_token_error())?;
+        match proved {
+            Some(key)
+                if bool::from(subtle::ConstantTimeEq::ct_eq(
+                    &key.as_bytes()[..],
+                    &bound[..],
+                )) =>
+            {
+                Ok(())
+            }
+            _ => Err(OAuthError::new(
+                http::StatusCode::BAD_REQUEST,
+                crate::error::ErrorCode::InvalidDpopProof,
+                "the token is bound to a DPoP key: revoking it takes a proof of that key",
+            )),
+        }
     }
 }
 
@@ -87,6 +156,13 @@ impl<S: TokenStore> EndpointStep for Revoker<S> {
         };
         #[cfg(feature = "jwt")]
         let jti = claims.as_ref().map(|c| c.jti.as_str());
+        #[cfg(feature = "jwt")]
+        if let Some((verifier, url)) = &self.bound_proofs {
+            if request.client().kind() == crate::client_auth::ClientKind::Public {
+                self.proof_of_binding(verifier, url, &request, &hash)
+                    .await?;
+            }
+        }
         #[cfg(not(feature = "jwt"))]
         let (hash, jti) = (TokenHash::of(token), None);
         let (mut response, outcome) = execute(

@@ -174,10 +174,19 @@ pub(crate) async fn app(
         .audience(format!("{}/oauth2/token", issuer_url.trim_end_matches('/')));
     // Mutual TLS: where the server asks for client certificates, they authenticate.
     let mtls = args.client_ca.is_some() || args.self_signed_clients;
+    // DPoP (RFC 9449): the token endpoint binds access tokens to the key of a proof sent
+    // with the request, /userinfo admits them only with a proof of that key, and a public
+    // client revokes one only with such a proof; the proofs' jtis are kept in the store, as
+    // the assertions' are.
+    let dpop = DpopVerifier::new(store.clone());
     let revoke = RevocationEndpoint::builder(registry.clone(), store.clone())
         .jwt(jwts.clone())
         .client_assertions(assertions.clone())
         .client_certificates(mtls)
+        .bound_tokens_need_proof(
+            dpop.clone(),
+            &format!("{}/oauth2/revoke", issuer_url.trim_end_matches('/')),
+        )
         .realm("demo")
         .limit_failures(limiter.clone())
         .cors_origins(&args.cors_origins)
@@ -188,10 +197,6 @@ pub(crate) async fn app(
         .build()
         .map_err(|e| format!("--cors-origin: {e}"))?;
 
-    // DPoP (RFC 9449): the token endpoint binds access tokens to the key of a proof sent
-    // with the request, /userinfo admits them only with a proof of that key; the proofs'
-    // jtis are kept in the store, as the assertions' are.
-    let dpop = DpopVerifier::new(store.clone());
     let issuer = Issuer {
         store: store.clone(),
         users: users.clone(),
