@@ -661,3 +661,106 @@ async fn a_public_client_revokes_a_dpop_bound_token_only_with_a_proof_of_its_key
     assert_eq!(status, 200, "{body}");
     assert!(!demo.active(&token).await);
 }
+
+/// A client registered by `jwks_uri`: its keys are fetched once, and again when it signs
+/// with a key the set does not hold (it rotated), but not within the minimum interval of
+/// the last fetch (5 s by default); a key it dropped no longer verifies once refetched.
+#[tokio::test]
+async fn a_jwks_uri_is_cached_and_fetched_again_when_the_client_rotates_its_key() {
+    // Within the interval (an hour here, so that a slow machine cannot outlast it), a
+    // rotation right after a fetch is refused unfetched.
+    assert_eq!(
+        jwks_uri_rotation(std::time::Duration::from_secs(3600)).await,
+        [1, 1, 1, 1]
+    );
+    // With no minimum interval, the rotation is fetched at once (and so is every unknown
+    // or failing key after it).
+    assert_eq!(
+        jwks_uri_rotation(std::time::Duration::ZERO).await,
+        [1, 2, 3, 3]
+    );
+}
+
+/// Signs with the first key twice, rotates to the second, then signs with the second, the
+/// first, the second: each status as the interval allows; the fetch count after each step.
+async fn jwks_uri_rotation(interval: std::time::Duration) -> Vec<usize> {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    };
+    use tower_oauth_revoke::{
+        client_auth::{Client, ClientAssertions, ClientKeys, MemoryClientRegistry},
+        endpoint::Endpoint,
+        introspect::Introspector,
+        jose::RemoteKeySet,
+        store::MemoryStore,
+    };
+
+    let first = SigningKey::generate().with_kid("k1");
+    let second = SigningKey::generate().with_kid("k2");
+    let published = Arc::new(Mutex::new(first.jwks()));
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let jwks = {
+        let (published, fetches) = (published.clone(), fetches.clone());
+        tower::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+            fetches.fetch_add(1, Ordering::SeqCst);
+            let body = published.lock().unwrap().clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                    bytes::Bytes::from(body),
+                )))
+            }
+        })
+    };
+    let jwks_addr = common::serve(jwks).await;
+    let keys = RemoteKeySet::new(&format!("http://{jwks_addr}/jwks.json"), None)
+        .unwrap()
+        .min_refetch_interval(interval);
+    let store = MemoryStore::new();
+    let issuer = "https://as.test";
+    let endpoint = Endpoint::with_step(
+        MemoryClientRegistry::new([Client::private_key_jwt("app", ClientKeys::remote(keys))]),
+        Introspector::new(store.clone()),
+    )
+    .client_assertions(ClientAssertions::new(issuer, store))
+    .build()
+    .unwrap();
+    let addr = common::serve(endpoint).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let introspect = |key: &SigningKey| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let assertion = key
+            .sign(
+                "JWT",
+                &json!({"iss": "app", "sub": "app", "aud": issuer, "exp": now + 60,
+                        "jti": format!("{:032x}", rand::random::<u128>())}),
+            )
+            .unwrap();
+        let request = http.post(format!("http://{addr}/introspect")).form(&[
+            ("token", "anything"),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", assertion.as_str()),
+        ]);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    assert_eq!(introspect(&first).await, 200);
+    assert_eq!(introspect(&first).await, 200);
+    let mut fetched = vec![fetches.load(Ordering::SeqCst)];
+    // The client rotates: its new kid is unknown, so the set is fetched again if allowed.
+    *published.lock().unwrap() = second.jwks();
+    let refetching = interval.is_zero();
+    let new_key = if refetching { 200 } else { 401 };
+    assert_eq!(introspect(&second).await, new_key, "the new key");
+    fetched.push(fetches.load(Ordering::SeqCst));
+    // The dropped key verifies only while the old set is still held.
+    let old_key = if refetching { 401 } else { 200 };
+    assert_eq!(introspect(&first).await, old_key, "the dropped key");
+    fetched.push(fetches.load(Ordering::SeqCst));
+    assert_eq!(introspect(&second).await, new_key, "the new key again");
+    fetched.push(fetches.load(Ordering::SeqCst));
+    fetched
+}

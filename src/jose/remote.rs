@@ -69,6 +69,7 @@ struct Inner {
     last_fetch: Mutex<Option<Instant>>,
     fetch: tokio::sync::Mutex<()>,
     timeout: Duration,
+    refetch_every: Duration,
 }
 
 impl std::fmt::Debug for RemoteKeySet {
@@ -105,6 +106,23 @@ impl RemoteKeySet {
         Ok(keys)
     }
 
+    /// Sets how long after a fetch the keys may be fetched again (default 5 s): a token
+    /// naming an unknown key within that time is refused without a fetch, so that a flood of
+    /// made-up key ids cannot make the server hammer the URL.
+    #[must_use]
+    pub fn min_refetch_interval(mut self, interval: Duration) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.refetch_every = interval,
+            None => {
+                let old = &self.inner;
+                let copy = Self::unset(old.client.clone());
+                *write(&copy.inner.uri) = read(&old.uri).clone();
+                return copy.min_refetch_interval(interval);
+            }
+        }
+        self
+    }
+
     /// A set whose URL is learnt later ([`set_uri`](Self::set_uri)), fetched with `client`.
     pub(crate) fn unset(client: HttpClient) -> Self {
         Self {
@@ -115,6 +133,7 @@ impl RemoteKeySet {
                 last_fetch: Mutex::new(None),
                 fetch: tokio::sync::Mutex::new(()),
                 timeout: Duration::from_secs(5),
+                refetch_every: REFETCH_EVERY,
             }),
         }
     }
@@ -166,7 +185,7 @@ impl RemoteKeySet {
                 .last_fetch
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            if !force && last.is_some_and(|at| at.elapsed() < REFETCH_EVERY) {
+            if !force && last.is_some_and(|at| at.elapsed() < self.inner.refetch_every) {
                 return Ok(());
             }
             *last = Some(Instant::now());
