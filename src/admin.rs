@@ -12,8 +12,10 @@
 //! | both | that client's grants from that user | [`TokenStore::revoke_client_for_owner`] |
 //!
 //! The answer is 200 `{"revoked_grants": N}`, N the grants of that scope that were still
-//! active. `client_id` in the body is always the scope, never credentials: Basic is the only
-//! way to authenticate here. A client without the capability gets 403 `access_denied`;
+//! active. `client_id` in the body is always the scope, never credentials: the client
+//! authenticates by HTTP Basic, or, with [`client_assertions`](AdminRevocations::client_assertions)
+//! (feature `jwt`), by `private_key_jwt` (`client_assertion_type` and `client_assertion` in
+//! the form, the client the assertion's `iss` and `sub`). A client without the capability gets 403 `access_denied`;
 //! failed authentication 401 (limited as elsewhere); no parameter 400 `invalid_request`.
 //! Each revocation emits its [event](crate::events) (initiator [`Initiator::Admin`]).
 //!
@@ -56,6 +58,8 @@ pub struct AdminRevocations<S, R> {
     registry: R,
     limiter: Option<AuthFailureLimiter>,
     realm: Arc<str>,
+    #[cfg(feature = "jwt")]
+    assertions: Option<crate::client_auth::ClientAssertions>,
 }
 
 impl<S, R> fmt::Debug for AdminRevocations<S, R> {
@@ -72,7 +76,19 @@ impl<S, R> AdminRevocations<S, R> {
             registry,
             limiter: None,
             realm: crate::error::DEFAULT_REALM.into(),
+            #[cfg(feature = "jwt")]
+            assertions: None,
         }
+    }
+
+    /// Accepts `private_key_jwt` from admin clients registered with keys, checked by
+    /// `assertions` (feature `jwt`), besides HTTP Basic.
+    #[cfg(feature = "jwt")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+    #[must_use]
+    pub fn client_assertions(mut self, assertions: crate::client_auth::ClientAssertions) -> Self {
+        self.assertions = Some(assertions);
+        self
     }
 
     /// Limits failed authentications, as the other endpoints do.
@@ -101,11 +117,95 @@ where
     answer_service!(Request<B>);
 }
 
+/// The form body, or why it cannot be read.
+async fn read_form<B>(req: Request<B>) -> Result<FormParams, OAuthError>
+where
+    B: Body,
+    B::Error: Into<crate::BoxError>,
+{
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let body = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| OAuthError::invalid_request("the body is too large or broken"))?
+        .to_bytes();
+    FormParams::parse(&body)
+        .map_err(|e| OAuthError::invalid_request(format!("malformed form body: {e}")))
+}
+
 impl<S, R> AdminRevocations<S, R>
 where
     S: TokenStore,
     R: ClientRegistry,
 {
+    /// The admin client of a `private_key_jwt` assertion in the form: the client it names
+    /// (`client_id` is the scope here, never the caller), checked by the configured
+    /// assertions.
+    #[cfg(feature = "jwt")]
+    async fn by_assertion(
+        &self,
+        params: &FormParams,
+        path: &str,
+    ) -> Result<crate::client_auth::AuthenticatedClient, OAuthError> {
+        use crate::client_auth::{AssertionError, AuthenticatedClient, ClientAuthMethod};
+        let challenge = crate::error::challenge("Basic", &self.realm, "");
+        let refuse =
+            |why: String| OAuthError::invalid_client(why).with_www_authenticate(challenge.clone());
+        let (Some(assertions), Some(crate::client_auth::JWT_BEARER), Some(assertion)) = (
+            self.assertions.as_ref(),
+            params.get("client_assertion_type"),
+            params.get("client_assertion"),
+        ) else {
+            return Err(refuse(
+                "authenticate with HTTP Basic or a client assertion".into(),
+            ));
+        };
+        let id = crate::client_auth::claimed_client(assertion)
+            .ok_or_else(|| refuse("the client assertion names no client".into()))?;
+        let client = self
+            .registry
+            .find_client(&id)
+            .await
+            .map_err(|_| {
+                OAuthError::temporarily_unavailable("the client registry is unavailable", 1)
+            })?
+            .filter(|c| c.auth_methods().contains(&ClientAuthMethod::PrivateKeyJwt))
+            .ok_or_else(|| refuse("client authentication failed".into()))?;
+        match assertions.verify(&client, assertion, path).await {
+            Ok(()) => Ok(AuthenticatedClient::new(
+                client,
+                ClientAuthMethod::PrivateKeyJwt,
+            )),
+            Err(AssertionError::Unavailable(_)) => Err(OAuthError::temporarily_unavailable(
+                "the token store is unavailable",
+                1,
+            )),
+            Err(err) => Err(refuse(err.to_string())),
+        }
+    }
+
+    #[cfg(not(feature = "jwt"))]
+    async fn by_assertion(
+        &self,
+        _params: &FormParams,
+        _path: &str,
+    ) -> Result<crate::client_auth::AuthenticatedClient, OAuthError> {
+        Err(OAuthError::invalid_client("authenticate with HTTP Basic"))
+    }
+
     async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body>
     where
         B: Body,
@@ -128,14 +228,32 @@ where
             return Err(OAuthError::method_not_allowed("POST"));
         }
         let addr = RemoteAddr::from_extensions(req.extensions());
-        let client = authenticate_basic(
-            &self.registry,
-            self.limiter.as_ref(),
-            req.headers(),
-            addr,
-            &self.realm,
-        )
-        .await?;
+        #[cfg(feature = "jwt")]
+        let by_assertion =
+            self.assertions.is_some() && !req.headers().contains_key(header::AUTHORIZATION);
+        #[cfg(not(feature = "jwt"))]
+        let by_assertion = false;
+        // Basic is read before the body; an assertion is in it.
+        let basic = if by_assertion {
+            None
+        } else {
+            Some(
+                authenticate_basic(
+                    &self.registry,
+                    self.limiter.as_ref(),
+                    req.headers(),
+                    addr,
+                    &self.realm,
+                )
+                .await?,
+            )
+        };
+        let path = req.uri().path().to_owned();
+        let params = read_form(req).await?;
+        let client = match basic {
+            Some(client) => client,
+            None => self.by_assertion(&params, &path).await?,
+        };
         if !client.client().is_admin() {
             tracing::warn!(
                 client_id = %Escaped(client.id()),
@@ -147,27 +265,6 @@ where
                 "this client may not revoke in bulk",
             ));
         }
-        let form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        if !form {
-            return Err(OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            ));
-        }
-        let body = Limited::new(req.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|_| OAuthError::invalid_request("the body is too large or broken"))?
-            .to_bytes();
-        let params = FormParams::parse(&body)
-            .map_err(|e| OAuthError::invalid_request(format!("malformed form body: {e}")))?;
         let subject = params.get("subject").filter(|s| !s.is_empty());
         let client_id = params.get("client_id").filter(|s| !s.is_empty());
         let by = Initiator::Admin(client.id().into());

@@ -98,12 +98,21 @@ impl Demo {
 
     /// An assertion of the demo's `fapi-client`, with `edit` applied to its claims.
     fn assertion(&self, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
+        self.assertion_of(CLIENT, edit)
+    }
+
+    /// An assertion of `client`, signed with the demo client's key.
+    fn assertion_of(
+        &self,
+        client: &str,
+        edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> String {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let mut claims = json!({
-            "iss": CLIENT, "sub": CLIENT, "aud": self.issuer,
+            "iss": client, "sub": client, "aud": self.issuer,
             "iat": now, "exp": now + 60,
             "jti": format!("{:032x}", rand::random::<u128>()),
         });
@@ -763,4 +772,77 @@ async fn jwks_uri_rotation(interval: std::time::Duration) -> Vec<usize> {
     assert_eq!(introspect(&second).await, new_key, "the new key again");
     fetched.push(fetches.load(Ordering::SeqCst));
     fetched
+}
+
+#[tokio::test]
+async fn an_admin_client_revokes_in_bulk_with_private_key_jwt() {
+    let jwks = std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap();
+    let config = std::env::temp_dir().join(format!(
+        "tor-fapi-admin-{}-{:x}.toml",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[[clients]]\nid = \"keyed-admin\"\nadmin = true\njwks = '{jwks}'\n\n\
+             [[clients]]\nid = \"keyed-app\"\njwks = '{jwks}'\n\n\
+             [[clients]]\nid = \"app\"\nsecret = \"app-secret\"\n\n\
+             [[clients]]\nid = \"resource-server\"\nsecret = \"rs-secret\"\nintrospect = true\n"
+        ),
+    )
+    .unwrap();
+    let demo = Demo::start_with(&["--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
+    let body: Value = demo
+        .http
+        .post(demo.url("/oauth2/token"))
+        .basic_auth("app", Some("app-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    // A client with keys but no admin right: 403; an admin's replayed assertion: 401.
+    let scope = [("client_id", "app")];
+    let (status, body, _) = demo
+        .post(
+            "/admin/revocations",
+            &demo.assertion_of("keyed-app", |_| {}),
+            &scope,
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let once = demo.assertion_of("keyed-admin", |_| {});
+    let (status, body, _) = demo
+        .post("/admin/revocations", &once, &[("client_id", "nobody")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, challenged) = demo.post("/admin/revocations", &once, &scope).await;
+    assert_eq!(
+        (status, &body["error"]),
+        (401, &json!("invalid_client")),
+        "{body}"
+    );
+    assert!(challenged);
+    assert!(demo.active(&token).await, "nothing was revoked");
+
+    // The admin's fresh assertion revokes every grant of `app`; `client_id` is the scope.
+    let (status, body, _) = demo
+        .post(
+            "/admin/revocations",
+            &demo.assertion_of("keyed-admin", |_| {}),
+            &scope,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["revoked_grants"]),
+        (200, &json!(1)),
+        "{body}"
+    );
+    assert!(!demo.active(&token).await);
 }

@@ -109,6 +109,8 @@ pub mod mtls;
 mod remote_addr;
 
 #[cfg(feature = "jwt")]
+pub(crate) use self::assertion::claimed_client;
+#[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use self::assertion::{AssertionError, ClientAssertions};
 pub(crate) use self::layer::authenticate_request;

@@ -172,6 +172,7 @@ pub(crate) async fn app(
     // for it).
     let assertions = ClientAssertions::new(issuer_url, store.clone())
         .audience(format!("{}/oauth2/token", issuer_url.trim_end_matches('/')));
+    let admin = admin.client_assertions(assertions.clone());
     // Mutual TLS: where the server asks for client certificates, they authenticate.
     let mtls = args.client_ca.is_some() || args.self_signed_clients;
     // DPoP (RFC 9449): the token endpoint binds access tokens to the key of a proof sent
