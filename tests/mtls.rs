@@ -156,7 +156,10 @@ fn client_config(roots: RootCertStore, identity: Option<&Identity>, tls12: bool)
     } else {
         rustls::DEFAULT_VERSIONS
     };
-    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    // ring, as in the crate (deprecated in rustls 0.23.48 for want of post-quantum groups).
+    #[allow(deprecated)]
+    let provider = ring::default_provider();
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots);

@@ -245,6 +245,8 @@ async fn run(args: Args) -> Result<(), String> {
 
 /// A TLS configuration that accepts any server certificate (the demo's self-signed one).
 fn insecure_tls() -> rustls::ClientConfig {
+    // ring, as in the crate (deprecated in rustls 0.23.48 for want of post-quantum groups).
+    #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -150,14 +150,16 @@ fn tls_acceptor(args: &Args) -> Result<Tls, String> {
             .map(Tls::Mutual)
             .map_err(|e| e.to_string());
     }
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .map_err(|e| format!("cannot use the certificate: {e}"))?;
+    // ring, as everywhere in the crate (rustls 0.23.48 deprecates its provider function
+    // for want of post-quantum key exchange).
+    #[allow(deprecated)]
+    let provider = rustls::crypto::ring::default_provider();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .map_err(|e| format!("cannot use the certificate: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Tls::Plain(tokio_rustls::TlsAcceptor::from(Arc::new(
         config,

@@ -154,10 +154,19 @@ impl MtlsAcceptor {
 pub fn client_ca_verifier(
     roots: impl Into<Arc<RootCertStore>>,
 ) -> Result<Arc<dyn ClientCertVerifier>, rustls::Error> {
-    WebPkiClientVerifier::builder_with_provider(roots.into(), Arc::new(ring::default_provider()))
+    WebPkiClientVerifier::builder_with_provider(roots.into(), Arc::new(ring_provider()))
         .allow_unauthenticated()
         .build()
         .map_err(|err| rustls::Error::General(format!("client certificate verifier: {err}")))
+}
+
+/// rustls' ring provider, the one the whole crate uses (hyper-rustls and rustls are built
+/// with `ring` alone). rustls 0.23.48 deprecates the function for its lack of post-quantum
+/// key exchange; moving every TLS use of the crate to aws-lc-rs is a decision of its own,
+/// not this module's.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    ring::default_provider()
 }
 
 /// A rustls server configuration for HTTPS with client certificates: the ring provider,
@@ -172,7 +181,7 @@ pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<ServerConfig, rustls::Error> {
-    let mut config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+    let mut config = ServerConfig::builder_with_provider(Arc::new(ring_provider()))
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(client_verifier)
         .with_single_cert(cert_chain, key)?;
@@ -200,7 +209,7 @@ impl SelfSignedClientVerifier {
     /// With the signature algorithms of rustls' ring provider.
     pub fn new() -> Self {
         Self {
-            algorithms: ring::default_provider().signature_verification_algorithms,
+            algorithms: ring_provider().signature_verification_algorithms,
         }
     }
 }
