@@ -846,3 +846,73 @@ async fn an_admin_client_revokes_in_bulk_with_private_key_jwt() {
     );
     assert!(!demo.active(&token).await);
 }
+
+/// A receiver with keys gets an access token by `private_key_jwt` and polls the events
+/// (RFC 8936) and reads the snapshot with it; a revoked token, or one of a client without
+/// the introspection right, is refused.
+#[tokio::test]
+async fn a_keyed_receiver_polls_with_an_access_token_it_got_by_private_key_jwt() {
+    let jwks = std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap();
+    let config = std::env::temp_dir().join(format!(
+        "tor-fapi-poll-{}-{:x}.toml",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    std::fs::write(
+        &config,
+        format!(
+            "[[clients]]\nid = \"keyed-rs\"\nintrospect = true\njwks = '{jwks}'\n\n\
+             [[clients]]\nid = \"keyed-app\"\njwks = '{jwks}'\n\n\
+             [[clients]]\nid = \"resource-server\"\nsecret = \"rs-secret\"\nintrospect = true\n"
+        ),
+    )
+    .unwrap();
+    let demo = Demo::start_with(&["--config", config.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&config);
+    let token_of = |client: &'static str| {
+        let demo = &demo;
+        async move {
+            let (status, body, _) = demo
+                .post(
+                    "/oauth2/token",
+                    &demo.assertion_of(client, |_| {}),
+                    &[("grant_type", "client_credentials")],
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let poll = |token: String| {
+        let request = demo
+            .http
+            .post(demo.url("/oauth2/events"))
+            .bearer_auth(token)
+            .json(&json!({"returnImmediately": true}));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let snapshot = |token: String| {
+        let request = demo
+            .http
+            .get(demo.url("/oauth2/events/snapshot"))
+            .bearer_auth(token);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let receiver = token_of("keyed-rs").await;
+    assert_eq!(poll(receiver.clone()).await, 200);
+    assert_eq!(snapshot(receiver.clone()).await, 200);
+    let app = token_of("keyed-app").await;
+    assert_eq!(poll(app.clone()).await, 403, "no introspection right");
+    assert_eq!(poll("not-a-token".into()).await, 401);
+    // The receiver's token revoked: refused at once.
+    let (status, _, _) = demo
+        .post(
+            "/oauth2/revoke",
+            &demo.assertion_of("keyed-rs", |_| {}),
+            &[("token", receiver.as_str())],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(poll(receiver.clone()).await, 401);
+    assert_eq!(snapshot(receiver).await, 401);
+}

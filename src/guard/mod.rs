@@ -66,6 +66,7 @@ use tower_service::Service;
 pub use crate::future::ResponseFuture;
 
 mod binding;
+pub(crate) use binding::certificate_thumbprint;
 #[cfg(feature = "remote")]
 #[cfg_attr(docsrs, doc(cfg(feature = "remote")))]
 pub mod remote;

@@ -68,6 +68,7 @@ mod follow;
 pub mod poll;
 pub mod push;
 pub mod receive;
+mod receiver_auth;
 pub mod replica;
 pub mod snapshot;
 

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 use tower_service::Service;
 
 use super::{follow::LogQueue, Set, SetIssuer};
-use crate::client_auth::{authenticate_basic, AuthFailureLimiter, ClientRegistry, RemoteAddr};
+use crate::client_auth::{AuthFailureLimiter, ClientRegistry, RemoteAddr};
 use crate::store::{log::EventLog, StoreError, TokenStore};
 
 const MAX_REQUEST: usize = 256 * 1024;
@@ -211,6 +211,8 @@ pub struct PollService<R> {
     registry: R,
     limiter: Option<AuthFailureLimiter>,
     realm: Arc<str>,
+    /// Receivers may authenticate by an access token of theirs.
+    tokens: Option<super::receiver_auth::BearerTokens>,
     long_poll: Duration,
 }
 
@@ -224,6 +226,7 @@ impl<R: ClientRegistry + Clone> PollService<R> {
             registry,
             limiter: None,
             realm: crate::error::DEFAULT_REALM.into(),
+            tokens: None,
             long_poll: Duration::from_secs(15),
         }
     }
@@ -237,6 +240,16 @@ impl<R: ClientRegistry + Clone> PollService<R> {
     /// The realm of the `WWW-Authenticate` challenge.
     pub fn realm(mut self, realm: &str) -> Self {
         self.realm = realm.into();
+        self
+    }
+
+    /// Lets a receiver authenticate by an active access token of its own,
+    /// `Authorization: Bearer TOKEN` checked by `tokens` (RFC 8936 §2.2), besides HTTP
+    /// Basic: a token got by `private_key_jwt` or mutual TLS, say. The client it was issued
+    /// to must be allowed to introspect any token; a bound token is refused unless bound to
+    /// the connection's client certificate.
+    pub fn bearer_tokens(mut self, tokens: impl crate::guard::TokenCheck) -> Self {
+        self.tokens = Some(super::receiver_auth::BearerTokens::new(tokens));
         self
     }
 
@@ -295,12 +308,14 @@ impl<R: ClientRegistry + Clone> PollService<R> {
             return response;
         }
         let addr = RemoteAddr::from_extensions(req.extensions());
-        let client = match authenticate_basic(
+        let client = match super::receiver_auth::authenticate_receiver(
             &self.registry,
             self.limiter.as_ref(),
             req.headers(),
             addr,
             &self.realm,
+            self.tokens.as_ref(),
+            crate::guard::certificate_thumbprint(&req),
         )
         .await
         {

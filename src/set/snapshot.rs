@@ -34,7 +34,7 @@ use super::{
     SetIssuer,
 };
 use crate::{
-    client_auth::{authenticate_basic, AuthFailureLimiter, ClientRegistry, RemoteAddr},
+    client_auth::{AuthFailureLimiter, ClientRegistry, RemoteAddr},
     store::TokenStore,
 };
 
@@ -47,6 +47,8 @@ pub struct SnapshotService<S, R> {
     registry: R,
     limiter: Option<AuthFailureLimiter>,
     realm: Arc<str>,
+    /// Receivers may authenticate by an access token of theirs.
+    tokens: Option<super::receiver_auth::BearerTokens>,
 }
 
 debug_fields!(SnapshotService < S, R > { issuer });
@@ -62,6 +64,7 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
             registry,
             limiter: None,
             realm: crate::error::DEFAULT_REALM.into(),
+            tokens: None,
         }
     }
 
@@ -75,6 +78,14 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
         /// ([`SetQueue::open`]) before the history is read, so that every revocation is in
         /// the snapshot, in the queue, or in both (applied twice, to no effect).
         pub fn queue(queue: SetQueue) => queue = Some(queue);
+    }
+
+    /// Lets a receiver authenticate by an access token of its own, as
+    /// [`PollService::bearer_tokens`](super::poll::PollService::bearer_tokens) does.
+    #[must_use]
+    pub fn bearer_tokens(mut self, tokens: impl crate::guard::TokenCheck) -> Self {
+        self.tokens = Some(super::receiver_auth::BearerTokens::new(tokens));
+        self
     }
 
     async fn answer<B>(&self, req: Request<B>) -> Response<crate::body::Body> {
@@ -91,12 +102,14 @@ impl<S: TokenStore, R: ClientRegistry + Clone> SnapshotService<S, R> {
         }
         let addr = RemoteAddr::from_extensions(req.extensions());
         let headers = req.headers();
-        let client = authenticate_basic(
+        let client = super::receiver_auth::authenticate_receiver(
             &self.registry,
             self.limiter.as_ref(),
             headers,
             addr,
             &self.realm,
+            self.tokens.as_ref(),
+            crate::guard::certificate_thumbprint(&req),
         );
         let client = match client.await {
             Ok(client) => client,

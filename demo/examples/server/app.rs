@@ -147,7 +147,10 @@ pub(crate) async fn app(
         );
         async move { Ok::<_, Infallible>(response) }
     });
+    // Receivers poll with Basic, or with an access token of theirs (got by any of the
+    // token endpoint's methods: private_key_jwt, mutual TLS, a secret).
     let poll = PollService::new(events.clone(), registry.clone())
+        .bearer_tokens(JwtCheck::new(store.clone(), jwts.clone()))
         .realm("demo")
         .limit_failures(limiter.clone());
     // What is still revoked, for a resource server that starts after the revocations:
@@ -160,6 +163,7 @@ pub(crate) async fn app(
     // A receiver's poll cursor is opened before its snapshot is read: nothing falls
     // between the two.
     .queue(events.clone())
+    .bearer_tokens(JwtCheck::new(store.clone(), jwts.clone()))
     .realm("demo")
     .limit_failures(limiter.clone());
     let admin = AdminRevocations::new(store.clone(), registry.clone())
