@@ -96,6 +96,25 @@ impl Demo {
         format!("{}{path}", self.base)
     }
 
+    /// The demo with `clients` (TOML, `JWKS` standing for the demo client's public keys)
+    /// and the resource server, as its whole configuration.
+    fn with_keyed_clients(clients: &str) -> Self {
+        let jwks = std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap();
+        let config = std::env::temp_dir().join(format!(
+            "tor-fapi-{}-{:x}.toml",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let text = format!(
+            "{}\n[[clients]]\nid = \"resource-server\"\nsecret = \"rs-secret\"\nintrospect = true\n",
+            clients.replace("JWKS", jwks.trim())
+        );
+        std::fs::write(&config, text).unwrap();
+        let demo = Self::start_with(&["--config", config.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&config);
+        demo
+    }
+
     /// An assertion of the demo's `fapi-client`, with `edit` applied to its claims.
     fn assertion(&self, edit: impl FnOnce(&mut serde_json::Map<String, Value>)) -> String {
         self.assertion_of(CLIENT, edit)
@@ -776,24 +795,11 @@ async fn jwks_uri_rotation(interval: std::time::Duration) -> Vec<usize> {
 
 #[tokio::test]
 async fn an_admin_client_revokes_in_bulk_with_private_key_jwt() {
-    let jwks = std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap();
-    let config = std::env::temp_dir().join(format!(
-        "tor-fapi-admin-{}-{:x}.toml",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "[[clients]]\nid = \"keyed-admin\"\nadmin = true\njwks = '{jwks}'\n\n\
-             [[clients]]\nid = \"keyed-app\"\njwks = '{jwks}'\n\n\
-             [[clients]]\nid = \"app\"\nsecret = \"app-secret\"\n\n\
-             [[clients]]\nid = \"resource-server\"\nsecret = \"rs-secret\"\nintrospect = true\n"
-        ),
-    )
-    .unwrap();
-    let demo = Demo::start_with(&["--config", config.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&config);
+    let demo = Demo::with_keyed_clients(
+        "[[clients]]\nid = \"keyed-admin\"\nadmin = true\njwks = 'JWKS'\n\n\
+         [[clients]]\nid = \"keyed-app\"\njwks = 'JWKS'\n\n\
+         [[clients]]\nid = \"app\"\nsecret = \"app-secret\"\n",
+    );
     let body: Value = demo
         .http
         .post(demo.url("/oauth2/token"))
@@ -852,23 +858,10 @@ async fn an_admin_client_revokes_in_bulk_with_private_key_jwt() {
 /// the introspection right, is refused.
 #[tokio::test]
 async fn a_keyed_receiver_polls_with_an_access_token_it_got_by_private_key_jwt() {
-    let jwks = std::fs::read_to_string(fapi_dir().join("demo-client-jwks.json")).unwrap();
-    let config = std::env::temp_dir().join(format!(
-        "tor-fapi-poll-{}-{:x}.toml",
-        std::process::id(),
-        rand::random::<u64>()
-    ));
-    std::fs::write(
-        &config,
-        format!(
-            "[[clients]]\nid = \"keyed-rs\"\nintrospect = true\njwks = '{jwks}'\n\n\
-             [[clients]]\nid = \"keyed-app\"\njwks = '{jwks}'\n\n\
-             [[clients]]\nid = \"resource-server\"\nsecret = \"rs-secret\"\nintrospect = true\n"
-        ),
-    )
-    .unwrap();
-    let demo = Demo::start_with(&["--config", config.to_str().unwrap()]);
-    let _ = std::fs::remove_file(&config);
+    let demo = Demo::with_keyed_clients(
+        "[[clients]]\nid = \"keyed-rs\"\nintrospect = true\njwks = 'JWKS'\n\n\
+         [[clients]]\nid = \"keyed-app\"\njwks = 'JWKS'\n",
+    );
     let token_of = |client: &'static str| {
         let demo = &demo;
         async move {
