@@ -160,7 +160,7 @@ where
         params: &FormParams,
         path: &str,
     ) -> Result<crate::client_auth::AuthenticatedClient, OAuthError> {
-        use crate::client_auth::{AssertionError, AuthenticatedClient, ClientAuthMethod};
+        use crate::client_auth::AuthError;
         let challenge = crate::error::challenge("Basic", &self.realm, "");
         let refuse =
             |why: String| OAuthError::invalid_client(why).with_www_authenticate(challenge.clone());
@@ -175,25 +175,21 @@ where
         };
         let id = crate::client_auth::claimed_client(assertion)
             .ok_or_else(|| refuse("the client assertion names no client".into()))?;
-        let client = self
-            .registry
-            .find_client(&id)
-            .await
-            .map_err(|_| {
-                OAuthError::temporarily_unavailable("the client registry is unavailable", 1)
-            })?
-            .filter(|c| c.auth_methods().contains(&ClientAuthMethod::PrivateKeyJwt))
-            .ok_or_else(|| refuse("client authentication failed".into()))?;
-        match assertions.verify(&client, assertion, path).await {
-            Ok(()) => Ok(AuthenticatedClient::new(
-                client,
-                ClientAuthMethod::PrivateKeyJwt,
-            )),
-            Err(AssertionError::Unavailable(_)) => Err(OAuthError::temporarily_unavailable(
-                "the token store is unavailable",
+        // The one assertion check every endpoint runs.
+        let credentials = crate::client_auth::ClientCredentials::assertion(id, assertion);
+        let context = crate::client_auth::AuthContext {
+            assertions: Some(assertions),
+            path,
+            certificate: None,
+        };
+        match crate::client_auth::authenticate_in(&self.registry, &credentials, context).await {
+            Ok(client) => Ok(client),
+            Err(AuthError::Unavailable(_)) => Err(OAuthError::temporarily_unavailable(
+                "the client registry or token store is unavailable",
                 1,
             )),
-            Err(err) => Err(refuse(err.to_string())),
+            Err(AuthError::InvalidAssertion(why)) => Err(refuse(why)),
+            Err(_) => Err(refuse("client authentication failed".into())),
         }
     }
 

@@ -113,6 +113,7 @@ pub(crate) use self::assertion::claimed_client;
 #[cfg(feature = "jwt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
 pub use self::assertion::{AssertionError, ClientAssertions};
+pub(crate) use self::authenticate::{authenticate_in, AuthContext};
 pub(crate) use self::layer::authenticate_request;
 
 /// The client certificate a request presented, as authentication reads it: the mutual-TLS

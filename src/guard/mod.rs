@@ -241,7 +241,7 @@ impl<I, S> BearerGuard<I, S> {
 
 /// What the `Authorization` header holds, for a resource server.
 #[derive(Debug, PartialEq, Eq)]
-enum Bearer<'a> {
+pub(crate) enum Bearer<'a> {
     Missing,
     Malformed,
     Token(&'a str),
@@ -252,7 +252,7 @@ enum Bearer<'a> {
 /// Reads `Authorization: Bearer b64token` ([RFC 6750 §2.1]) or `Authorization: DPoP
 /// b64token` (RFC 9449 §7.1); the scheme is case-insensitive. Another scheme counts as no
 /// token.
-fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
+pub(crate) fn bearer(value: Option<&HeaderValue>) -> Bearer<'_> {
     let Some(value) = value else {
         return Bearer::Missing;
     };

@@ -12,8 +12,8 @@ use crate::{
         authenticate_basic, AuthFailureLimiter, AuthenticatedClient, ClientAuthMethod,
         ClientRegistry, RemoteAddr,
     },
-    error::{challenge, ErrorCode, OAuthError},
-    guard::{TokenCheck, TokenCheckError},
+    error::{challenge, refuse_repeated, ErrorCode, OAuthError},
+    guard::{bearer, Bearer, TokenCheck, TokenCheckError},
     store::{Confirmation, TokenRecord},
 };
 
@@ -29,16 +29,6 @@ impl BearerTokens {
     }
 }
 
-/// The `Bearer` token of an `Authorization` header, if that is its scheme.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
-}
-
 /// The receiving client: by an access token of it when `tokens` is given and the request
 /// carries one, else by HTTP Basic ([`authenticate_basic`]). A token bound to a DPoP key is
 /// refused (no proof is checked here), one bound to a certificate only passes over it.
@@ -51,14 +41,22 @@ pub(crate) async fn authenticate_receiver<R: ClientRegistry>(
     tokens: Option<&BearerTokens>,
     certificate: Option<[u8; 32]>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let (Some(tokens), Some(token)) = (tokens, bearer(headers)) else {
+    let Some(tokens) = tokens else {
         return authenticate_basic(registry, limiter, headers, addr, realm).await;
     };
-    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
-        return Err(OAuthError::invalid_request(
-            "the authorization header must not be repeated",
-        ));
-    }
+    let token = match bearer(headers.get(header::AUTHORIZATION)) {
+        Bearer::Token(token) => token,
+        Bearer::Malformed => {
+            return Err(OAuthError::invalid_request(
+                "the Authorization header is not a valid bearer token",
+            ))
+        }
+        // Basic, or no header: Basic answers (and challenges) as it does everywhere.
+        Bearer::Missing | Bearer::Dpop(_) => {
+            return authenticate_basic(registry, limiter, headers, addr, realm).await
+        }
+    };
+    refuse_repeated(headers, &header::AUTHORIZATION)?;
     let invalid = |description: &'static str| {
         OAuthError::new(
             StatusCode::UNAUTHORIZED,
